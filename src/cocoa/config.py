@@ -1,0 +1,64 @@
+"""Settings, read once from ``COCOA_*`` environment variables.
+
+Every knob an operator may want to turn lives here so that the configuration
+reference in ``docs/operations.md`` can be checked against one class.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COCOA_", extra="ignore")
+
+    data_dir: Path = Field(Path("./var"), description="Where the SQLite database lives.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default is a SQLite file in the data dir."
+    )
+
+    batch_size: int = Field(1000, ge=1, le=100_000, description="Items per checkpointed batch.")
+    max_items_per_job: int = Field(100_000, ge=1, description="Jobs above this are rejected.")
+    job_timeout_seconds: float = Field(24 * 3600, gt=0, description="Processing time limit.")
+    lease_seconds: float = Field(30.0, gt=0, description="A claimed job's lease length.")
+    heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews leases.")
+    reaper_seconds: float = Field(2.0, gt=0, description="How often expired leases are reaped.")
+    poll_seconds: float = Field(0.5, gt=0, description="Idle poll interval (LISTEN/NOTIFY wakes earlier).")
+    poison_limit: int = Field(5, ge=1, description="Crashes (lost leases) before a job fails.")
+    retention_days: float = Field(30.0, gt=0, description="Finished jobs older than this are archived.")
+    purge_archived_uploads: bool = Field(True, description="Drop upload blobs of archived jobs.")
+    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Upload size limit.")
+    upload_chunk_bytes: int = Field(1024 * 1024, ge=1024, description="Blob chunk size.")
+
+    geocode_batch_size: int = Field(100, ge=1, description="Households per geocoding batch.")
+    geocode_progress_every: int = Field(50, ge=1, description="Progress update interval.")
+    nominatim_user_agent: str | None = Field(None, description="Required for public Nominatim.")
+    census_base_url: str = "https://geocoding.geo.census.gov/geocoder"
+    census_timeout_seconds: float = 600.0
+    census_batch_size: int = Field(1000, ge=1, le=10_000)
+    census_rate_per_second: float = 1.0
+    nominatim_base_url: str = "https://nominatim.openstreetmap.org"
+    nominatim_timeout_seconds: float = 30.0
+    nominatim_rate_per_second: float = 1.0
+    provider_max_retries: int = 5
+    provider_backoff_seconds: float = 1.0
+    provider_max_backoff_seconds: float = 60.0
+
+    session_secret: str | None = Field(None, description="Signs web session cookies.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'cocoa.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,236 @@
+"""Every table, as SQLAlchemy Core metadata.
+
+One file so the whole data model reads top to bottom and Alembic has a single
+source to compare migrations against. The engine tables (jobs, errors,
+uploads, users) come first; the domain tables (households, voters, parcels)
+after them. The jobs engine only ever touches the first group.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# JSON that is JSONB on PostgreSQL (indexable, compact) and TEXT JSON on SQLite.
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+UTCDateTime = sa.DateTime(timezone=True)
+
+# --------------------------------------------------------------------------- engine
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", JSONType, nullable=False),
+    sa.Column("result", JSONType, nullable=False),
+    sa.Column("checkpoint", JSONType, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("phase", sa.String(64), nullable=True),
+    sa.Column("total", sa.Integer, nullable=True),
+    sa.Column("processed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("succeeded", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rate_per_second", sa.Float, nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("crash_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    sa.Column("control", sa.String(16), nullable=True),  # requested: cancel | pause
+    sa.Column("timeout_seconds", sa.Float, nullable=False),
+    sa.Column("upload_id", sa.String(36), sa.ForeignKey("uploads.id"), nullable=True),
+    sa.Column("retry_of", sa.String(36), nullable=True),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("run_started_at", UTCDateTime, nullable=True),
+    sa.Column("completed_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("archived_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint(
+        "status IN ('pending','processing','paused','completed','failed','cancelled')",
+        name="status_known",
+    ),
+)
+# Rule 1 of the lifecycle, enforced by the database itself on both backends.
+sa.Index(
+    "uq_jobs_one_processing_per_type",
+    jobs.c.type,
+    unique=True,
+    sqlite_where=jobs.c.status == "processing",
+    postgresql_where=jobs.c.status == "processing",
+)
+sa.Index("ix_jobs_claim", jobs.c.status, jobs.c.type, jobs.c.created_at)
+sa.Index("ix_jobs_listing", jobs.c.archived_at, jobs.c.created_at)
+
+job_errors = sa.Table(
+    "job_errors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("item_ref", sa.String(128), nullable=False),
+    sa.Column("item_index", sa.Integer, nullable=True),
+    sa.Column("severity", sa.String(16), nullable=False, server_default="error"),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_job_errors_job", job_errors.c.job_id, job_errors.c.id)
+
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("filename", sa.String(255), nullable=True),  # display only, never a path
+    sa.Column("content_type", sa.String(255), nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("chunk_count", sa.Integer, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("purged_at", UTCDateTime, nullable=True),
+)
+
+upload_chunks = sa.Table(
+    "upload_chunks",
+    metadata,
+    sa.Column(
+        "upload_id", sa.String(36), sa.ForeignKey("uploads.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(128), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("role IN ('admin','viewer')", name="role_known"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+# --------------------------------------------------------------------------- domain
+
+households = sa.Table(
+    "households",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("address_key", sa.String(400), nullable=False, unique=True),
+    sa.Column("street_line", sa.String(300), nullable=False),
+    sa.Column("unit", sa.String(64), nullable=True),
+    sa.Column("city", sa.String(128), nullable=True),
+    sa.Column("state", sa.String(32), nullable=True),
+    sa.Column("zip_code", sa.String(16), nullable=True),
+    sa.Column("county", sa.String(128), nullable=True),
+    sa.Column("precinct", sa.String(128), nullable=True),
+    sa.Column("latitude", sa.Float, nullable=True),
+    sa.Column("longitude", sa.Float, nullable=True),
+    sa.Column("geocode_status", sa.String(16), nullable=True),  # matched|no_match|tie|error
+    sa.Column("geocode_provider", sa.String(32), nullable=True),
+    sa.Column("geocode_quality", sa.String(64), nullable=True),
+    sa.Column("geocoded_address", sa.String(300), nullable=True),
+    sa.Column("geocoded_at", UTCDateTime, nullable=True),
+    sa.Column("parcel_id", sa.Integer, sa.ForeignKey("parcels.id"), nullable=True),
+    sa.Column("parcel_link_method", sa.String(16), nullable=True),  # address | location
+    sa.Column("voter_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_households_city", households.c.city)
+sa.Index("ix_households_zip", households.c.zip_code)
+
+voters = sa.Table(
+    "voters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(32), nullable=False),  # layout name
+    sa.Column("external_id", sa.String(128), nullable=False),
+    sa.Column("first_name", sa.String(128), nullable=True),
+    sa.Column("middle_name", sa.String(128), nullable=True),
+    sa.Column("last_name", sa.String(128), nullable=True),
+    sa.Column("name_suffix", sa.String(32), nullable=True),
+    sa.Column("birth_date", sa.Date, nullable=True),
+    sa.Column("birth_year", sa.Integer, nullable=True),
+    sa.Column("registration_date", sa.Date, nullable=True),
+    sa.Column("party", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(64), nullable=True),
+    sa.Column("precinct", sa.String(128), nullable=True),
+    sa.Column("county", sa.String(128), nullable=True),
+    sa.Column("phone", sa.String(64), nullable=True),
+    sa.Column("email", sa.String(255), nullable=True),
+    sa.Column("res_street", sa.String(300), nullable=True),
+    sa.Column("res_city", sa.String(128), nullable=True),
+    sa.Column("res_state", sa.String(32), nullable=True),
+    sa.Column("res_zip", sa.String(16), nullable=True),
+    sa.Column("mail_address", sa.String(500), nullable=True),
+    sa.Column("household_id", sa.Integer, sa.ForeignKey("households.id"), nullable=True),
+    sa.Column("record", JSONType, nullable=False),  # every column of the source row
+    sa.Column("record_hash", sa.String(64), nullable=False),
+    sa.Column("import_job_id", sa.String(36), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("source", "external_id", name="uq_voters_source_external_id"),
+)
+sa.Index("ix_voters_household", voters.c.household_id)
+
+parcels = sa.Table(
+    "parcels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(128), nullable=False),
+    sa.Column("apn", sa.String(128), nullable=False),
+    sa.Column("situs_address", sa.String(300), nullable=True),
+    sa.Column("situs_key", sa.String(400), nullable=True),
+    sa.Column("geometry_wkb", sa.LargeBinary, nullable=False),  # WGS84, lossless
+    sa.Column("min_lon", sa.Float, nullable=False),
+    sa.Column("min_lat", sa.Float, nullable=False),
+    sa.Column("max_lon", sa.Float, nullable=False),
+    sa.Column("max_lat", sa.Float, nullable=False),
+    sa.Column("rep_lon", sa.Float, nullable=False),
+    sa.Column("rep_lat", sa.Float, nullable=False),
+    sa.Column("attributes", JSONType, nullable=False),
+    sa.Column("import_job_id", sa.String(36), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("source", "apn", name="uq_parcels_source_apn"),
+)
+sa.Index("ix_parcels_situs_key", parcels.c.situs_key)
+
+# The households a geocoding job will visit, fixed when the job is created so
+# that ``total`` is exact and a resumed job walks the same list.
+geocode_selections = sa.Table(
+    "geocode_selections",
+    metadata,
+    sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("household_id", sa.Integer, sa.ForeignKey("households.id"), nullable=False),
+)

@@ -1,0 +1,156 @@
+"""The contract between the engine and a job type, and the registry.
+
+A job type is one small class. The engine calls it in three places:
+
+* ``validate`` at the API, inside the job-creation transaction. It turns the
+  raw request into JSON params (or raises :class:`JobValidationError`, which
+  rolls the whole creation back and becomes a 4xx) and may write rows that
+  must exist from the first moment (e.g. the fixed geocoding selection).
+* ``plan`` once, when a worker first starts the job: how many items in all.
+* ``run_batch`` repeatedly. It reads and computes *outside* any transaction
+  (slow I/O such as HTTP belongs here) and returns a :class:`Batch`. The
+  engine then opens one transaction, checks the worker still holds the lease,
+  calls ``Batch.write`` and stores the new checkpoint, counters and item
+  errors, and commits - all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
+
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from cocoa.config import Settings
+
+Params = dict[str, Any]
+Checkpoint = dict[str, Any]
+
+
+class JobValidationError(Exception):
+    """A request the job type refuses; the API answers with ``status``."""
+
+    def __init__(
+        self, message: str, *, code: str = "invalid_request", status: int = 400,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.details = details
+
+
+class JobFailed(Exception):
+    """A job-level failure (unreadable file, provider outage): the job fails
+    with this message after everything committed so far is kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """One bad row, feature or address. Recorded, never fatal."""
+
+    item_ref: str  # what a person looks for: "row 17", "feature 3", "household 42"
+    code: str  # machine-readable: "missing_id", "bad_date", "ragged_row", ...
+    message: str  # says what is wrong and how to fix it
+    item_index: int | None = None
+    severity: str = "error"  # or "warning": recorded but the item was still used
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one ``run_batch`` call did; committed atomically by the engine."""
+
+    checkpoint: Checkpoint
+    processed: int
+    succeeded: int = 0
+    failed: int = 0
+    errors: list[ItemError] = field(default_factory=list)
+    done: bool = False
+    # Runs inside the batch transaction; may return counters to add to the result.
+    write: Callable[[sa.Connection], dict[str, int] | None] | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # added to job.result
+    phase: str | None = None  # shown with progress, e.g. "linking"
+    total: int | None = None  # replaces the planned total (e.g. a phase adds work)
+    result: dict[str, Any] | None = None  # non-counter result fields to merge
+
+
+@dataclass(slots=True)
+class CreateContext:
+    """What ``validate`` may use: the creation transaction and the upload."""
+
+    conn: sa.Connection
+    job_id: str
+    params: dict[str, Any]
+    settings: Settings
+    upload: IO[bytes] | None = None  # seekable, the stored upload
+    upload_filename: str | None = None
+
+
+@dataclass(slots=True)
+class RunContext:
+    """What ``plan`` and ``run_batch`` may use while the job runs."""
+
+    job_id: str
+    params: Params
+    settings: Settings
+    engine: sa.Engine
+    batch_size: int
+    upload_id: str | None
+    result: dict[str, Any]  # the result so far (read-only view)
+    open_upload: Callable[[], IO[bytes]]
+    # Set when the worker is asked to stop; a long batch may check it.
+    should_stop: Callable[[], bool] = lambda: False
+    cache: dict[str, Any] = field(default_factory=dict)  # per-run memo, not persisted
+
+
+class JobType(Protocol):
+    name: ClassVar[str]
+    needs_upload: ClassVar[bool]
+    hidden: ClassVar[bool]  # internal types (noop) stay out of user-facing lists
+
+    def validate(self, ctx: CreateContext) -> Params: ...
+
+    def plan(self, ctx: RunContext) -> int: ...
+
+    def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch: ...
+
+
+_REGISTRY: dict[str, JobType] = {}
+
+
+def register(job_type: JobType) -> JobType:
+    _REGISTRY[job_type.name] = job_type
+    return job_type
+
+
+def get_job_type(name: str) -> JobType:
+    load_builtin_types()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise JobValidationError(
+            f"Unknown job type {name!r}; known types: {', '.join(sorted(_REGISTRY))}",
+            code="unknown_job_type",
+        ) from None
+
+
+def all_job_types(include_hidden: bool = False) -> list[str]:
+    load_builtin_types()
+    return sorted(n for n, t in _REGISTRY.items() if include_hidden or not t.hidden)
+
+
+def load_builtin_types() -> None:
+    """Import the job type modules so they register themselves."""
+    if _REGISTRY:
+        return
+    import importlib
+
+    for module in ("noop", "import_voters", "parcel_import", "geocode_households"):
+        try:
+            importlib.import_module(f"cocoa.jobtypes.{module}")
+        except ModuleNotFoundError as exc:  # a type still being built is simply absent
+            if exc.name != f"cocoa.jobtypes.{module}":
+                raise
