@@ -33,7 +33,8 @@ jobs = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("params", JSONType, nullable=False),
+    sa.Column("request", JSONType, nullable=False),  # as submitted; retry re-validates it
+    sa.Column("params", JSONType, nullable=False),  # as validated; what the job type runs on
     sa.Column("result", JSONType, nullable=False),
     sa.Column("checkpoint", JSONType, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
@@ -50,6 +51,9 @@ jobs = sa.Table(
     sa.Column("lease_expires_at", UTCDateTime, nullable=True),
     sa.Column("control", sa.String(16), nullable=True),  # requested: cancel | pause
     sa.Column("timeout_seconds", sa.Float, nullable=False),
+    # Time spent processing in earlier runs; the timeout counts processing
+    # time, so a job paused over a weekend is not failed on resume.
+    sa.Column("processing_seconds", sa.Float, nullable=False, server_default="0"),
     sa.Column("upload_id", sa.String(36), sa.ForeignKey("uploads.id"), nullable=True),
     sa.Column("retry_of", sa.String(36), nullable=True),
     sa.Column("created_by", sa.String(128), nullable=True),
@@ -137,6 +141,17 @@ api_tokens = sa.Table(
     sa.Column("last_used_at", UTCDateTime, nullable=True),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
 )
+
+# What the built-in ``noop`` job type writes: one row per item, so tests and
+# benchmarks can prove that every item was committed exactly once.
+noop_items = sa.Table(
+    "noop_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(36), nullable=False),
+    sa.Column("item", sa.Integer, nullable=False),
+)
+sa.Index("ix_noop_items_job", noop_items.c.job_id, noop_items.c.item)
 
 # --------------------------------------------------------------------------- domain
 

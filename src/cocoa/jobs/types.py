@@ -142,10 +142,15 @@ def all_job_types(include_hidden: bool = False) -> list[str]:
     return sorted(n for n, t in _REGISTRY.items() if include_hidden or not t.hidden)
 
 
+_BUILTINS_LOADED = False
+
+
 def load_builtin_types() -> None:
     """Import the job type modules so they register themselves."""
-    if _REGISTRY:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
         return
+    _BUILTINS_LOADED = True
     import importlib
 
     for module in ("noop", "import_voters", "parcel_import", "geocode_households"):

@@ -1,0 +1,193 @@
+"""Plain data: job states, the legal control transitions, and the Job record.
+
+Nothing here touches the database; ``manager.py`` does. Keeping the state
+machine as data makes it testable on its own (see the Hypothesis test).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+
+class Control(StrEnum):
+    """Requests a running job honours at its next batch boundary."""
+
+    CANCEL = "cancel"
+    PAUSE = "pause"
+
+
+class IllegalTransition(Exception):
+    """A control operation the job's state does not allow (HTTP 409)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ControlOutcome:
+    status: Status
+    control: Control | None
+    finished: bool = False  # sets completed_at
+
+
+def apply_control(action: str, status: Status, control: Control | None) -> ControlOutcome:
+    """The whole control state machine, in one table-like function.
+
+    * cancel: pending/paused jobs stop at once; a processing job is asked to
+      stop at its next batch boundary.
+    * pause: a pending job is parked at once; a processing job parks at its next
+      batch boundary.
+    * resume: a paused job goes back to the queue; a pause still waiting for
+      its batch boundary is withdrawn.
+    """
+    if action == "cancel":
+        if status in (Status.PENDING, Status.PAUSED):
+            return ControlOutcome(Status.CANCELLED, None, finished=True)
+        if status is Status.PROCESSING:
+            return ControlOutcome(Status.PROCESSING, Control.CANCEL)
+    elif action == "pause":
+        if status is Status.PENDING:
+            return ControlOutcome(Status.PAUSED, None)
+        if status is Status.PROCESSING and control is None:
+            return ControlOutcome(Status.PROCESSING, Control.PAUSE)
+    elif action == "resume":
+        if status is Status.PAUSED:
+            return ControlOutcome(Status.PENDING, None)
+        if status is Status.PROCESSING and control is Control.PAUSE:
+            return ControlOutcome(Status.PROCESSING, None)
+    else:
+        raise ValueError(f"unknown control action {action!r}")
+    raise IllegalTransition(_refusal(action, status, control))
+
+
+def _refusal(action: str, status: Status, control: Control | None) -> str:
+    if control is Control.CANCEL:
+        return f"Cannot {action}: the job is already being cancelled."
+    if action == "pause" and control is Control.PAUSE:
+        return "Cannot pause: a pause is already requested; it takes effect after the current batch."
+    if action == "resume":
+        return f"Cannot resume a job that is {status.value}; only paused jobs can be resumed."
+    return f"Cannot {action} a job that is {status.value}."
+
+
+RETRYABLE = frozenset({Status.FAILED, Status.CANCELLED})
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every timestamp we store is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    value = as_utc(value)
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    type: str
+    status: Status
+    request: dict[str, Any]
+    params: dict[str, Any]
+    result: dict[str, Any]
+    checkpoint: dict[str, Any] | None
+    error: str | None
+    phase: str | None
+    total: int | None
+    processed: int
+    succeeded: int
+    failed: int
+    error_count: int
+    rate_per_second: float | None
+    attempt: int
+    crash_count: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    control: Control | None
+    timeout_seconds: float
+    processing_seconds: float
+    upload_id: str | None
+    retry_of: str | None
+    created_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    run_started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    archived_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        data = dict(row._mapping)
+        data["status"] = Status(data["status"])
+        data["control"] = Control(data["control"]) if data["control"] else None
+        for name in ("lease_expires_at", "created_at", "started_at", "run_started_at",
+                     "completed_at", "updated_at", "archived_at"):
+            data[name] = as_utc(data[name])
+        return cls(**data)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def progress(self) -> dict[str, Any]:
+        total = self.total
+        if self.status is Status.COMPLETED:
+            percent = 100.0
+        elif total:
+            # 100 is reserved for "completed": a job at its last item is not done.
+            percent = min(round(100.0 * self.processed / total, 1), 99.9)
+        else:
+            percent = 0.0
+        running = self.status is Status.PROCESSING
+        rate = self.rate_per_second if running else None
+        eta = None
+        if rate and total is not None and rate > 0:
+            eta = round(max(total - self.processed, 0) / rate, 1)
+        return {
+            "processed": self.processed, "total": total, "percent": percent,
+            "succeeded": self.succeeded, "failed": self.failed,
+            "rate_per_second": round(rate, 1) if rate else None, "eta_seconds": eta,
+            "phase": self.phase,
+        }
+
+    def duration_seconds(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.completed_at or utcnow()
+        return round((end - self.started_at).total_seconds(), 3)
+
+    def to_dict(self, recent_errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The public job object of the HTTP API (DESIGN.md)."""
+        return {
+            "id": self.id, "type": self.type, "status": self.status.value,
+            "requested_action": self.control.value if self.control else None,
+            "progress": self.progress(),
+            "created_at": iso(self.created_at), "started_at": iso(self.started_at),
+            "completed_at": iso(self.completed_at), "updated_at": iso(self.updated_at),
+            "archived_at": iso(self.archived_at),
+            "duration_seconds": self.duration_seconds(),
+            "created_by": self.created_by, "params": self.params, "result": self.result,
+            "error": self.error, "error_count": self.error_count,
+            "recent_errors": recent_errors or [],
+            "attempt": self.attempt, "retry_of": self.retry_of,
+        }

@@ -1,0 +1,561 @@
+"""Every database operation of the jobs engine, and nothing else.
+
+The API, the CLI and the worker all go through :class:`JobManager`; none of
+them writes to the ``jobs`` table directly. Each method is one named operation
+with one transaction, so the guarantees of DESIGN.md "Job lifecycle" can be
+read off this file:
+
+* one processing job per type: the partial unique index
+  ``uq_jobs_one_processing_per_type``; a claim that races another claim of the
+  same type hits the index and simply moves on;
+* fencing: every worker write carries ``lease_owner`` + ``attempt`` and
+  ``status = 'processing'`` in its WHERE clause; a write that matches nothing
+  raises :class:`LeaseLost` and its transaction (batch writes included) rolls
+  back;
+* the batch's writes, checkpoint, counters and item errors commit together in
+  :meth:`JobManager.commit_batch`.
+
+Times come from the worker host's clock (hosts sharing a database run NTP;
+leases are tens of seconds, so small skew is harmless).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from cocoa.config import Settings
+from cocoa.db.engine import is_postgres, reading
+from cocoa.db.tables import job_errors, jobs, upload_chunks, uploads
+from cocoa.jobs.jobs import (
+    RETRYABLE,
+    TERMINAL,
+    Control,
+    IllegalTransition,
+    Job,
+    Status,
+    apply_control,
+    utcnow,
+)
+from cocoa.jobs.types import Batch, CreateContext, JobValidationError, all_job_types, get_job_type
+from cocoa.jobs.uploads import StoredUpload, UploadPurged, open_upload, store_upload
+
+log = logging.getLogger("cocoa.jobs")
+
+NOTIFY_CHANNEL = "cocoa_jobs"
+
+
+class JobNotFound(Exception):
+    pass
+
+
+class LeaseLost(Exception):
+    """This worker no longer owns the job: another attempt took it over, or
+    the job was failed by the reaper or a timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What a worker proves on every write: who it is and which attempt."""
+
+    job_id: str
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSource:
+    stream: IO[bytes]
+    filename: str | None
+    content_type: str | None
+
+
+class JobManager:
+    def __init__(self, engine: sa.Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.postgres = is_postgres(engine)
+        # In-process listeners (the embedded worker) woken when work appears.
+        self._wake_listeners: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------------ create
+
+    def create(
+        self, type_name: str, request: dict[str, Any], *, created_by: str | None,
+        upload: UploadSource | None = None, retry_of: str | None = None,
+        upload_id: str | None = None,
+    ) -> Job:
+        """Validate and record a job in one transaction with its upload."""
+        job_type = get_job_type(type_name)
+        if job_type.needs_upload and upload is None and upload_id is None:
+            raise JobValidationError("A file is required for this job type.", code="file_required")
+        job_id = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            stream, upload_id = self._attach_upload(conn, upload, upload_id, created_by)
+            ctx = CreateContext(
+                conn=conn, job_id=job_id, params=dict(request), settings=self.settings,
+                upload=stream, upload_filename=upload.filename if upload else None,
+            )
+            params = job_type.validate(ctx)
+            now = utcnow()
+            conn.execute(jobs.insert().values(
+                id=job_id, type=type_name, status=Status.PENDING.value, request=request,
+                params=params, result={}, timeout_seconds=self.settings.job_timeout_seconds,
+                upload_id=upload_id, retry_of=retry_of, created_by=created_by,
+                created_at=now, updated_at=now,
+            ))
+            self._notify(conn, type_name)
+        self._wake_local()
+        return self.get(job_id)
+
+    def _attach_upload(
+        self, conn: sa.Connection, upload: UploadSource | None, upload_id: str | None,
+        created_by: str | None,
+    ) -> tuple[IO[bytes] | None, str | None]:
+        if upload is not None:
+            stored: StoredUpload = store_upload(
+                conn, upload.stream, filename=upload.filename, content_type=upload.content_type,
+                created_by=created_by, max_bytes=self.settings.max_upload_bytes,
+                chunk_bytes=self.settings.upload_chunk_bytes,
+            )
+            upload.stream.seek(0)
+            return upload.stream, stored.id
+        if upload_id is not None:
+            try:
+                return open_upload(self.engine, upload_id), upload_id
+            except UploadPurged:
+                raise JobValidationError(
+                    "The original file was purged by retention; upload it again.",
+                    code="upload_purged", status=409,
+                ) from None
+        return None, None
+
+    # ------------------------------------------------------------------ read
+
+    def get(self, job_id: str) -> Job:
+        with reading(self.engine) as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one_or_none()
+        if row is None:
+            raise JobNotFound(f"No job with id {job_id!r}.")
+        return Job.from_row(row)
+
+    def list(
+        self, *, status: str | None = None, type_name: str | None = None, limit: int = 50,
+        offset: int = 0, include_archived: bool = False, include_hidden: bool = False,
+    ) -> tuple[list[Job], int]:
+        """Newest first; ``total`` counts every match, not just the page."""
+        where = []
+        if status:
+            where.append(jobs.c.status == status)
+        if type_name:
+            where.append(jobs.c.type == type_name)
+        elif not include_hidden:
+            where.append(jobs.c.type.in_(all_job_types()))
+        if not include_archived:
+            where.append(jobs.c.archived_at.is_(None))
+        with reading(self.engine) as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*where)).scalar_one()
+            rows = conn.execute(
+                sa.select(jobs).where(*where)
+                .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
+            ).all()
+        return [Job.from_row(r) for r in rows], int(total)
+
+    def counts_by_status(self, include_hidden: bool = False) -> dict[str, int]:
+        where = [jobs.c.archived_at.is_(None)]
+        if not include_hidden:
+            where.append(jobs.c.type.in_(all_job_types()))
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.status, sa.func.count()).where(*where).group_by(jobs.c.status)
+            ).all()
+        counts = {s.value: 0 for s in Status}
+        counts.update({status: int(n) for status, n in rows})
+        return counts
+
+    def errors(self, job_id: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        self.get(job_id)  # 404 for unknown jobs rather than an empty list
+        with reading(self.engine) as conn:
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(job_errors).where(job_errors.c.job_id == job_id)
+            ).scalar_one()
+            rows = conn.execute(
+                sa.select(job_errors).where(job_errors.c.job_id == job_id)
+                .order_by(job_errors.c.id).limit(limit).offset(offset)
+            ).all()
+        return [_error_dict(r) for r in rows], int(total)
+
+    def recent_errors(self, job_id: str, n: int = 5) -> list[dict[str, Any]]:
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(job_errors).where(job_errors.c.job_id == job_id)
+                .order_by(job_errors.c.id.desc()).limit(n)
+            ).all()
+        return [_error_dict(r) for r in reversed(rows)]
+
+    def job_dict(self, job: Job) -> dict[str, Any]:
+        return job.to_dict(self.recent_errors(job.id) if job.error_count else [])
+
+    # ------------------------------------------------------------------ control
+
+    def control(self, job_id: str, action: str) -> Job:
+        """cancel / pause / resume, atomically against the current state."""
+        with self.engine.begin() as conn:
+            row = conn.execute(self._locked(sa.select(jobs).where(jobs.c.id == job_id))).one_or_none()
+            if row is None:
+                raise JobNotFound(f"No job with id {job_id!r}.")
+            job = Job.from_row(row)
+            outcome = apply_control(action, job.status, job.control)
+            values: dict[str, Any] = {
+                "status": outcome.status.value,
+                "control": outcome.control.value if outcome.control else None,
+                "updated_at": utcnow(),
+            }
+            if outcome.finished:
+                values["completed_at"] = values["updated_at"]
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+            if outcome.status is Status.PENDING:
+                self._notify(conn, job.type)
+        if outcome.status is Status.PENDING:
+            self._wake_local()
+        return self.get(job_id)
+
+    def retry(self, job_id: str, *, created_by: str | None) -> Job:
+        """A new job with the same input, linked by ``retry_of``."""
+        job = self.get(job_id)
+        if job.status not in RETRYABLE:
+            raise IllegalTransition(
+                f"Cannot retry a job that is {job.status.value}; only failed or cancelled jobs can be retried."
+            )
+        return self.create(job.type, job.request, created_by=created_by, retry_of=job.id,
+                           upload_id=job.upload_id)
+
+    def _locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query.with_for_update() if self.postgres else query
+
+    # ------------------------------------------------------------------ worker
+
+    def claim(self, owner: str, *, exclude_types: Iterable[str] = ()) -> Job | None:
+        """Take the oldest pending job whose type is not running anywhere."""
+        excluded = set(exclude_types)
+        for _ in range(8):  # each lost race excludes one more type
+            job = self._try_claim(owner, excluded)
+            if not isinstance(job, str):
+                return job
+            excluded.add(job)
+        return None
+
+    def _try_claim(self, owner: str, excluded: set[str]) -> Job | str | None:
+        running = sa.select(jobs.c.type).where(jobs.c.status == Status.PROCESSING.value)
+        candidate = (
+            sa.select(jobs.c.id, jobs.c.type)
+            .where(jobs.c.status == Status.PENDING.value, jobs.c.type.not_in(running))
+            .order_by(jobs.c.created_at, jobs.c.id).limit(1)
+        )
+        if excluded:
+            candidate = candidate.where(jobs.c.type.not_in(excluded))
+        if self.postgres:
+            candidate = candidate.with_for_update(skip_locked=True, of=jobs)
+        now = utcnow()
+        try:
+            with self.engine.begin() as conn:
+                picked = conn.execute(candidate).one_or_none()
+                if picked is None:
+                    return None
+                row = conn.execute(
+                    jobs.update().where(jobs.c.id == picked.id, jobs.c.status == Status.PENDING.value)
+                    .values(
+                        status=Status.PROCESSING.value, lease_owner=owner,
+                        attempt=jobs.c.attempt + 1,
+                        lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+                        started_at=sa.func.coalesce(jobs.c.started_at, now),
+                        run_started_at=now, updated_at=now,
+                    ).returning(*jobs.c)
+                ).one_or_none()
+        except IntegrityError:
+            return str(picked.type)  # another worker started this type first
+        return Job.from_row(row) if row is not None else None
+
+    def heartbeat(self, leases: Iterable[Lease]) -> set[str]:
+        """Extend the leases still held; return the ids this worker lost."""
+        lost: set[str] = set()
+        expires = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+        with self.engine.begin() as conn:
+            for lease in leases:
+                result = conn.execute(
+                    jobs.update().where(*_fence(lease)).values(lease_expires_at=expires)
+                )
+                if result.rowcount == 0:
+                    lost.add(lease.job_id)
+        return lost
+
+    def set_total(self, lease: Lease, total: int) -> None:
+        with self.engine.begin() as conn:
+            self._fenced_update(conn, lease, total=total, updated_at=utcnow())
+
+    def commit_batch(self, lease: Lease, batch: Batch, *, rate: float | None) -> Job:
+        """The batch's writes, checkpoint, counters and item errors: all or nothing.
+
+        Returns the job as committed; its status says whether to go on
+        (still processing) or stop (completed, cancelled, paused).
+        """
+        now = utcnow()
+        with self.engine.begin() as conn:
+            # Fence first: on PostgreSQL this also locks the row until commit.
+            current = self._fenced_update(conn, lease, updated_at=now)
+            counts = dict(batch.counts)
+            if batch.write is not None:
+                for key, value in (batch.write(conn) or {}).items():
+                    counts[key] = counts.get(key, 0) + value
+            if batch.errors:
+                conn.execute(job_errors.insert(), [
+                    {"job_id": lease.job_id, "item_ref": e.item_ref[:128], "item_index": e.item_index,
+                     "severity": e.severity, "code": e.code[:64], "message": e.message,
+                     "created_at": now}
+                    for e in batch.errors
+                ])
+            values = self._progress_values(current, batch, counts, rate, now)
+            values.update(self._stop_values(current, batch, now))
+            row = conn.execute(
+                jobs.update().where(*_fence(lease)).values(**values).returning(*jobs.c)
+            ).one()
+            if values["status"] != Status.PROCESSING.value:
+                self._notify(conn, current.type)
+        return Job.from_row(row)
+
+    def _progress_values(
+        self, current: Job, batch: Batch, counts: dict[str, int], rate: float | None, now: Any,
+    ) -> dict[str, Any]:
+        result = dict(current.result)
+        for key, value in counts.items():
+            result[key] = int(result.get(key, 0)) + int(value)
+        if batch.result:
+            result.update(batch.result)
+        values: dict[str, Any] = {
+            "checkpoint": batch.checkpoint, "result": result,
+            "processed": current.processed + batch.processed,
+            "succeeded": current.succeeded + batch.succeeded,
+            "failed": current.failed + batch.failed,
+            "error_count": current.error_count + len(batch.errors),
+            "rate_per_second": rate, "status": Status.PROCESSING.value,
+        }
+        if batch.phase is not None:
+            values["phase"] = batch.phase
+        if batch.total is not None:
+            values["total"] = batch.total
+        return values
+
+    def _stop_values(self, current: Job, batch: Batch, now: Any) -> dict[str, Any]:
+        """At a batch boundary: finish, or honour a cancel / pause request."""
+        if batch.done:
+            status = Status.COMPLETED
+        elif current.control is Control.CANCEL:
+            status = Status.CANCELLED
+        elif current.control is Control.PAUSE:
+            status = Status.PAUSED
+        else:
+            return {}
+        values: dict[str, Any] = {
+            "status": status.value, "control": None, "lease_owner": None,
+            "lease_expires_at": None, "processing_seconds": _run_seconds(current, now),
+        }
+        if status in TERMINAL:
+            values["completed_at"] = now
+        if status is Status.COMPLETED and current.total is not None and batch.total is None:
+            # A type whose plan over-counted (e.g. skipped blank lines) still ends at 100%.
+            values["total"] = current.processed + batch.processed
+        return values
+
+    def release(self, lease: Lease) -> None:
+        """Graceful stop: back to pending so any worker resumes it at once."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            current = self._fenced_update(conn, lease, updated_at=now)
+            status = Status.CANCELLED if current.control is Control.CANCEL else (
+                Status.PAUSED if current.control is Control.PAUSE else Status.PENDING)
+            values: dict[str, Any] = {
+                "status": status.value, "control": None, "lease_owner": None,
+                "lease_expires_at": None, "processing_seconds": _run_seconds(current, now),
+            }
+            if status is Status.CANCELLED:
+                values["completed_at"] = now
+            conn.execute(jobs.update().where(*_fence(lease)).values(**values))
+            self._notify(conn, current.type)
+
+    def fail(self, lease: Lease, message: str) -> Job:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            current = self._fenced_update(conn, lease, updated_at=now)
+            row = conn.execute(jobs.update().where(*_fence(lease)).values(
+                status=Status.FAILED.value, error=message, control=None, lease_owner=None,
+                lease_expires_at=None, completed_at=now,
+                processing_seconds=_run_seconds(current, now),
+            ).returning(*jobs.c)).one()
+            self._notify(conn, current.type)
+        return Job.from_row(row)
+
+    def _fenced_update(self, conn: sa.Connection, lease: Lease, **values: Any) -> Job:
+        row = conn.execute(
+            jobs.update().where(*_fence(lease)).values(**values).returning(*jobs.c)
+        ).one_or_none()
+        if row is None:
+            raise LeaseLost(f"job {lease.job_id}: lease of {lease.owner} attempt {lease.attempt} lost")
+        return Job.from_row(row)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def reap_expired(self) -> list[str]:
+        """Jobs whose worker stopped heart-beating go back to the queue (or
+        fail as poison after too many crashes). Returns the affected ids."""
+        now = utcnow()
+        limit = self.settings.poison_limit
+        affected: list[str] = []
+        with self.engine.begin() as conn:
+            expired = conn.execute(self._locked(
+                sa.select(jobs).where(jobs.c.status == Status.PROCESSING.value,
+                                      jobs.c.lease_expires_at < now)
+            )).all()
+            for row in expired:
+                job = Job.from_row(row)
+                values = _reaped_values(job, now, limit)
+                conn.execute(jobs.update().where(
+                    jobs.c.id == job.id, jobs.c.attempt == job.attempt,
+                    jobs.c.status == Status.PROCESSING.value,
+                ).values(**values))
+                affected.append(job.id)
+                log.warning("job %s type=%s lease expired (owner %s, attempt %d): %s",
+                            job.id, job.type, job.lease_owner, job.attempt, values["status"])
+                self._notify(conn, job.type)
+        if affected:
+            self._wake_local()
+        return affected
+
+    def fail_timed_out(self) -> list[str]:
+        """Jobs processing longer than their limit fail with a clear message."""
+        now = utcnow()
+        failed: list[str] = []
+        with self.engine.begin() as conn:
+            running = conn.execute(self._locked(
+                sa.select(jobs).where(jobs.c.status == Status.PROCESSING.value)
+            )).all()
+            for row in running:
+                job = Job.from_row(row)
+                spent = _run_seconds(job, now)
+                if spent <= job.timeout_seconds:
+                    continue
+                conn.execute(jobs.update().where(
+                    jobs.c.id == job.id, jobs.c.attempt == job.attempt,
+                    jobs.c.status == Status.PROCESSING.value,
+                ).values(
+                    status=Status.FAILED.value, control=None, lease_owner=None,
+                    lease_expires_at=None, completed_at=now, updated_at=now,
+                    processing_seconds=spent,
+                    error=(f"Timed out: processing took longer than the limit of "
+                           f"{_human_seconds(job.timeout_seconds)}. Work committed so far is kept; "
+                           f"retry the job to continue from a fresh start."),
+                ))
+                failed.append(job.id)
+                log.warning("job %s type=%s failed: timeout after %.0fs", job.id, job.type, spent)
+                self._notify(conn, job.type)
+        return failed
+
+    def archive_finished(self) -> int:
+        """Retention: hide finished jobs older than the limit; purge their blobs."""
+        now = utcnow()
+        cutoff = now - timedelta(days=self.settings.retention_days)
+        with self.engine.begin() as conn:
+            ids = conn.execute(sa.select(jobs.c.id, jobs.c.upload_id).where(
+                jobs.c.status.in_([s.value for s in TERMINAL]),
+                jobs.c.completed_at < cutoff, jobs.c.archived_at.is_(None),
+            )).all()
+            if not ids:
+                return 0
+            conn.execute(jobs.update().where(jobs.c.id.in_([r.id for r in ids]))
+                         .values(archived_at=now))
+            if self.settings.purge_archived_uploads:
+                self._purge_uploads(conn, {r.upload_id for r in ids if r.upload_id}, now)
+        log.info("retention: archived %d finished jobs older than %s days", len(ids),
+                 self.settings.retention_days)
+        return len(ids)
+
+    def _purge_uploads(self, conn: sa.Connection, upload_ids: set[str], now: Any) -> None:
+        """Purge only blobs no live (unarchived) job still points at."""
+        if not upload_ids:
+            return
+        still_used = set(conn.execute(sa.select(jobs.c.upload_id).where(
+            jobs.c.upload_id.in_(upload_ids), jobs.c.archived_at.is_(None)
+        )).scalars())
+        purgeable = list(upload_ids - still_used)
+        if purgeable:
+            conn.execute(upload_chunks.delete().where(upload_chunks.c.upload_id.in_(purgeable)))
+            conn.execute(uploads.update().where(uploads.c.id.in_(purgeable)).values(purged_at=now))
+
+    # ------------------------------------------------------------------ wake-ups
+
+    def add_wake_listener(self, callback: Callable[[], None]) -> None:
+        self._wake_listeners.append(callback)
+
+    def _wake_local(self) -> None:
+        for callback in self._wake_listeners:
+            callback()
+
+    def _notify(self, conn: sa.Connection, type_name: str) -> None:
+        if self.postgres:
+            conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, type_name)))
+
+
+def _fence(lease: Lease) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        jobs.c.id == lease.job_id, jobs.c.lease_owner == lease.owner,
+        jobs.c.attempt == lease.attempt, jobs.c.status == Status.PROCESSING.value,
+    )
+
+
+def _run_seconds(job: Job, now: Any) -> float:
+    spent = job.processing_seconds
+    if job.run_started_at is not None:
+        spent += max((now - job.run_started_at).total_seconds(), 0.0)
+    return spent
+
+
+def _reaped_values(job: Job, now: Any, poison_limit: int) -> dict[str, Any]:
+    crashes = job.crash_count + 1
+    values: dict[str, Any] = {
+        "crash_count": crashes, "lease_owner": None, "lease_expires_at": None, "updated_at": now,
+        "processing_seconds": _run_seconds(job, now), "control": None,
+    }
+    if job.control is Control.CANCEL:
+        values.update(status=Status.CANCELLED.value, completed_at=now)
+    elif crashes >= poison_limit:
+        values.update(
+            status=Status.FAILED.value, completed_at=now,
+            error=(f"Poison job: its worker stopped responding {crashes} times "
+                   f"(limit {poison_limit}). Work committed so far is kept."),
+        )
+    elif job.control is Control.PAUSE:
+        values["status"] = Status.PAUSED.value
+    else:
+        values["status"] = Status.PENDING.value
+    return values
+
+
+def _human_seconds(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"
+
+
+def _error_dict(row: Any) -> dict[str, Any]:
+    return {
+        "item": row.item_ref, "item_index": row.item_index, "severity": row.severity,
+        "code": row.code, "message": row.message,
+    }

@@ -1,0 +1,264 @@
+"""The worker loop: claim, run batches, heartbeat, reap.
+
+One worker process runs up to one job per type at a time, each in its own
+thread (the database already forbids two running jobs of one type). Any number
+of workers on any hosts can share one database. Background threads:
+
+* heartbeat - renews the leases this worker holds;
+* maintenance - reaps expired leases, fails timed-out jobs, archives old ones;
+* listener (PostgreSQL only) - ``LISTEN`` for new work so idle workers start
+  jobs within milliseconds; everywhere else, and as a fallback, short polling.
+
+Stopping (SIGTERM/SIGINT or :meth:`Worker.stop`) lets each running job finish
+its current batch, hands the job back to the queue and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from types import FrameType
+
+import sqlalchemy as sa
+
+from cocoa.config import Settings
+from cocoa.jobs.jobs import Job, Status
+from cocoa.jobs.manager import NOTIFY_CHANNEL, JobManager, Lease, LeaseLost
+from cocoa.jobs.types import JobFailed, RunContext, all_job_types, get_job_type
+from cocoa.jobs.uploads import open_upload
+
+log = logging.getLogger("cocoa.worker")
+
+RATE_SMOOTHING = 0.3  # weight of the newest batch in the moving rate
+
+
+class Worker:
+    def __init__(
+        self, manager: JobManager, *, worker_id: str | None = None,
+        types: list[str] | None = None,
+    ) -> None:
+        self.manager = manager
+        self.settings: Settings = manager.settings
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.types = types
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._exited = threading.Event()
+        self._running: dict[str, tuple[Lease, threading.Thread]] = {}  # type -> job
+        self._lost: set[str] = set()
+        self._lock = threading.Lock()
+        manager.add_wake_listener(self._wake.set)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(self) -> None:
+        """Block until stopped; then drain gracefully."""
+        log.info("worker %s started (types: %s)", self.id, ", ".join(self.types or ["all"]))
+        helpers = [
+            threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
+            threading.Thread(target=self._maintenance_loop, name="maintenance", daemon=True),
+        ]
+        if self.manager.postgres:
+            helpers.append(threading.Thread(target=self._listen_loop, name="listen", daemon=True))
+        for thread in helpers:
+            thread.start()
+        try:
+            while not self._stopping.is_set():
+                self._claim_available()
+                self._wake.wait(self.settings.poll_seconds)
+                self._wake.clear()
+        finally:
+            self._drain()
+            self._exited.set()
+        log.info("worker %s stopped", self.id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("worker %s: %s received, finishing current batches",
+                     self.id, signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def start_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="worker", daemon=True)
+        thread.start()
+        return thread
+
+    def _drain(self) -> None:
+        with self._lock:
+            threads = [t for _, t in self._running.values()]
+        for thread in threads:
+            thread.join()
+
+    # ------------------------------------------------------------------ claiming
+
+    def _claim_available(self) -> None:
+        allowed = set(self.types) if self.types else None
+        while not self._stopping.is_set():
+            with self._lock:
+                busy = set(self._running)
+            excluded = busy | (set(all_job_types(include_hidden=True)) - allowed if allowed else set())
+            if allowed is not None and allowed <= busy:
+                return
+            try:
+                job = self.manager.claim(self.id, exclude_types=excluded)
+            except sa.exc.OperationalError as exc:
+                log.warning("worker %s: database unavailable while claiming: %s", self.id, exc)
+                return
+            if job is None:
+                return
+            self._start(job)
+
+    def _start(self, job: Job) -> None:
+        lease = Lease(job.id, self.id, job.attempt)
+        thread = threading.Thread(target=self._run_job, args=(job, lease),
+                                  name=f"job-{job.type}", daemon=True)
+        with self._lock:
+            self._running[job.type] = (lease, thread)
+        thread.start()
+
+    # ------------------------------------------------------------------ running one job
+
+    def _run_job(self, job: Job, lease: Lease) -> None:
+        log.info("job %s type=%s started (attempt %d, resuming at %s)", job.id, job.type,
+                 job.attempt, job.checkpoint or "the beginning")
+        try:
+            self._run_batches(job, lease)
+        except LeaseLost:
+            log.warning("job %s type=%s: lease lost; this worker stops touching it", job.id, job.type)
+        except sa.exc.OperationalError as exc:
+            # Database gone: the lease will expire and the job resumes elsewhere.
+            log.error("job %s type=%s: database error, abandoning run: %s", job.id, job.type, exc)
+        finally:
+            with self._lock:
+                self._running.pop(job.type, None)
+                self._lost.discard(job.id)
+            self._wake.set()  # the slot of this type is free again
+
+    def _run_batches(self, job: Job, lease: Lease) -> None:
+        job_type = get_job_type(job.type)
+        ctx = self._context(job)
+        try:
+            if job.total is None:
+                self.manager.set_total(lease, job_type.plan(ctx))
+            checkpoint = job.checkpoint
+            rate = job.rate_per_second
+            last_commit = time.monotonic()
+            while True:
+                if self._stopping.is_set() or job.id in self._lost:
+                    if job.id not in self._lost:
+                        self.manager.release(lease)
+                        log.info("job %s type=%s released at a batch boundary", job.id, job.type)
+                    return
+                batch = job_type.run_batch(ctx, checkpoint)
+                now = time.monotonic()
+                rate = _smoothed_rate(rate, batch.processed, now - last_commit)
+                job = self.manager.commit_batch(lease, batch, rate=rate)
+                last_commit = now
+                ctx.result = job.result
+                if job.status is not Status.PROCESSING:
+                    self._log_end(job)
+                    return
+                checkpoint = batch.checkpoint
+        except (LeaseLost, sa.exc.OperationalError):
+            raise
+        except JobFailed as exc:
+            self._log_end(self.manager.fail(lease, str(exc)))
+        except Exception as exc:  # a bug: fail the job, keep the worker alive
+            log.error("job %s type=%s crashed:\n%s", job.id, job.type, traceback.format_exc())
+            self._log_end(self.manager.fail(
+                lease, f"Internal error while processing ({type(exc).__name__}: {exc}). "
+                       "Work committed so far is kept; see the worker log."))
+
+    def _context(self, job: Job) -> RunContext:
+        engine = self.manager.engine
+        upload_id = job.upload_id
+
+        def _open() -> object:
+            if upload_id is None:
+                raise JobFailed("This job has no uploaded file.")
+            return open_upload(engine, upload_id)
+
+        return RunContext(
+            job_id=job.id, params=job.params, settings=self.settings, engine=engine,
+            batch_size=self.settings.batch_size, upload_id=upload_id, result=dict(job.result),
+            open_upload=_open,  # type: ignore[arg-type]
+            should_stop=lambda: self._stopping.is_set() or job.id in self._lost,
+        )
+
+    @staticmethod
+    def _log_end(job: Job) -> None:
+        counts = f"processed={job.processed} succeeded={job.succeeded} failed={job.failed} errors={job.error_count}"
+        if job.status is Status.FAILED:
+            log.error("job %s type=%s failed: %s (%s)", job.id, job.type, job.error, counts)
+        else:
+            log.info("job %s type=%s %s (%s)", job.id, job.type, job.status.value, counts)
+
+    # ------------------------------------------------------------------ background loops
+
+    def _heartbeat_loop(self) -> None:
+        # Runs until the worker has fully exited: leases must stay alive while
+        # a stopping worker finishes its current batches.
+        while not self._exited.wait(self.settings.heartbeat_seconds):
+            with self._lock:
+                leases = [lease for lease, _ in self._running.values()]
+            if not leases:
+                continue
+            try:
+                lost = self.manager.heartbeat(leases)
+            except sa.exc.OperationalError as exc:
+                log.warning("worker %s: heartbeat failed: %s", self.id, exc)
+                continue
+            if lost:
+                with self._lock:
+                    self._lost |= lost
+
+    def _maintenance_loop(self) -> None:
+        last_archive = 0.0
+        while not self._stopping.wait(self.settings.reaper_seconds):
+            try:
+                self.manager.reap_expired()
+                self.manager.fail_timed_out()
+                if time.monotonic() - last_archive > 60:
+                    self.manager.archive_finished()
+                    last_archive = time.monotonic()
+            except sa.exc.OperationalError as exc:
+                log.warning("worker %s: maintenance skipped, database unavailable: %s", self.id, exc)
+
+    def _listen_loop(self) -> None:
+        """LISTEN on PostgreSQL; reconnects after outages, polling covers the gap."""
+        import psycopg
+
+        url = self.manager.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._stopping.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                log.warning("worker %s: LISTEN connection lost (%s); polling meanwhile", self.id, exc)
+                self._stopping.wait(1.0)
+
+
+def _smoothed_rate(previous: float | None, items: int, seconds: float) -> float | None:
+    if items <= 0 or seconds <= 0:
+        return previous
+    current = items / seconds
+    if previous is None:
+        return current
+    return RATE_SMOOTHING * current + (1 - RATE_SMOOTHING) * previous
