@@ -80,3 +80,108 @@ def db_engine(db_url: str) -> Iterator[sa.Engine]:
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
+
+
+# --------------------------------------------------------------------------- live server
+
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import httpx  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cocoa_env(db_url: str, data_dir: Path, **overrides: str) -> dict[str, str]:
+    """Environment for a real ``cocoa`` subprocess with test-friendly timings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCOA_")}
+    env.update({
+        "COCOA_DATABASE_URL": db_url, "COCOA_DATA_DIR": str(data_dir),
+        "COCOA_POLL_SECONDS": "0.1", "COCOA_HEARTBEAT_SECONDS": "0.5",
+        "COCOA_LEASE_SECONDS": "3", "COCOA_REAPER_SECONDS": "0.5",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class LiveServer:
+    url: str
+    db_url: str
+    admin_token: str
+    viewer_token: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or self.admin_token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def start_live_server(db_url: str, data_dir: Path, *, worker: bool = True, **env: str) -> LiveServer:
+    """Migrate, create users, then run ``cocoa serve`` on a loopback port."""
+    from cocoa import auth
+    from cocoa.db.migrate import upgrade
+
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    auth.create_user(engine, "admin", "admin-password", auth.Role.ADMIN)
+    auth.create_user(engine, "viewer", "viewer-password", auth.Role.VIEWER)
+    admin_token, _ = auth.create_token(engine, "admin", "tests")
+    viewer_token, _ = auth.create_token(engine, "viewer", "tests")
+    engine.dispose()
+    port = free_port()
+    log_path = data_dir / f"serve-{port}.log"
+    args = [sys.executable, "-m", "cocoa.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if not worker:
+        args.append("--no-worker")
+    process = subprocess.Popen(args, env=cocoa_env(db_url, data_dir, **env), cwd=REPO,
+                               stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"cocoa serve exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)  # poll with a deadline
+    else:
+        process.kill()
+        raise RuntimeError(f"cocoa serve did not start:\n{log_path.read_text()}")
+    return LiveServer(url, db_url, admin_token, viewer_token, process, log_path)
+
+
+def stop_live_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture
+def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """The real app under Uvicorn on loopback, on each backend, with a worker."""
+    server = start_live_server(db_url, tmp_path)
+    yield server
+    stop_live_server(server)
+
+
+@pytest.fixture
+def sqlite_live_server(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    server = start_live_server(sqlite_url, tmp_path)
+    yield server
+    stop_live_server(server)

@@ -31,8 +31,10 @@ class GeocodeRequest:
 
     ``street`` is the delivery line *without* the unit: remote geocoders place
     buildings, not apartments, so every unit of a building is one request.
-    ``keys`` are normalised household keys, most specific first (with unit,
-    then without); only the offline provider uses them.
+    ``keys`` are the household's normalised keys (the stored one and, if the
+    normaliser has changed since, the fresh one); ``building_key`` is the key
+    without the unit, ``None`` when the address has no unit. Only the offline
+    provider uses keys.
     """
 
     id: str
@@ -41,6 +43,11 @@ class GeocodeRequest:
     state: str | None = None
     zip_code: str | None = None
     keys: tuple[str, ...] = ()
+    building_key: str | None = None
+
+    @property
+    def all_keys(self) -> tuple[str, ...]:
+        return (*self.keys, self.building_key) if self.building_key else self.keys
 
     @property
     def query_key(self) -> str:
@@ -132,7 +139,9 @@ class Provider(Protocol):
     """
 
     name: str
-    stats: ProviderStats
+
+    @property
+    def stats(self) -> ProviderStats: ...
 
     def geocode(self, requests: Sequence[GeocodeRequest]) -> list[GeocodeResult]: ...
 

@@ -1,0 +1,98 @@
+"""The ASGI application: API, web pages and (optionally) an embedded worker.
+
+``create_app`` is the one place where the pieces are put together; each
+router module stays a thin layer over :class:`cocoa.jobs.manager.JobManager`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
+
+from cocoa.api import auth_routes, health, imports, jobs_routes
+from cocoa.api.errors import install_error_handlers
+from cocoa.config import Settings, get_settings
+from cocoa.db.engine import make_engine
+from cocoa.db.migrate import check_current
+from cocoa.jobs.manager import JobManager
+from cocoa.jobs.worker import Worker
+
+log = logging.getLogger("cocoa.api")
+
+API_DESCRIPTION = """Background jobs of Cocoa Canvas: voter import, parcel import and geocoding.
+
+Every endpoint except `/healthz`, `/readyz` and `POST /api/v1/auth/tokens` needs
+`Authorization: Bearer <token>`. Errors are `{"error": {"code", "message", "details"}}`."""
+
+
+def create_app(
+    settings: Settings | None = None, *, engine: sa.Engine | None = None, run_worker: bool = False,
+) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.resolved_database_url)
+    manager = JobManager(engine, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_current(engine, settings.resolved_database_url)
+        worker_thread: threading.Thread | None = None
+        worker: Worker | None = None
+        if run_worker:
+            worker = Worker(manager)
+            worker_thread = worker.start_in_thread()
+        try:
+            yield
+        finally:
+            if worker and worker_thread:
+                worker.stop()
+                worker_thread.join()
+
+    app = FastAPI(title="Cocoa Canvas jobs", version="1.0.0", description=API_DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.manager = manager
+    app.state.settings = settings
+    app.add_middleware(
+        SessionMiddleware, secret_key=_session_secret(settings), session_cookie="cocoa_session",
+        same_site="lax", https_only=False, max_age=12 * 3600,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(auth_routes.router, prefix="/api/v1")
+    app.include_router(jobs_routes.router, prefix="/api/v1")
+    app.include_router(imports.router, prefix="/api/v1")
+    _mount_web(app)
+    return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    try:
+        from cocoa.web import routes as web_routes
+    except ImportError:  # the web layer is optional for API-only deployments
+        return
+    web_routes.mount(app)
+
+
+def _session_secret(settings: Settings) -> str:
+    """Configured secret, or one generated once and kept in the data dir.
+
+    Several API hosts behind one load balancer must share COCOA_SESSION_SECRET.
+    """
+    if settings.session_secret:
+        return settings.session_secret
+    path = Path(settings.data_dir) / "session_secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.write_text(secret)
+        path.chmod(0o600)
+        return secret

@@ -1,0 +1,5 @@
+"""PLACEHOLDER router; filled in by the API work."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,77 @@
+"""Request dependencies: the manager, the caller, and role checks.
+
+Callers authenticate with ``Authorization: Bearer <token>``. The web pages'
+session cookie is also accepted, but only for safe (read) methods, so a
+cross-site form can never change anything through the API; web forms go
+through the web routes, which check a CSRF token.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from cocoa.api.errors import ApiError
+from cocoa.auth import Role, User, authenticate_token
+from cocoa.config import Settings
+from cocoa.jobs.manager import JobManager
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+bearer = HTTPBearer(auto_error=False, description="An API token from `cocoa token create` or POST /api/v1/auth/tokens")
+
+
+def get_manager(request: Request) -> JobManager:
+    manager: JobManager = request.app.state.manager
+    return manager
+
+
+def get_engine(request: Request) -> sa.Engine:
+    return get_manager(request).engine
+
+
+def get_settings(request: Request) -> Settings:
+    return get_manager(request).settings
+
+
+def session_user(request: Request) -> User | None:
+    """The user of the web session cookie, if any."""
+    data = request.scope.get("session", {}).get("user") if "session" in request.scope else None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return User(int(data["id"]), str(data["username"]), Role(data["role"]))
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    if credentials is not None:
+        user = authenticate_token(get_engine(request), credentials.credentials)
+        if user is None:
+            raise ApiError(401, "Invalid or revoked API token.", "invalid_token",
+                           headers={"WWW-Authenticate": "Bearer"})
+        return user
+    if request.method in SAFE_METHODS:
+        user = session_user(request)
+        if user is not None:
+            return user
+    raise ApiError(401, "Authentication required: send 'Authorization: Bearer <token>'.",
+                   "missing_token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
+    if not user.is_admin:
+        raise ApiError(403, f"User {user.username!r} has role {user.role.value!r}; this action needs 'admin'.",
+                       "forbidden")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(require_admin)]
+Manager = Annotated[JobManager, Depends(get_manager)]

@@ -1,0 +1,94 @@
+"""One error shape for every 4xx/5xx under the API.
+
+``{"error": {"code": ..., "message": ..., "details": ...}}`` - clients parse
+one thing, and a message always says what to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cocoa.jobs.jobs import IllegalTransition
+from cocoa.jobs.manager import JobNotFound
+from cocoa.jobs.types import JobValidationError
+from cocoa.jobs.uploads import UploadTooLarge
+
+log = logging.getLogger("cocoa.api")
+
+_DEFAULT_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests",
+    500: "internal_error", 503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None, details: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or _DEFAULT_CODES.get(status, "error")
+        self.details = details
+        self.headers = headers
+
+
+def error_response(status: int, message: str, code: str | None = None, details: Any = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code or _DEFAULT_CODES.get(status, "error"), "message": message,
+                      "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.code, exc.details, exc.headers)
+
+    @app.exception_handler(JobValidationError)
+    async def _job_validation(_: Request, exc: JobValidationError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.code, exc.details)
+
+    @app.exception_handler(JobNotFound)
+    async def _not_found(_: Request, exc: JobNotFound) -> JSONResponse:
+        return error_response(404, str(exc), "job_not_found")
+
+    @app.exception_handler(IllegalTransition)
+    async def _conflict(_: Request, exc: IllegalTransition) -> JSONResponse:
+        return error_response(409, str(exc), "illegal_transition")
+
+    @app.exception_handler(UploadTooLarge)
+    async def _too_large(_: Request, exc: UploadTooLarge) -> JSONResponse:
+        return error_response(413, str(exc), "file_too_large", {"limit_bytes": exc.limit})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"location": [str(p) for p in e.get("loc", ())], "message": e.get("msg", ""),
+             "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{'.'.join(p['location'][1:]) or p['location'][0]}: {p['message']}"
+                            for p in problems[:5])
+        return error_response(422, f"Invalid request: {summary}", "validation_error", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else _DEFAULT_CODES.get(exc.status_code, "error")
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"No such endpoint: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"Method {request.method} is not allowed on {request.url.path}"
+        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "Internal server error; the details are in the server log.")

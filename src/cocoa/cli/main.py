@@ -1,0 +1,362 @@
+"""``cocoa``: the command line (Typer + Rich).
+
+Commands talk to the database directly through the same JobManager the API
+uses, so an operator on any host with the database URL can inspect and
+control jobs. Errors print one clear line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cocoa import auth
+from cocoa.config import Settings, get_settings
+from cocoa.db.engine import make_engine
+from cocoa.db.migrate import SchemaNotCurrent, check_current, upgrade
+from cocoa.jobs.jobs import IllegalTransition, Job, Status
+from cocoa.jobs.manager import JobManager, JobNotFound, UploadSource
+from cocoa.jobs.types import JobValidationError
+
+app = typer.Typer(help="Cocoa Canvas background jobs.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Inspect and control jobs.", no_args_is_help=True)
+import_app = typer.Typer(help="Start import jobs.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(import_app, name="import")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@contextmanager
+def _manager(check_schema: bool = True) -> Iterator[JobManager]:
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        if check_schema:
+            check_current(engine, settings.resolved_database_url)
+        yield JobManager(engine, settings)
+    except SchemaNotCurrent as exc:
+        fail(str(exc), 3)
+    except sa.exc.OperationalError as exc:
+        fail(f"Cannot reach the database ({_safe_url(settings)}): {exc.orig or exc}", 2)
+    except JobNotFound as exc:
+        fail(str(exc), 4)
+    except IllegalTransition as exc:
+        fail(str(exc), 5)
+    except JobValidationError as exc:
+        fail(exc.message, 6)
+    except auth.AuthError as exc:
+        fail(str(exc), 7)
+    finally:
+        engine.dispose()
+
+
+def _safe_url(settings: Settings) -> str:
+    return sa.make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------------- db / users
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the current version."""
+    settings = get_settings()
+    try:
+        upgrade(settings.resolved_database_url)
+    except sa.exc.OperationalError as exc:
+        fail(f"Cannot reach the database ({_safe_url(settings)}): {exc.orig or exc}", 2)
+    console.print(f"Database at {_safe_url(settings)} is up to date.")
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: Annotated[auth.Role, typer.Option(help="admin or viewer")] = auth.Role.ADMIN,
+    password: Annotated[str | None, typer.Option(help="Password for the web login and token API.")] = None,
+    exist_ok: Annotated[bool, typer.Option(help="Succeed quietly if the user exists.")] = False,
+) -> None:
+    """Create a user."""
+    with _manager() as manager:
+        if exist_ok and auth.get_user(manager.engine, username):
+            if password:
+                auth.set_password(manager.engine, username, password)
+            console.print(f"User {username!r} exists.")
+            return
+        user = auth.create_user(manager.engine, username, password, role)
+        console.print(f"Created user {user.username!r} with role {user.role.value}.")
+
+
+@token_app.command("create")
+def token_create(
+    username: str, name: Annotated[str, typer.Option(help="A label for the token.")] = "cli",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the token.")] = False,
+) -> None:
+    """Create an API token for a user; it is shown once."""
+    with _manager() as manager:
+        token, _ = auth.create_token(manager.engine, username, name)
+    if quiet:
+        print(token)
+    else:
+        console.print(f"Token for {username!r} (shown once, keep it safe):\n{token}", highlight=False)
+
+
+@token_app.command("list")
+def token_list(username: Annotated[str | None, typer.Option()] = None) -> None:
+    """List tokens (never their secret)."""
+    with _manager() as manager:
+        rows = auth.list_tokens(manager.engine, username)
+    table = Table("id", "user", "name", "prefix", "created", "revoked")
+    for r in rows:
+        table.add_row(str(r["id"]), r["username"], r["name"], r["prefix"], r["created_at"] or "",
+                      r["revoked_at"] or "")
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by id."""
+    with _manager() as manager:
+        if not auth.revoke_token(manager.engine, token_id):
+            fail(f"No active token with id {token_id}.", 4)
+    console.print(f"Token {token_id} revoked.")
+
+
+# ---------------------------------------------------------------------- processes
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run an embedded worker.")] = True,
+) -> None:
+    """Serve the API and web pages (with an embedded worker unless --no-worker)."""
+    import uvicorn
+
+    from cocoa.api.app import create_app
+
+    _setup_logging()
+    settings = get_settings()
+    with _manager():
+        pass  # fail early and clearly on an unreachable or unmigrated database
+    application = create_app(settings, run_worker=worker)
+    uvicorn.run(application, host=host or settings.host, port=port or settings.port,
+                log_level="info", timeout_graceful_shutdown=30)
+
+
+@app.command("worker")
+def worker_command(
+    types: Annotated[list[str] | None, typer.Option("--type", help="Only these job types.")] = None,
+) -> None:
+    """Run a worker until SIGTERM/SIGINT (then finish the current batch and exit 0)."""
+    from cocoa.jobs.worker import Worker
+
+    _setup_logging()
+    with _manager() as manager:
+        worker = Worker(manager, types=types or None)
+        worker.install_signal_handlers()
+        worker.run()
+
+
+# ---------------------------------------------------------------------- jobs
+
+
+def _job_row(job: Job) -> list[str]:
+    p = job.progress()
+    total = "?" if p["total"] is None else str(p["total"])
+    return [job.id, job.type, job.status.value, f"{p['percent']:.1f}% ({p['processed']}/{total})",
+            str(job.error_count), job.created_at.strftime("%Y-%m-%d %H:%M:%S"), job.created_by or ""]
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[Status | None, typer.Option(help="Filter by status.")] = None,
+    type_name: Annotated[str | None, typer.Option("--type", help="Filter by job type.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+    all_: Annotated[bool, typer.Option("--all", help="Include archived and internal jobs.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List recent jobs, newest first."""
+    with _manager() as manager:
+        found, total = manager.list(status=status.value if status else None, type_name=type_name,
+                                    limit=limit, include_archived=all_, include_hidden=all_)
+    if as_json:
+        print(json.dumps({"jobs": [j.to_dict() for j in found], "total": total}, indent=2))
+        return
+    table = Table("id", "type", "status", "progress", "errors", "created (UTC)", "by",
+                  title=f"{len(found)} of {total} jobs")
+    for job in found:
+        table.add_row(*_job_row(job))
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str) -> None:
+    """Show one job as JSON."""
+    with _manager() as manager:
+        job = manager.get(job_id)
+        print(json.dumps(manager.job_dict(job), indent=2))
+
+
+def _control(action: str) -> Callable[[str], None]:
+    def command(job_id: str) -> None:
+        with _manager() as manager:
+            job = manager.control(job_id, action)
+        note = f" ({job.control.value} requested; takes effect after the current batch)" if job.control else ""
+        console.print(f"Job {job.id} is {job.status.value}{note}.")
+
+    command.__doc__ = f"{action.capitalize()} a job."
+    return command
+
+
+for _action in ("cancel", "pause", "resume"):
+    jobs_app.command(_action)(_control(_action))
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: str) -> None:
+    """Start a new job with the same input as a failed or cancelled one."""
+    with _manager() as manager:
+        job = manager.retry(job_id, created_by="cli")
+    console.print(f"Created job {job.id} (retry of {job_id}).")
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    job_id: str, interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 0.5,
+) -> None:
+    """Live progress bar with rate and ETA until the job ends, then its result."""
+    with _manager() as manager:
+        job = watch(manager, job_id, interval)
+    sys.exit(0 if job.status is Status.COMPLETED else 1)
+
+
+def watch(manager: JobManager, job_id: str, interval: float = 0.5) -> Job:
+    job = manager.get(job_id)
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TextColumn("{task.completed:,.0f}/{task.fields[total_text]}"),
+               TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(job.type, total=None, total_text="?", rate="", eta="")
+        while True:
+            p = job.progress()
+            bar.update(task, completed=p["processed"], total=p["total"],
+                       description=f"{job.type} [{job.status.value}{' · ' + p['phase'] if p['phase'] else ''}]",
+                       total_text=f"{p['total']:,}" if p["total"] is not None else "?",
+                       rate=f"{p['rate_per_second']:,.0f}/s" if p["rate_per_second"] else "",
+                       eta=f"ETA {p['eta_seconds']:.0f}s" if p["eta_seconds"] is not None else "")
+            if job.is_terminal:
+                break
+            time.sleep(interval)  # polling interval of a progress display, not synchronisation
+            job = manager.get(job_id)
+    _print_outcome(job)
+    return job
+
+
+def _print_outcome(job: Job) -> None:
+    style = {"completed": "green", "failed": "red"}.get(job.status.value, "yellow")
+    console.print(f"[{style}]Job {job.id} {job.status.value}[/]", highlight=False)
+    if job.error:
+        console.print(f"error: {job.error}", highlight=False)
+    console.print_json(json.dumps({"result": job.result, "error_count": job.error_count}))
+
+
+# ---------------------------------------------------------------------- job creation
+
+
+def create_and_maybe_watch(type_name: str, request: dict[str, Any], path: Path | None, watch_it: bool) -> None:
+    with _manager() as manager:
+        if path is not None:
+            if not path.is_file():
+                fail(f"No such file: {path}", 2)
+            with path.open("rb") as stream:
+                job = manager.create(type_name, request, created_by="cli",
+                                     upload=UploadSource(stream, path.name, None))
+        else:
+            job = manager.create(type_name, request, created_by="cli")
+        console.print(f"Created job {job.id} ({type_name}).", highlight=False)
+        if watch_it:
+            job = watch(manager, job.id)
+            sys.exit(0 if job.status is Status.COMPLETED else 1)
+
+
+@import_app.command("voters")
+def import_voters(
+    file: Path,
+    format: Annotated[str, typer.Option("--format", help="Layout, or auto.")] = "auto",
+    mode: Annotated[str, typer.Option(help="full or incremental.")] = "full",
+    watch_it: Annotated[bool, typer.Option("--watch", help="Follow progress until done.")] = False,
+) -> None:
+    """Import a voter file."""
+    create_and_maybe_watch("import_voters", {"format": format, "mode": mode}, file, watch_it)
+
+
+@import_app.command("parcels")
+def import_parcels(
+    file: Path,
+    source_crs: Annotated[str | None, typer.Option(help="CRS when the file has none, e.g. EPSG:2264.")] = None,
+    source: Annotated[str | None, typer.Option(help="Dataset name parcels are keyed under.")] = None,
+    watch_it: Annotated[bool, typer.Option("--watch", help="Follow progress until done.")] = False,
+) -> None:
+    """Import parcels and link households to them."""
+    request: dict[str, Any] = {}
+    if source_crs:
+        request["source_crs"] = source_crs
+    if source:
+        request["source"] = source
+    create_and_maybe_watch("parcel_import", request, file, watch_it)
+
+
+@app.command()
+def geocode(
+    city: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[str | None, typer.Option()] = None,
+    zip_code: Annotated[str | None, typer.Option("--zip-code")] = None,
+    county: Annotated[str | None, typer.Option()] = None,
+    precinct: Annotated[str | None, typer.Option()] = None,
+    provider: Annotated[str, typer.Option(help="local, census, nominatim or a chain like local,census")] = "local",
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    all_households: Annotated[bool, typer.Option("--all", help="Also re-geocode matched households.")] = False,
+    watch_it: Annotated[bool, typer.Option("--watch", help="Follow progress until done.")] = False,
+) -> None:
+    """Geocode households."""
+    request: dict[str, Any] = {"provider": provider, "only_missing": not all_households}
+    for key, value in (("city", city), ("state", state), ("zip_code", zip_code), ("county", county),
+                       ("precinct", precinct), ("limit", limit)):
+        if value is not None:
+            request[key] = value
+    create_and_maybe_watch("geocode_households", request, None, watch_it)
+
+
+if __name__ == "__main__":
+    app()

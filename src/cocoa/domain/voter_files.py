@@ -1,0 +1,782 @@
+"""Voter file layouts and a line-by-line reader that survives real-world mess.
+
+Why line by line on bytes, not ``csv.reader`` over a text stream:
+
+* an unmatched ``"`` can only ever damage its own line (a quoting reader that
+  may span lines swallows every following record until the next quote);
+* the byte offset of every line is known, so a job can checkpoint "the next
+  unread byte" and resume there after a crash without re-reading the file;
+* each line is decoded on its own, so one Latin-1 ``MUÑOZ`` in a UTF-8 file (or
+  the reverse) costs that line a fallback decode, not the whole file;
+* memory stays flat whatever the file size.
+
+Multi-line quoted fields are therefore not supported; none of the public
+layouts has them, and a row broken across lines is reported as ragged rather
+than silently merged.
+
+A layout is pure data (:class:`Layout`). Adding a state means writing one more
+``Layout(...)`` literal and appending it to :data:`LAYOUTS`.
+
+Row numbers are physical line numbers (the header is row 1, blank lines keep
+their number), which is what a person sees in an editor or spreadsheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from typing import IO, Literal
+
+from cocoa.domain.addresses import household_key, normalize_address
+from cocoa.jobs.types import JobValidationError
+
+Quoting = Literal["enclosed", "csv"]
+DateOrder = Literal["MDY", "YMD"]
+
+# Bumped when parsing or keying changes in a way that should make an otherwise
+# identical re-import rewrite its rows (it is part of every record hash).
+PARSER_VERSION = "1"
+
+UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_SPACES = re.compile(r"\s+")
+_HEADER_LOOSE = re.compile(r"[\s_\-]+")
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """A value every row of a layout shares (e.g. Contra Costa is always CA)."""
+
+    value: str
+
+
+Source = str | Const | tuple[str, ...]
+"""Where a canonical field comes from: one column, a constant, or the first
+non-empty of several candidate columns (aliases for hand-made files)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSpec:
+    """How to build a residence address from a layout's columns.
+
+    ``street`` columns are joined with single spaces (structured layouts split
+    the line into house number, directional, name, suffix ...); ``unit``
+    likewise. A free-form line that already contains the unit has no ``unit``.
+    """
+
+    street: tuple[str, ...]
+    city: Source
+    state: Source
+    zip_code: Source
+    unit: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Everything needed to read one voter file layout.
+
+    ``columns`` is the documented header (used to detect the layout, to
+    generate samples and to list in the API); ``required`` are the columns a
+    file must have to be imported. Column names are matched case-insensitively,
+    ignoring spaces, underscores and hyphens (``FirstName`` = ``first_name``).
+    """
+
+    name: str
+    description: str
+    delimiter: str
+    quoting: Quoting
+    encodings: tuple[str, ...]
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    id_column: str | None  # None: derive a stable key (see simple_csv_key)
+    fields: Mapping[str, Source]
+    dates: Mapping[str, DateOrder]
+    residence: AddressSpec
+    mailing: tuple[str, ...] = ()
+    integers: tuple[str, ...] = ()
+    extra_columns_allowed: bool = False  # Ohio's election-history tail
+
+
+def _loose(name: str) -> str:
+    return _HEADER_LOOSE.sub("", name.strip().lstrip("\ufeff")).casefold()
+
+
+_ELECTIONS = tuple(
+    f"{stem}_{n}"
+    for n in range(1, 6)
+    for stem in (
+        "ElectionAbbr", "ElectionDesc", "ElectionDate", "BallotPartyName", "BallotPartyAbbr",
+        "BallotCounted", "ElectionType", "VotingMethodDesc", "DistrictID", "SubDistrict",
+        "DistrictName",
+    )
+)
+
+NC_STATEWIDE = Layout(
+    name="nc_statewide",
+    description="North Carolina statewide voter file (NCSBE layout of 2022): tab-delimited, "
+    "every field quoted, Latin-1.",
+    delimiter="\t",
+    quoting="enclosed",
+    encodings=("utf-8", "cp1252", "latin-1"),
+    columns=tuple(
+        """county_id county_desc voter_reg_num ncid last_name first_name middle_name
+        name_suffix_lbl status_cd voter_status_desc reason_cd voter_status_reason_desc
+        res_street_address res_city_desc state_cd zip_code mail_addr1 mail_addr2
+        mail_addr3 mail_addr4 mail_city mail_state mail_zipcode full_phone_number
+        confidential_ind registr_dt race_code ethnic_code party_cd gender_code
+        birth_year age_at_year_end birth_state drivers_lic precinct_abbrv precinct_desc
+        municipality_abbrv municipality_desc ward_abbrv ward_desc cong_dist_abbrv
+        super_court_abbrv judic_dist_abbrv nc_senate_abbrv nc_house_abbrv
+        county_commiss_abbrv county_commiss_desc township_abbrv township_desc
+        school_dist_abbrv school_dist_desc fire_dist_abbrv fire_dist_desc
+        water_dist_abbrv water_dist_desc sewer_dist_abbrv sewer_dist_desc
+        sanit_dist_abbrv sanit_dist_desc rescue_dist_abbrv rescue_dist_desc
+        munic_dist_abbrv munic_dist_desc dist_1_abbrv dist_1_desc vtd_abbrv vtd_desc""".split()
+    ),
+    required=("ncid", "last_name", "first_name", "res_street_address", "res_city_desc",
+              "state_cd", "zip_code"),
+    id_column="ncid",
+    fields={
+        "first_name": "first_name", "middle_name": "middle_name", "last_name": "last_name",
+        "name_suffix": "name_suffix_lbl", "birth_year": "birth_year",
+        "registration_date": "registr_dt", "party": "party_cd", "status": "status_cd",
+        "precinct": "precinct_abbrv", "county": "county_desc", "phone": "full_phone_number",
+    },
+    dates={"registration_date": "MDY"},
+    integers=("birth_year",),
+    residence=AddressSpec(street=("res_street_address",), city="res_city_desc",
+                          state="state_cd", zip_code="zip_code"),
+    mailing=("mail_addr1", "mail_addr2", "mail_addr3", "mail_addr4", "mail_city",
+             "mail_state", "mail_zipcode"),
+)
+
+OH_SWVF = Layout(
+    name="oh_swvf",
+    description="Ohio statewide voter file (SWVF): comma-delimited, Latin-1, one trailing "
+    "column per election (any number).",
+    delimiter=",",
+    quoting="csv",
+    encodings=("utf-8", "cp1252", "latin-1"),
+    columns=tuple(
+        """SOS_VOTERID COUNTY_NUMBER COUNTY_ID LAST_NAME FIRST_NAME MIDDLE_NAME SUFFIX
+        DATE_OF_BIRTH REGISTRATION_DATE VOTER_STATUS PARTY_AFFILIATION RESIDENTIAL_ADDRESS1
+        RESIDENTIAL_SECONDARY_ADDR RESIDENTIAL_CITY RESIDENTIAL_STATE RESIDENTIAL_ZIP
+        RESIDENTIAL_ZIP_PLUS4 RESIDENTIAL_COUNTRY RESIDENTIAL_POSTALCODE MAILING_ADDRESS1
+        MAILING_SECONDARY_ADDRESS MAILING_CITY MAILING_STATE MAILING_ZIP MAILING_ZIP_PLUS4
+        MAILING_COUNTRY MAILING_POSTAL_CODE CAREER_CENTER CITY CITY_SCHOOL_DISTRICT
+        COUNTY_COURT_DISTRICT CONGRESSIONAL_DISTRICT COURT_OF_APPEALS
+        EDU_SERVICE_CENTER_DISTRICT EXEMPTED_VILL_SCHOOL_DISTRICT LIBRARY
+        LOCAL_SCHOOL_DISTRICT MUNICIPAL_COURT_DISTRICT PRECINCT_NAME PRECINCT_CODE
+        STATE_BOARD_OF_EDUCATION STATE_REPRESENTATIVE_DISTRICT STATE_SENATE_DISTRICT
+        TOWNSHIP VILLAGE WARD""".split()
+    ),
+    required=("SOS_VOTERID", "LAST_NAME", "FIRST_NAME", "RESIDENTIAL_ADDRESS1",
+              "RESIDENTIAL_CITY", "RESIDENTIAL_STATE", "RESIDENTIAL_ZIP"),
+    id_column="SOS_VOTERID",
+    fields={
+        "first_name": "FIRST_NAME", "middle_name": "MIDDLE_NAME", "last_name": "LAST_NAME",
+        "name_suffix": "SUFFIX", "birth_date": "DATE_OF_BIRTH",
+        "registration_date": "REGISTRATION_DATE", "party": "PARTY_AFFILIATION",
+        "status": "VOTER_STATUS", "precinct": "PRECINCT_NAME", "county": "COUNTY_NUMBER",
+    },
+    dates={"birth_date": "YMD", "registration_date": "YMD"},
+    residence=AddressSpec(street=("RESIDENTIAL_ADDRESS1",), unit=("RESIDENTIAL_SECONDARY_ADDR",),
+                          city="RESIDENTIAL_CITY", state="RESIDENTIAL_STATE",
+                          zip_code="RESIDENTIAL_ZIP"),
+    mailing=("MAILING_ADDRESS1", "MAILING_SECONDARY_ADDRESS", "MAILING_CITY", "MAILING_STATE",
+             "MAILING_ZIP"),
+    extra_columns_allowed=True,
+)
+
+CONTRA_COSTA = Layout(
+    name="contra_costa",
+    description="Contra Costa County, CA: tab-delimited, structured residence address, "
+    "five election blocks.",
+    delimiter="\t",
+    quoting="enclosed",
+    encodings=("utf-8", "cp1252", "latin-1"),
+    columns=tuple(
+        """RegistrationNumber VoterID VoterTitle LastName FirstName MiddleName NameSuffix
+        Gender ResidenceCity ResidenceZipCode HouseNumber PreDirection StreetName StreetSuffix
+        PostDirection UnitAbbr UnitNumber MailAddress1 MailAddress2 MailAddress3 MailAddress4
+        MailCity MailState MailZip PhoneNumber EmailAddress RegistrationDate BirthDate
+        BirthPlace PartyName PartyAbbr Language VBMProgramStatus PrecinctID PrecinctPortion
+        PrecinctName""".split()
+    ) + _ELECTIONS + ("StatusReason",),
+    required=("VoterID", "LastName", "FirstName", "HouseNumber", "StreetName",
+              "ResidenceCity", "ResidenceZipCode"),
+    id_column="VoterID",
+    fields={
+        "first_name": "FirstName", "middle_name": "MiddleName", "last_name": "LastName",
+        "name_suffix": "NameSuffix", "birth_date": "BirthDate",
+        "registration_date": "RegistrationDate", "party": "PartyAbbr",
+        "precinct": "PrecinctName", "county": Const("Contra Costa"), "phone": "PhoneNumber",
+        "email": "EmailAddress",
+    },
+    dates={"birth_date": "MDY", "registration_date": "MDY"},
+    residence=AddressSpec(
+        street=("HouseNumber", "PreDirection", "StreetName", "StreetSuffix", "PostDirection"),
+        unit=("UnitAbbr", "UnitNumber"), city="ResidenceCity", state=Const("CA"),
+        zip_code="ResidenceZipCode",
+    ),
+    mailing=("MailAddress1", "MailAddress2", "MailAddress3", "MailAddress4", "MailCity",
+             "MailState", "MailZip"),
+)
+
+SIMPLE_CSV = Layout(
+    name="simple_csv",
+    description="Hand-made list: comma-delimited with first_name,last_name and optional "
+    "email,phone,address,city,state,zip. No voter id: voters are keyed by name + "
+    "household (or email/phone when there is no address).",
+    delimiter=",",
+    quoting="csv",
+    encodings=("utf-8", "cp1252"),
+    columns=("first_name", "last_name", "email", "phone", "address", "city", "state", "zip"),
+    required=("first_name", "last_name"),
+    id_column=None,
+    fields={
+        "first_name": "first_name", "last_name": "last_name",
+        "middle_name": ("middle_name",), "email": ("email", "email_address", "e_mail"),
+        "phone": ("phone", "phone_number", "telephone"),
+    },
+    dates={},
+    residence=AddressSpec(
+        street=("address",), unit=(), city=("city",), state=("state",),
+        zip_code=("zip", "zip_code", "zipcode", "postal_code"),
+    ),
+    extra_columns_allowed=True,
+)
+
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout for layout in (NC_STATEWIDE, OH_SWVF, CONTRA_COSTA, SIMPLE_CSV)
+}
+
+
+def get_layout(name: str) -> Layout:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise JobValidationError(
+            f"Unknown voter file format {name!r}; valid formats: auto, "
+            f"{', '.join(LAYOUTS)}",
+            code="unknown_format", status=422,
+            details={"format": name, "valid": ["auto", *LAYOUTS]},
+        ) from None
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+class QuoteProblem(Exception):
+    """A line whose quoting cannot be read as the layout's dialect."""
+
+
+def split_line(text: str, layout: Layout) -> tuple[list[str], bool]:
+    """Split one decoded line into fields; the flag says a stray quote was kept.
+
+    ``enclosed``: split on the delimiter (it never occurs inside a field in
+    these layouts); a field wrapped in quotes loses the wrapper and ``""``
+    becomes ``"``; any other quote is data (``O"NEIL`` stays ``O"NEIL``).
+
+    ``csv``: RFC 4180 within the line. If the line's quoting is broken (a
+    field opens a quote that never closes, or text follows a closing quote)
+    the quotes are taken literally and the line is split on the delimiter;
+    the caller decides whether that gives a usable row.
+    """
+    delimiter = layout.delimiter
+    if layout.quoting == "enclosed":
+        parts = text.split(delimiter)
+        if '"' in text:
+            parts = [_unwrap(p) for p in parts]
+        return parts, False
+    if '"' not in text:
+        return text.split(delimiter), False
+    try:
+        return next(csv.reader([text], delimiter=delimiter, strict=True)), False
+    except csv.Error:
+        return text.split(delimiter), True
+
+
+def _unwrap(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1].replace('""', '"')
+    return value
+
+
+# --------------------------------------------------------------------------- header
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A file's header as read: display names (BOM and outer spaces removed,
+    duplicates made unique) and their loose lookup keys."""
+
+    names: tuple[str, ...]
+    index: Mapping[str, int]  # loose name -> position (first occurrence)
+
+    def position(self, column: str) -> int | None:
+        return self.index.get(_loose(column))
+
+    def missing(self, columns: Iterable[str]) -> list[str]:
+        return [c for c in columns if self.position(c) is None]
+
+
+def parse_header(text: str, layout: Layout) -> Header:
+    raw, _ = split_line(text.lstrip("\ufeff").rstrip("\r\n"), layout)
+    names: list[str] = []
+    index: dict[str, int] = {}
+    seen: set[str] = set()
+    for pos, cell in enumerate(raw):
+        name = cell.strip() or f"column_{pos + 1}"
+        unique, n = name, 2
+        while unique in seen:
+            unique, n = f"{name}_{n}", n + 1
+        seen.add(unique)
+        names.append(unique)
+        index.setdefault(_loose(name), pos)
+    return Header(tuple(names), index)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """Which layout a header belongs to, and why (shown to the user)."""
+
+    layout: Layout
+    header: Header
+    reason: str
+
+
+def detect_layout(header: str | bytes) -> Detection:
+    """Pick the layout whose required columns the header has.
+
+    Several may match (an NC header also has ``first_name,last_name``, which is
+    all simple CSV needs), so the most specific wins: the layout with the most
+    required columns present, then the most documented columns present.
+    """
+    text = _decode_header(header)
+    scored: list[tuple[int, int, Layout, Header]] = []
+    notes: list[str] = []
+    for layout in LAYOUTS.values():
+        parsed = parse_header(text, layout)
+        missing = parsed.missing(layout.required)
+        if missing:
+            notes.append(f"{layout.name}: missing {', '.join(missing)}")
+            continue
+        known = len(layout.columns) - len(parsed.missing(layout.columns))
+        scored.append((len(layout.required), known, layout, parsed))
+    if not scored:
+        raise JobValidationError(
+            "Could not recognise the voter file layout from its header ("
+            + "; ".join(notes) + "). Pick a format explicitly or fix the header.",
+            code="unknown_layout", status=422, details={"candidates": notes},
+        )
+    scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
+    _, known, layout, parsed = scored[0]
+    others = [s[2].name for s in scored[1:]]
+    reason = (f"detected {layout.name}: header has all {len(layout.required)} required columns "
+              f"and {known} of its {len(layout.columns)} documented columns")
+    if others:
+        reason += f"; also compatible with {', '.join(others)} but {layout.name} is more specific"
+    return Detection(layout, parsed, reason)
+
+
+def _decode_header(header: str | bytes) -> str:
+    if isinstance(header, str):
+        return header.lstrip("\ufeff")
+    raw = header.removeprefix(UTF8_BOM)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+# --------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True, slots=True)
+class RowIssue:
+    """Something wrong with one row. ``fatal`` rows are not imported; the
+    others (a bad date, a kept stray quote) are imported with a warning."""
+
+    row: int
+    code: str
+    message: str
+    fatal: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Residence:
+    """A normalised residence: the household it belongs to."""
+
+    key: str
+    street_line: str
+    unit: str | None
+    city: str | None
+    state: str | None
+    zip_code: str | None
+
+
+@lru_cache(maxsize=200_000)
+def residence(street: str | None, unit: str | None, city: str | None, state: str | None,
+              zip_code: str | None) -> Residence | None:
+    """Normalise once per distinct spelling: voters share addresses, and the
+    normaliser is the most expensive step of a row."""
+    if not street:
+        return None
+    parsed = normalize_address(street, unit)
+    key = household_key(street, city, state, zip_code, unit)
+    return Residence(key, parsed.street_line or street, parsed.unit or None, city,
+                     state.upper() if state else None, zip_code[:5] if zip_code else None)
+
+
+@dataclass(slots=True)
+class VoterRecord:
+    """One parsed data row.
+
+    ``fields`` holds the canonical voter columns (text trimmed and inner runs
+    of spaces collapsed; dates parsed; empty means None); ``record`` is every
+    source column exactly as given, keyed by the header name.
+    """
+
+    row: int
+    external_id: str
+    fields: dict[str, object]
+    record: dict[str, str]
+    household: Residence | None  # None when the row has no street address
+    warnings: list[RowIssue] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One physical line: its number, where it starts, where the next starts."""
+
+    number: int
+    start: int
+    end: int
+    raw: bytes
+
+
+def iter_lines(stream: IO[bytes], offset: int, number: int) -> Iterator[Line]:
+    """Yield lines from ``offset`` (which must be a line start), numbered from
+    ``number``; line endings (LF or CRLF) are removed from ``raw``."""
+    stream.seek(offset)
+    position = offset
+    for chunk in stream:
+        end = position + len(chunk)
+        yield Line(number, position, end, chunk.rstrip(b"\r\n"))
+        position = end
+        number += 1
+
+
+class RowReader:
+    """Turns lines of one file into :class:`VoterRecord` or :class:`RowIssue`.
+
+    Built once per file from its header; cheap to call per line.
+    """
+
+    def __init__(self, layout: Layout, header: Header) -> None:
+        self.layout = layout
+        self.header = header
+        self.width = len(header.names)
+        self._id_pos = header.position(layout.id_column) if layout.id_column else None
+        self._fields = {name: self._locate(src) for name, src in layout.fields.items()}
+        res = layout.residence
+        self._street = [p for c in res.street if (p := header.position(c)) is not None]
+        self._unit = [p for c in res.unit if (p := header.position(c)) is not None]
+        self._city = self._locate(res.city)
+        self._state = self._locate(res.state)
+        self._zip = self._locate(res.zip_code)
+        self._mail = [p for c in layout.mailing if (p := header.position(c)) is not None]
+
+    def _locate(self, source: Source) -> Const | tuple[int, ...]:
+        if isinstance(source, Const):
+            return source
+        names = (source,) if isinstance(source, str) else source
+        return tuple(p for n in names if (p := self.header.position(n)) is not None)
+
+    def decode(self, line: Line) -> str | RowIssue:
+        for encoding in self.layout.encodings:
+            try:
+                return line.raw.decode(encoding).replace("\x00", "")
+            except UnicodeDecodeError as exc:
+                error = exc
+        return RowIssue(line.number, "undecodable",
+                        f"row {line.number}: bytes {line.raw[error.start:error.end]!r} at "
+                        f"byte {error.start} are not valid in any of "
+                        f"{', '.join(self.layout.encodings)}; save the file as UTF-8")
+
+    def split(self, line: Line) -> tuple[list[str], list[RowIssue]] | RowIssue:
+        """Decode and split a line into exactly ``width`` fields, or say why not."""
+        text = self.decode(line)
+        if isinstance(text, RowIssue):
+            return text
+        values, stray_quote = split_line(text, self.layout)
+        n = len(values)
+        if n > self.width and not any(v.strip() for v in values[self.width:]):
+            values, n = values[: self.width], self.width  # a trailing delimiter is harmless
+        if n != self.width:
+            return self._ragged(line.number, n, stray_quote)
+        notes: list[RowIssue] = []
+        if stray_quote:
+            notes.append(RowIssue(
+                line.number, "stray_quote",
+                f"row {line.number}: a double quote does not open or close a quoted field; "
+                "it was kept as part of the value", fatal=False))
+        return values, notes
+
+    def _ragged(self, row: int, n: int, stray_quote: bool) -> RowIssue:
+        if stray_quote:
+            return RowIssue(row, "unbalanced_quote",
+                            f"row {row}: a field opens a double quote that is never closed "
+                            f"and the row does not split into {self.width} fields (got {n}); "
+                            "the row was skipped, the following rows are unaffected")
+        return RowIssue(row, "ragged_row",
+                        f"row {row}: has {n} fields but the header has {self.width}; "
+                        "the row was skipped")
+
+    def external_id(self, values: list[str]) -> str:
+        return values[self._id_pos].strip() if self._id_pos is not None else ""
+
+    def parse(self, line: Line) -> VoterRecord | RowIssue:
+        split = self.split(line)
+        if isinstance(split, RowIssue):
+            return split
+        values, warnings = split
+        external_id = self.external_id(values)
+        if self._id_pos is not None:
+            problem = _check_id(line.number, external_id, self.layout)
+            if problem:
+                return problem
+        canonical: dict[str, object] = {}
+        for name, where in self._fields.items():
+            canonical[name] = self._value(values, where)
+        self._convert(line.number, canonical, warnings)
+        street = _join(values, self._street)
+        unit = _join(values, self._unit)
+        canonical["res_street"] = f"{street} {unit}" if street and unit else street
+        canonical["res_city"] = city = self._value(values, self._city)
+        canonical["res_state"] = state = self._value(values, self._state)
+        canonical["res_zip"] = zip_code = self._value(values, self._zip)
+        canonical["mail_address"] = _join(values, self._mail, ", ")
+        home = residence(street, unit, city, state, zip_code)
+        if self._id_pos is None:
+            external_id = simple_csv_key(
+                _str(canonical.get("first_name")), _str(canonical.get("last_name")),
+                home.key if home else None, _str(canonical.get("email")),
+                _str(canonical.get("phone")))
+        return VoterRecord(line.number, external_id, canonical,
+                           dict(zip(self.header.names, values)), home, warnings)
+
+    @staticmethod
+    def _value(values: list[str], where: Const | tuple[int, ...]) -> str | None:
+        if isinstance(where, Const):
+            return where.value
+        for pos in where:
+            text = _clean(values[pos])
+            if text:
+                return text
+        return None
+
+    def _convert(self, row: int, canonical: dict[str, object],
+                 warnings: list[RowIssue]) -> None:
+        for name, order in self.layout.dates.items():
+            text = canonical.get(name)
+            if isinstance(text, str):
+                parsed = parse_date(text, order)
+                canonical[name] = parsed
+                if parsed is None:
+                    warnings.append(_bad_value(row, "bad_date", name, text,
+                                               "MM/DD/YYYY" if order == "MDY" else "YYYY-MM-DD"))
+        for name in self.layout.integers:
+            text = canonical.get(name)
+            if isinstance(text, str):
+                canonical[name] = int(text) if text.isdigit() and len(text) <= 9 else None
+                if canonical[name] is None:
+                    warnings.append(_bad_value(row, "bad_number", name, text, "a whole number"))
+
+
+MAX_ID_LENGTH = 128  # voters.external_id
+
+
+def _check_id(row: int, external_id: str, layout: Layout) -> RowIssue | None:
+    if not external_id:
+        return RowIssue(row, "missing_id", f"row {row}: the voter id column "
+                        f"{layout.id_column!r} is empty; the row was skipped")
+    if len(external_id) > MAX_ID_LENGTH:
+        return RowIssue(row, "bad_id", f"row {row}: the voter id is {len(external_id)} "
+                        f"characters long (at most {MAX_ID_LENGTH}); the row was skipped")
+    return None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _bad_value(row: int, code: str, name: str, text: str, expected: str) -> RowIssue:
+    return RowIssue(row, code, f"row {row}: {name} {text[:40]!r} is not {expected}; "
+                    "the voter was imported without it", fatal=False)
+
+
+def _clean(value: str) -> str:
+    """Canonical text: outer whitespace trimmed, inner runs collapsed."""
+    if "  " in value or "\t" in value:
+        return " ".join(value.split())
+    return value.strip()
+
+
+def _join(values: list[str], positions: list[int], sep: str = " ") -> str | None:
+    parts = [t for p in positions if (t := _clean(values[p]))]
+    return sep.join(parts) if parts else None
+
+
+def parse_date(text: str, order: DateOrder) -> date | None:
+    """``MM/DD/YYYY`` or ``YYYY-MM-DD`` without ``strptime`` (which costs
+    more than the rest of a row); a time part after a space is ignored."""
+    text = text.split(" ", 1)[0]
+    parts = text.split("/" if order == "MDY" else "-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    if order == "MDY":
+        month, day, year = parts
+    else:
+        year, month, day = parts
+    if len(year) != 4:
+        return None
+    try:
+        return date(int(year), int(month), int(day))
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_header_line(stream: IO[bytes]) -> Line | None:
+    """The first non-blank line (the header); None for an empty file."""
+    for line in iter_lines(stream, 0, 1):
+        if line.raw.strip():
+            return line
+    return None
+
+
+def header_text(line: Line) -> str:
+    return _decode_header(line.raw)
+
+
+def resolve_layout(header_line: Line, requested: str) -> Detection:
+    """The layout for ``requested`` (a layout name or ``auto``) and the parsed
+    header; raises a 422 naming the missing columns."""
+    text = header_text(header_line)
+    if requested == "auto":
+        return detect_layout(text)
+    layout = get_layout(requested)
+    header = parse_header(text, layout)
+    missing = header.missing(layout.required)
+    if missing:
+        raise JobValidationError(
+            f"The file is missing required {layout.name} column(s): {', '.join(missing)}. "
+            f"Required: {', '.join(layout.required)}.",
+            code="missing_columns", status=422,
+            details={"format": layout.name, "missing": missing,
+                     "required": list(layout.required)},
+        )
+    return Detection(layout, header, f"{layout.name} as requested")
+
+
+@dataclass(frozen=True, slots=True)
+class FileInspection:
+    """What validation learned about an upload."""
+
+    layout: Layout
+    requested: str
+    reason: str
+    columns: tuple[str, ...]
+    data_offset: int  # byte offset of the first line after the header
+    first_row: int  # its row number
+    rows: int  # non-blank data lines
+
+
+def inspect_file(stream: IO[bytes], format: str, max_items: int) -> FileInspection:
+    """Pre-flight check at validation time, so a bad file is refused with a
+    clear 4xx before a job exists instead of failing halfway."""
+    if format != "auto":
+        get_layout(format)
+    stream.seek(0)
+    start = stream.read(4)
+    if start[:2] in _UTF16_BOMS:
+        raise JobValidationError("The file is UTF-16 encoded; save it as UTF-8 or Latin-1 CSV.",
+                                 code="unsupported_encoding", status=422)
+    header_line = read_header_line(stream)
+    if header_line is None:
+        raise JobValidationError("The file is empty: expected a header row and data rows.",
+                                 code="empty_file", status=422)
+    detection = resolve_layout(header_line, format)
+    rows = count_data_lines(stream, header_line.end, detection.layout)
+    if rows == 0:
+        raise JobValidationError("The file has a header but no data rows.",
+                                 code="no_data_rows", status=422)
+    if rows > max_items:
+        raise JobValidationError(
+            f"The file has {rows} data rows; at most {max_items} are allowed per job. "
+            "Split the file and import the parts as separate jobs.",
+            code="too_many_items", status=422, details={"rows": rows, "limit": max_items},
+        )
+    return FileInspection(detection.layout, format, detection.reason, detection.header.names,
+                          header_line.end, header_line.number + 1, rows)
+
+
+def count_data_lines(stream: IO[bytes], offset: int, layout: Layout) -> int:
+    """Non-blank lines from ``offset`` to the end (bytes only: no decoding)."""
+    stream.seek(offset)
+    filler = _blank_bytes(layout)
+    return sum(1 for chunk in stream if chunk.strip(filler))
+
+
+def _blank_bytes(layout: Layout) -> bytes:
+    return b' \t\r\n"' + layout.delimiter.encode()
+
+
+def is_blank(raw: bytes, layout: Layout) -> bool:
+    """Blank lines, and lines of nothing but delimiters and quotes (what a
+    spreadsheet writes for an empty row), are skipped without an error."""
+    return not raw.strip(_blank_bytes(layout))
+
+
+def iter_rows(stream: IO[bytes], reader: RowReader, offset: int,
+              number: int) -> Iterator[tuple[Line, VoterRecord | RowIssue]]:
+    """Every data row from ``offset`` on, parsed; blank lines are skipped."""
+    for line in iter_lines(stream, offset, number):
+        if not is_blank(line.raw, reader.layout):
+            yield line, reader.parse(line)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def simple_csv_key(first: str | None, last: str | None, household: str | None,
+                   email: str | None, phone: str | None) -> str:
+    """The stable voter key for files without a voter id.
+
+    ``sc:`` + the first 32 hex digits of SHA-256 over the upper-cased,
+    space-collapsed first and last name and the household key (so the same
+    person at the same residence, however the address is spelled, is one
+    voter). Without an address the lower-cased email stands in for the
+    household, then the phone digits. Two different people with the same name
+    at the same address collapse into one; that is the price of having no id.
+    """
+    anchor = household or (email or "").strip().lower() or "".join(
+        ch for ch in (phone or "") if ch.isdigit())
+    material = "|".join((_name_key(first), _name_key(last), anchor))
+    return "sc:" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+
+
+def _name_key(name: str | None) -> str:
+    return " ".join((name or "").upper().split())

@@ -1,0 +1,123 @@
+"""The offline default: addresses we already know the location of.
+
+Two sources, tried for every candidate key of a request, most specific first
+(the household key with its unit, then the building's key without it):
+
+1. imported parcels whose normalised situs address (``parcels.situs_key``)
+   equals the key - located at the parcel's representative point; stacked
+   condo parcels share a point and still count as one match, parcels with the
+   same key but different points are a tie;
+2. households already geocoded (``matched``) under that key - so apartments
+   inherit their building's location and a re-run reuses earlier answers.
+
+No network, no rate limit; one indexed ``IN`` query per source and chunk.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from cocoa.db.engine import reading
+from cocoa.db.tables import households, parcels
+from cocoa.providers.base import GeocodeRequest, GeocodeResult, ProviderStats
+
+NAME = "local"
+QUERY_CHUNK = 500  # keys per IN list: far below every backend's parameter limit
+_SAME_POINT = 7  # decimal places (~1 cm) under which two points are one
+
+
+@dataclass(frozen=True, slots=True)
+class _Point:
+    latitude: float
+    longitude: float
+    address: str | None
+    source: str  # "parcel" | "household"
+
+
+class LocalProvider:
+    """Matches request keys against parcels and geocoded households."""
+
+    name = NAME
+    matches_on_keys = True  # the chain dedupes on exact keys, not on the query
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.stats = ProviderStats()
+
+    def geocode(self, requests: Sequence[GeocodeRequest]) -> list[GeocodeResult]:
+        keys = sorted({k for r in requests for k in r.all_keys})
+        by_parcel, by_household = self._lookup(keys)
+        return [_resolve(r, by_parcel, by_household) for r in requests]
+
+    def _lookup(
+        self, keys: list[str]
+    ) -> tuple[dict[str, list[_Point]], dict[str, list[_Point]]]:
+        by_parcel: dict[str, list[_Point]] = defaultdict(list)
+        by_household: dict[str, list[_Point]] = defaultdict(list)
+        with reading(self.engine) as conn:
+            for i in range(0, len(keys), QUERY_CHUNK):
+                chunk = keys[i:i + QUERY_CHUNK]
+                for key, lat, lon, address in conn.execute(_parcel_query(chunk)):
+                    by_parcel[key].append(_Point(lat, lon, address, "parcel"))
+                for key, lat, lon, address in conn.execute(_household_query(chunk)):
+                    by_household[key].append(_Point(lat, lon, address, "household"))
+        return by_parcel, by_household
+
+    def close(self) -> None:
+        """Nothing to release: the engine belongs to the caller."""
+
+
+def _parcel_query(keys: list[str]) -> sa.Select:  # type: ignore[type-arg]
+    return sa.select(parcels.c.situs_key, parcels.c.rep_lat, parcels.c.rep_lon,
+                     parcels.c.situs_address).where(parcels.c.situs_key.in_(keys))
+
+
+def _household_query(keys: list[str]) -> sa.Select:  # type: ignore[type-arg]
+    return sa.select(
+        households.c.address_key, households.c.latitude, households.c.longitude,
+        sa.func.coalesce(households.c.geocoded_address, households.c.street_line),
+    ).where(
+        households.c.address_key.in_(keys),
+        households.c.geocode_status == "matched",
+        households.c.latitude.is_not(None),
+        households.c.longitude.is_not(None),
+    )
+
+
+def _resolve(
+    request: GeocodeRequest, by_parcel: dict[str, list[_Point]],
+    by_household: dict[str, list[_Point]],
+) -> GeocodeResult:
+    tied = False
+    candidates = [(k, False) for k in request.keys]
+    if request.building_key:
+        candidates.append((request.building_key, True))
+    for key, building in candidates:
+        for source in (by_parcel, by_household):
+            points = _distinct(source.get(key, ()))
+            if len(points) == 1:
+                return _matched(request.id, points[0], building)
+            tied = tied or len(points) > 1
+    if tied:
+        return GeocodeResult.tie(request.id, NAME, "several parcels share this address")
+    return GeocodeResult.no_match(request.id, NAME)
+
+
+def _distinct(points: Iterable[_Point]) -> list[_Point]:
+    seen: dict[tuple[float, float], _Point] = {}
+    for p in points:
+        seen.setdefault((round(p.latitude, _SAME_POINT), round(p.longitude, _SAME_POINT)), p)
+    return list(seen.values())
+
+
+def _matched(request_id: str, point: _Point, building: bool) -> GeocodeResult:
+    """Quality says where the point came from and whether the unit mattered:
+    ``parcel`` / ``household`` for the exact key, ``..._building`` when only
+    the address without the unit matched."""
+    quality = f"{point.source}_building" if building else point.source
+    return GeocodeResult.matched(request_id, NAME, point.latitude, point.longitude,
+                                 quality=quality, matched_address=point.address)
