@@ -20,7 +20,8 @@ from cocoa.config import Settings
 from cocoa.jobs.manager import JobManager
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-bearer = HTTPBearer(auto_error=False, description="An API token from `cocoa token create` or POST /api/v1/auth/tokens")
+bearer = HTTPBearer(auto_error=False,
+                    description="An API token from `cocoa token create` or POST /api/v1/auth/tokens")
 
 
 def get_manager(request: Request) -> JobManager:
@@ -67,8 +68,8 @@ def current_user(
 
 def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
     if not user.is_admin:
-        raise ApiError(403, f"User {user.username!r} has role {user.role.value!r}; this action needs 'admin'.",
-                       "forbidden")
+        raise ApiError(403, f"User {user.username!r} has role {user.role.value!r}; "
+                       "this action needs 'admin'.", "forbidden")
     return user
 
 

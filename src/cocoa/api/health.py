@@ -1,11 +1,152 @@
-"""Liveness, readiness and metrics. PLACEHOLDER: /metrics filled in by the API work."""
+"""Liveness, readiness and Prometheus metrics.
 
-from fastapi import APIRouter
+* ``/healthz``: the process answers (no database): for restart decisions.
+* ``/readyz``: the database answers and its schema is the one this code
+  expects: for load-balancer decisions. 503 in the error shape otherwise.
+* ``/metrics``: Prometheus text format, computed by querying the database at
+  scrape time (a custom collector), so every API host reports the same
+  cluster-wide numbers and nothing is lost when a process restarts.
+
+Decision: ``/metrics`` requires a valid API token of any role. Job counts,
+types and timings reveal what a campaign is doing; Prometheus sends a bearer
+token with ``authorization: {credentials: ...}`` in its scrape config.
+Health checks stay public because orchestrators probe them without secrets
+and they reveal nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from cocoa.api.deps import CurrentUser, Manager
+from cocoa.api.errors import ApiError
+from cocoa.api.schemas import errors
+from cocoa.db.engine import is_postgres, reading
+from cocoa.db.migrate import SchemaNotCurrent, check_current
+from cocoa.db.tables import jobs
 
 router = APIRouter(tags=["health"])
+
+# Jobs take seconds to hours: buckets from 1 s to 1 day.
+DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
+# Waiting in the queue should be short: buckets from 100 ms to 1 h.
+WAIT_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0)
 
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
     """The process is up (no database check: that is /readyz)."""
     return {"status": "ok"}
+
+
+@router.get("/readyz", responses=errors(503))
+def readyz(manager: Manager) -> dict[str, str]:
+    """The database is reachable and its schema is current."""
+    engine = manager.engine
+    try:
+        with reading(engine) as conn:
+            conn.execute(sa.text("SELECT 1"))
+        check_current(engine, engine.url.render_as_string(hide_password=False))
+    except SchemaNotCurrent as exc:
+        raise ApiError(503, str(exc), "schema_not_current") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise ApiError(503, f"Database unreachable: {type(exc).__name__}", "database_unreachable") from exc
+    return {"status": "ready"}
+
+
+@router.get("/metrics", response_class=Response, responses={
+    200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+          "description": "Prometheus text exposition format."},
+    **errors(401, 503),
+})
+def metrics(_: CurrentUser, manager: Manager) -> Response:
+    """Prometheus metrics about jobs, queried from the database at scrape time."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(JobsCollector(manager.engine))
+    try:
+        body = generate_latest(registry)
+    except sa.exc.SQLAlchemyError as exc:
+        raise ApiError(503, f"Database unreachable: {type(exc).__name__}", "database_unreachable") from exc
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class JobsCollector:
+    """Reads job statistics with a handful of aggregate queries per scrape."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        with reading(self.engine) as conn:
+            yield self._jobs_by_status(conn)
+            yield from self._items(conn)
+            yield self._histogram(conn, "cocoa_job_duration_seconds",
+                                  "Processing time of completed jobs (paused time excluded).",
+                                  jobs.c.processing_seconds, jobs.c.status == "completed",
+                                  DURATION_BUCKETS)
+            yield self._histogram(conn, "cocoa_job_queue_wait_seconds",
+                                  "Time from creation to first start (started_at - created_at).",
+                                  _seconds_between(conn, jobs.c.created_at, jobs.c.started_at),
+                                  jobs.c.started_at.is_not(None), WAIT_BUCKETS)
+
+    def _jobs_by_status(self, conn: sa.Connection) -> Metric:
+        family = GaugeMetricFamily("cocoa_jobs", "Jobs by type and status (archived included).",
+                                   labels=["type", "status"])
+        rows: list[Any] = list(conn.execute(sa.select(jobs.c.type, jobs.c.status, sa.func.count())
+                                            .group_by(jobs.c.type, jobs.c.status)))
+        for type_name, status, count in rows:
+            family.add_metric([type_name, status], int(count))
+        return family
+
+    def _items(self, conn: sa.Connection) -> Iterable[Metric]:
+        processed = CounterMetricFamily("cocoa_job_items_processed", "Items processed, by job type.",
+                                        labels=["type"])
+        failed = CounterMetricFamily("cocoa_job_item_errors", "Item errors recorded, by job type.",
+                                     labels=["type"])
+        rows: list[Any] = list(conn.execute(sa.select(jobs.c.type, sa.func.sum(jobs.c.processed),
+                                                      sa.func.sum(jobs.c.error_count))
+                                            .group_by(jobs.c.type)))
+        for type_name, n_processed, n_errors in rows:
+            processed.add_metric([type_name], float(n_processed or 0))
+            failed.add_metric([type_name], float(n_errors or 0))
+        return processed, failed
+
+    def _histogram(self, conn: sa.Connection, name: str, documentation: str,
+                   value: sa.ColumnElement[Any], where: sa.ColumnElement[bool],
+                   bounds: tuple[float, ...]) -> Metric:
+        """Cumulative buckets computed in SQL, one row per job type."""
+        columns = [sa.func.sum(sa.case((value <= b, 1), else_=0)) for b in bounds]
+        rows: list[Any] = list(conn.execute(
+            sa.select(jobs.c.type, sa.func.count(), sa.func.sum(value), *columns)
+            .where(where).group_by(jobs.c.type)))
+        family = HistogramMetricFamily(name, documentation, labels=["type"])
+        for row in rows:
+            type_name, count, total, *cumulative = row
+            buckets = [(_le(b), float(c or 0)) for b, c in zip(bounds, cumulative, strict=True)]
+            buckets.append(("+Inf", float(count)))
+            family.add_metric([type_name], buckets, float(total or 0.0))
+        return family
+
+
+def _le(bound: float) -> str:
+    return f"{bound:g}" if bound < 1e6 else str(bound)
+
+
+def _seconds_between(conn: sa.Connection, start: sa.ColumnElement[Any],
+                     end: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """``end - start`` in seconds; the two backends spell date arithmetic differently."""
+    if is_postgres(conn):
+        return sa.func.extract("epoch", end - start)
+    return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0

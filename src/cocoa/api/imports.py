@@ -1,5 +1,271 @@
-"""PLACEHOLDER router; filled in by the API work."""
+"""Endpoints that start jobs, and the machinery they share.
 
-from fastapi import APIRouter
+Every job-creating endpoint is admin-only and answers ``202 Accepted`` with
+``{"job_id", "status": "pending", "job"}`` and ``Location: /api/v1/jobs/{id}``.
 
-router = APIRouter()
+Why the upload endpoints read the multipart body themselves instead of
+declaring ``UploadFile``/``Form`` parameters: FastAPI parses declared body
+parameters *before* it runs dependencies, so an anonymous client could make
+the server spool a huge file before being told 401, and a JSON body would come
+back as "file missing" instead of 415. Reading the form in the handler gives
+the order a client expects - 401, 403, 415, 413, 422 - and lets the size limit
+cut the body off while it streams (``Content-Length`` is checked up front;
+chunked bodies are counted as they arrive). The multipart schema is declared
+with ``openapi_extra`` so the OpenAPI document stays complete.
+
+The spooled file (Starlette keeps up to 1 MiB in memory, the rest in a
+temporary file) is handed to :meth:`JobManager.create` as a stream, which
+copies it into database chunks inside the job-creation transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.types import Message
+
+from cocoa.api.deps import AdminUser, CurrentUser, Manager
+from cocoa.api.errors import ApiError
+from cocoa.api.jobs_routes import job_location
+from cocoa.api.schemas import JobAccepted, VoterFormatList, errors, text
+from cocoa.auth import User
+from cocoa.jobs.jobs import Job
+from cocoa.jobs.manager import JobManager, UploadSource
+
+router = APIRouter(tags=["imports"])
+
+# Room for multipart boundaries and the small text fields next to the file.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 16
+VOTER_MODES = ("full", "incremental")
+UPLOAD_ERRORS = errors(400, 401, 403, 413, 415, 422)
+
+
+# ----------------------------------------------------------------------------- machinery
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"The upload is larger than the limit of {limit:,} bytes.", "file_too_large",
+                    {"limit_bytes": limit})
+
+
+def _check_headers(request: Request, limit: int) -> None:
+    """415 and the early 413, before a byte of the body is read."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        got = content_type or "no content type"
+        raise ApiError(415, f"Send the file as multipart/form-data (got {got!r}).",
+                       "unsupported_media_type", {"expected": "multipart/form-data"})
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD_BYTES:
+        raise _too_large(limit)
+
+
+Receive = Callable[[], Awaitable[Message]]
+
+
+def _counting_receive(receive: Receive, limit: int) -> Receive:
+    """Stop a body without (or with a lying) Content-Length at the limit."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit + MULTIPART_OVERHEAD_BYTES:
+            raise _too_large(limit)
+        return message
+
+    return wrapped
+
+
+async def read_upload_form(request: Request, limit: int) -> FormData:
+    """The parsed multipart form, within the size limit."""
+    _check_headers(request, limit)
+    limited = Request(request.scope, _counting_receive(request.receive, limit))
+    return await limited.form(max_files=1, max_fields=MAX_FORM_FIELDS)
+
+
+def form_file(form: FormData, limit: int) -> UploadFile:
+    value = form.get("file")
+    if not isinstance(value, UploadFile):
+        message = ("Missing file: send it as the multipart field 'file'." if value is None
+                   else "The multipart field 'file' must be a file part (with a filename).")
+        raise ApiError(422, message, "file_required",
+                       [{"location": ["body", "file"], "message": message, "type": "missing"}])
+    if value.size is not None and value.size > limit:
+        raise _too_large(limit)
+    return value
+
+
+def form_text(form: FormData, name: str, default: str | None = None, max_length: int = 10_000) -> str | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ApiError(422, f"The multipart field {name!r} must be text, not a file.", "invalid_field",
+                       [{"location": ["body", name], "message": "must be text", "type": "string_type"}])
+    if "\x00" in value:
+        raise ApiError(422, f"The multipart field {name!r} must not contain NUL characters.",
+                       "invalid_field", [{"location": ["body", name], "message": "NUL character",
+                                          "type": "string_pattern_mismatch"}])
+    if len(value) > max_length:
+        raise ApiError(422, f"The multipart field {name!r} is longer than {max_length} characters.",
+                       "invalid_field", [{"location": ["body", name], "message": "too long",
+                                          "type": "string_too_long"}])
+    return value
+
+
+def _printable(value: str | None) -> str | None:
+    """Client-supplied names are only displayed; drop what a database cannot store."""
+    return value.replace("\x00", "")[:255] if value else None
+
+
+def accepted(manager: JobManager, job: Job, response: Response) -> dict[str, Any]:
+    response.headers["Location"] = job_location(job.id)
+    return {"job_id": job.id, "status": job.status.value, "job": manager.job_dict(job)}
+
+
+async def create_upload_job(
+    request: Request, response: Response, manager: Manager, user: User, type_name: str,
+    build_request: Callable[[FormData], dict[str, Any]],
+) -> dict[str, Any]:
+    """Read the form, validate its fields, then create the job in the threadpool."""
+    limit = manager.settings.max_upload_bytes
+    form = await read_upload_form(request, limit)
+    try:
+        upload = form_file(form, limit)
+        job_request = build_request(form)
+        source = UploadSource(upload.file, _printable(upload.filename), _printable(upload.content_type))
+        job = await run_in_threadpool(manager.create, type_name, job_request,
+                                      created_by=user.username, upload=source)
+        return await run_in_threadpool(accepted, manager, job, response)
+    finally:
+        await form.close()
+
+
+def multipart_body(properties: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` for a multipart endpoint with a required ``file``."""
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary", "description": "The file."},
+                       **properties},
+    }}}}}
+
+
+# ----------------------------------------------------------------------------- voters
+
+
+def _voter_request(form: FormData) -> dict[str, Any]:
+    mode = form_text(form, "mode", "full")
+    if mode not in VOTER_MODES:
+        raise ApiError(422, f"mode must be one of {', '.join(VOTER_MODES)} (got {mode!r}).", "invalid_mode",
+                       [{"location": ["body", "mode"], "message": "invalid mode", "type": "enum"}])
+    return {"format": form_text(form, "format", "auto", 64), "mode": mode}
+
+
+@router.post(
+    "/voters/import", status_code=202, response_model=JobAccepted, responses=UPLOAD_ERRORS,
+    openapi_extra=multipart_body({
+        "format": {"type": "string", "default": "auto",
+                   "description": "A layout name from GET /voters/import/formats, or 'auto'."},
+        "mode": {"type": "string", "enum": list(VOTER_MODES), "default": "full",
+                 "description": "'full' or 'incremental'."},
+    }),
+)
+async def import_voters(request: Request, response: Response, user: AdminUser,
+                        manager: Manager) -> dict[str, Any]:
+    """Start an ``import_voters`` job for a voter file (CSV/TSV in a known layout)."""
+    return await create_upload_job(request, response, manager, user, "import_voters", _voter_request)
+
+
+@router.get("/voters/import/formats", response_model=VoterFormatList, responses=errors(401, 503))
+def voter_formats(_: CurrentUser) -> dict[str, Any]:
+    """The voter file layouts the importer knows, with the columns each requires."""
+    try:  # lazily: the domain module is large and optional for API-only tests
+        from cocoa.domain.voter_files import LAYOUTS
+    except ImportError as exc:
+        raise ApiError(503, f"Voter file layouts are not available: {exc}", "unavailable") from exc
+    return {"default": "auto", "formats": [
+        {"name": layout.name, "description": layout.description,
+         "required_columns": list(layout.required), "columns": list(layout.columns)}
+        for layout in LAYOUTS.values()
+    ]}
+
+
+# ----------------------------------------------------------------------------- parcels
+
+
+def _parcel_request(form: FormData) -> dict[str, Any]:
+    job_request: dict[str, Any] = {}
+    for name in ("source", "source_crs"):
+        value = form_text(form, name, None, 256)
+        if value is not None:
+            job_request[name] = value
+    mapping = form_text(form, "mapping")
+    if mapping is not None:
+        job_request["mapping"] = _json_object(mapping, "mapping")
+    return job_request
+
+
+def _json_object(text: str, name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ApiError(422, f"{name} must be a JSON object: {exc}", f"invalid_{name}",
+                       [{"location": ["body", name], "message": str(exc), "type": "json_invalid"}]) from None
+    if not isinstance(value, dict):
+        raise ApiError(422, f"{name} must be a JSON object such as "
+                       '{"apn_field": "APN", "address_field": "SITUS"}.', f"invalid_{name}",
+                       [{"location": ["body", name], "message": "not an object", "type": "dict_type"}])
+    return value
+
+
+@router.post(
+    "/gis/parcels/import", status_code=202, response_model=JobAccepted, responses=UPLOAD_ERRORS,
+    openapi_extra=multipart_body({
+        "source": {"type": "string", "description": "Who published the parcels (keys APNs with it)."},
+        "source_crs": {"type": "string", "description": "Overrides the file's CRS, e.g. 'EPSG:2264'."},
+        "mapping": {"type": "string", "description": "JSON object naming the columns, e.g. "
+                    '{"apn_field": "APN", "address_field": "SITUS"}.'},
+    }),
+)
+async def import_parcels(request: Request, response: Response, user: AdminUser,
+                         manager: Manager) -> dict[str, Any]:
+    """Start a ``parcel_import`` job (GeoJSON, zipped Shapefile, GeoPackage, ...)."""
+    return await create_upload_job(request, response, manager, user, "parcel_import", _parcel_request)
+
+
+# ----------------------------------------------------------------------------- geocoding
+
+
+class GeocodeRequest(BaseModel):
+    """Which households to geocode, and with what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    city: Annotated[str, text(128)] | None = None
+    state: Annotated[str, text(32)] | None = None
+    zip_code: Annotated[str, text(16)] | None = None
+    county: Annotated[str, text(128)] | None = None
+    precinct: Annotated[str, text(128)] | None = None
+    only_missing: bool = Field(True, description="Skip households that already have coordinates.")
+    limit: int | None = Field(None, ge=1, le=2**31 - 1, description="At most this many households.")
+    provider: Annotated[str, text(128)] = Field(
+        "local", description="local, census, nominatim, or a chain such as 'local,census'.")
+
+
+@router.post("/jobs/geocoding", status_code=202, response_model=JobAccepted,
+             responses=errors(400, 401, 403, 422), tags=["jobs"])
+def start_geocoding(body: GeocodeRequest, response: Response, user: AdminUser,
+                    manager: Manager) -> dict[str, Any]:
+    """Start a ``geocode_households`` job over the households matching the filters."""
+    job = manager.create("geocode_households", body.model_dump(), created_by=user.username)
+    return accepted(manager, job, response)
+

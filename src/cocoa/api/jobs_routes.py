@@ -1,5 +1,210 @@
-"""PLACEHOLDER router; filled in by the API work."""
+"""``/api/v1/jobs``: list, inspect, watch and control jobs.
 
-from fastapi import APIRouter
+A thin layer over :class:`cocoa.jobs.manager.JobManager`. Decisions:
 
-router = APIRouter()
+* The internal ``noop`` type (tests, benchmarks) is hidden from listings
+  unless asked for explicitly with ``type=noop``; ``GET /jobs/{id}`` and the
+  control endpoints work on any job whose id the caller knows. Archived jobs
+  (retention) are hidden unless ``include_archived=true``.
+* An unknown ``status`` or ``type`` filter is a 422, not an empty page: a typo
+  must not look like "no jobs".
+* Route handlers are plain ``def`` so FastAPI runs their (sync) database work
+  in its threadpool; only the event stream is ``async`` and hands each read to
+  the threadpool itself.
+* The event stream polls the job row (every ~0.25 s) instead of using
+  LISTEN/NOTIFY: it works the same on SQLite and PostgreSQL, a job changes at
+  most once per batch, and one indexed primary-key read per watcher per
+  0.25 s is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from cocoa.api.deps import AdminUser, CurrentUser, Manager
+from cocoa.api.errors import ApiError
+from cocoa.api.schemas import ErrorList, JobList, JobOut, errors
+from cocoa.jobs.jobs import Job, Status
+from cocoa.jobs.manager import JobManager
+from cocoa.jobs.types import all_job_types
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+SSE_POLL_SECONDS = 0.25
+SSE_KEEPALIVE_SECONDS = 15.0
+MAX_PAGE = 200
+MAX_ERRORS_PAGE = 1000
+
+MAX_OFFSET = 2**31 - 1  # beyond any real table; keeps the SQL integer in range
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, 1..{MAX_PAGE}.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
+
+
+def _job_id(job_id: Annotated[str, Path(description="The job's id (a UUID).")]) -> str:
+    """Ids that cannot exist are a 404 without a query (and never reach the
+    database, which rejects e.g. NUL characters with a 500-worthy error)."""
+    if len(job_id) > 64 or "\x00" in job_id:
+        raise ApiError(404, f"No job with id {job_id[:64]!r}.", "job_not_found")
+    return job_id
+
+
+JobId = Annotated[str, Depends(_job_id)]
+
+
+def job_location(job_id: str) -> str:
+    return f"/api/v1/jobs/{job_id}"
+
+
+@router.get("", response_model=JobList, responses=errors(401, 422))
+def list_jobs(
+    _: CurrentUser, manager: Manager,
+    status: Annotated[Status | None, Query(description="Only jobs in this state.")] = None,
+    type: Annotated[str | None, Query(description="Only jobs of this type (`noop` must be asked for).",
+                                      max_length=64)] = None,
+    limit: Limit = 50, offset: Offset = 0,
+    include_archived: Annotated[bool, Query(description="Also list jobs archived by retention.")] = False,
+) -> dict[str, Any]:
+    """Jobs, newest first. ``total`` counts every match, not just this page."""
+    _check_type(type)
+    found, total = manager.list(status=status.value if status else None, type_name=type, limit=limit,
+                                offset=offset, include_archived=include_archived)
+    return {"jobs": [manager.job_dict(j) for j in found], "total": total, "limit": limit,
+            "offset": offset}
+
+
+def _check_type(type_name: str | None) -> None:
+    known = all_job_types(include_hidden=True)
+    if type_name is not None and type_name not in known:
+        raise ApiError(422, f"Unknown job type {type_name!r}; known types: {', '.join(known)}.",
+                       "unknown_job_type", {"type": type_name, "valid": known})
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=errors(401, 404))
+def get_job(_: CurrentUser, job_id: JobId, manager: Manager) -> dict[str, Any]:
+    """One job, with its progress and its five most recent item errors."""
+    return manager.job_dict(manager.get(job_id))
+
+
+@router.get("/{job_id}/errors", response_model=ErrorList, responses=errors(401, 404, 422))
+def job_errors(
+    _: CurrentUser, job_id: JobId, manager: Manager,
+    limit: Annotated[int, Query(ge=1, le=MAX_ERRORS_PAGE, description=f"1..{MAX_ERRORS_PAGE}")] = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """A job's item errors in the order they were recorded."""
+    found, total = manager.errors(job_id, limit=limit, offset=offset)
+    return {"errors": found, "total": total, "limit": limit, "offset": offset}
+
+
+# ----------------------------------------------------------------------------- control
+
+
+def _control(manager: JobManager, job_id: str, action: str) -> dict[str, Any]:
+    return manager.job_dict(manager.control(job_id, action))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=errors(401, 403, 404, 409))
+def cancel_job(_: AdminUser, job_id: JobId, manager: Manager) -> dict[str, Any]:
+    """Pending or paused jobs stop at once; a running job stops after its current batch."""
+    return _control(manager, job_id, "cancel")
+
+
+@router.post("/{job_id}/pause", response_model=JobOut, responses=errors(401, 403, 404, 409))
+def pause_job(_: AdminUser, job_id: JobId, manager: Manager) -> dict[str, Any]:
+    """A pending job is parked at once; a running job parks after its current batch."""
+    return _control(manager, job_id, "pause")
+
+
+@router.post("/{job_id}/resume", response_model=JobOut, responses=errors(401, 403, 404, 409))
+def resume_job(_: AdminUser, job_id: JobId, manager: Manager) -> dict[str, Any]:
+    """A paused job goes back to the queue (and continues from its checkpoint)."""
+    return _control(manager, job_id, "resume")
+
+
+@router.post("/{job_id}/retry", status_code=202, response_model=JobOut,
+             responses=errors(400, 401, 403, 404, 409, 422))
+def retry_job(user: AdminUser, job_id: JobId, manager: Manager, response: Response) -> dict[str, Any]:
+    """A new job with the same input as a failed or cancelled one (``retry_of`` links them)."""
+    job = manager.retry(job_id, created_by=user.username)
+    response.headers["Location"] = job_location(job.id)
+    return manager.job_dict(job)
+
+
+# ----------------------------------------------------------------------------- events
+
+
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+@router.get(
+    "/{job_id}/events", responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+              "description": "`event: job` with the job object as JSON data on every change; "
+                             "ends after the snapshot that shows a finished job."},
+        **errors(401, 404),
+    },
+    response_class=EventStreamResponse,
+)
+async def job_events(_: CurrentUser, job_id: JobId, request: Request,
+                     manager: Manager) -> EventStreamResponse:
+    """Server-Sent Events: a job snapshot whenever the job changes.
+
+    The first event is the current state; a comment line every 15 s keeps
+    proxies from closing an idle stream. The stream ends after the snapshot
+    of a completed, failed or cancelled job, or when the client goes away.
+    """
+    first = await run_in_threadpool(manager.get, job_id)  # 404 before the stream starts
+    stream = JobEventStream(manager, first, request.is_disconnected)
+    return EventStreamResponse(stream.events(),
+                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+class JobEventStream:
+    """One watcher of one job: poll, diff, emit."""
+
+    def __init__(self, manager: JobManager, first: Job,
+                 disconnected: Callable[[], Any], poll: float = SSE_POLL_SECONDS,
+                 keepalive: float = SSE_KEEPALIVE_SECONDS) -> None:
+        self.manager = manager
+        self.job = first
+        self.disconnected = disconnected
+        self.poll = poll
+        self.keepalive = keepalive
+
+    async def events(self) -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        yield await self._snapshot(self.job)
+        last_sent = time.monotonic()
+        seen = _signature(self.job)
+        while not self.job.is_terminal:
+            await anyio.sleep(self.poll)
+            if await self.disconnected():
+                return
+            self.job = await run_in_threadpool(self.manager.get, self.job.id)
+            if _signature(self.job) != seen:
+                seen = _signature(self.job)
+                yield await self._snapshot(self.job)
+                last_sent = time.monotonic()
+            elif time.monotonic() - last_sent >= self.keepalive:
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+
+    async def _snapshot(self, job: Job) -> str:
+        data = await run_in_threadpool(self.manager.job_dict, job)
+        return f"event: job\nid: {job.updated_at.isoformat()}\ndata: {json.dumps(data)}\n\n"
+
+
+def _signature(job: Job) -> tuple[Any, ...]:
+    """What makes a new snapshot worth sending."""
+    return (job.updated_at, job.status, job.processed, job.total, job.control, job.error_count,
+            job.phase, job.archived_at)

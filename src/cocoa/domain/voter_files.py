@@ -293,10 +293,14 @@ def split_line(text: str, layout: Layout) -> tuple[list[str], bool]:
     """
     delimiter = layout.delimiter
     if layout.quoting == "enclosed":
-        parts = text.split(delimiter)
-        if '"' in text:
-            parts = [_unwrap(p) for p in parts]
-        return parts, False
+        if '"' not in text:
+            return text.split(delimiter), False
+        if len(text) > 1 and text[0] == '"' and text[-1] == '"':
+            # Fast path for "a"<tab>"b"<tab>"c": one split instead of one per field.
+            parts = text[1:-1].split(f'"{delimiter}"')
+            if not any('"' in p for p in parts):
+                return parts, False
+        return [_unwrap(p) for p in text.split(delimiter)], False
     if '"' not in text:
         return text.split(delimiter), False
     try:
@@ -580,7 +584,11 @@ class RowReader:
         if isinstance(where, Const):
             return where.value
         for pos in where:
-            text = _clean(values[pos])
+            text = values[pos]
+            if "  " in text or "\t" in text:
+                text = " ".join(text.split())
+            else:
+                text = text.strip()
             if text:
                 return text
         return None

@@ -83,4 +83,11 @@ def _int(params: dict[str, Any], key: str, default: int, low: int, high: int) ->
     return value
 
 
+class OtherNoopJob(NoopJob):
+    """A second internal type, so tests can show different types run side by side."""
+
+    name: ClassVar[str] = "noop_other"
+
+
 register(NoopJob())
+register(OtherNoopJob())

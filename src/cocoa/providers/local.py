@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -61,22 +62,27 @@ class LocalProvider:
         with reading(self.engine) as conn:
             for i in range(0, len(keys), QUERY_CHUNK):
                 chunk = keys[i:i + QUERY_CHUNK]
-                for key, lat, lon, address in conn.execute(_parcel_query(chunk)):
-                    by_parcel[key].append(_Point(lat, lon, address, "parcel"))
-                for key, lat, lon, address in conn.execute(_household_query(chunk)):
-                    by_household[key].append(_Point(lat, lon, address, "household"))
+                for row in conn.execute(_parcel_query(chunk)):
+                    by_parcel[row[0]].append(_point(row, "parcel"))
+                for row in conn.execute(_household_query(chunk)):
+                    by_household[row[0]].append(_point(row, "household"))
         return by_parcel, by_household
 
     def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""
 
 
-def _parcel_query(keys: list[str]) -> sa.Select:  # type: ignore[type-arg]
+def _point(row: Sequence[Any], source: str) -> _Point:
+    """Rows are (key, latitude, longitude, address)."""
+    return _Point(float(row[1]), float(row[2]), row[3], source)
+
+
+def _parcel_query(keys: list[str]) -> sa.Executable:
     return sa.select(parcels.c.situs_key, parcels.c.rep_lat, parcels.c.rep_lon,
                      parcels.c.situs_address).where(parcels.c.situs_key.in_(keys))
 
 
-def _household_query(keys: list[str]) -> sa.Select:  # type: ignore[type-arg]
+def _household_query(keys: list[str]) -> sa.Executable:
     return sa.select(
         households.c.address_key, households.c.latitude, households.c.longitude,
         sa.func.coalesce(households.c.geocoded_address, households.c.street_line),

@@ -1,0 +1,160 @@
+"""Pydantic models of every API response, so ``/openapi.json`` is complete.
+
+Why a separate module: the routers stay short, and the OpenAPI document (which
+Schemathesis checks every response against) is defined in one place. The
+models mirror :meth:`cocoa.jobs.jobs.Job.to_dict` and the dicts of
+:mod:`cocoa.auth`; they do not compute anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cocoa.auth import Role
+from cocoa.jobs.jobs import Control, Status
+
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text and JSONB cannot hold NUL characters; refuse them as 422
+at the edge instead of failing inside the database."""
+
+
+def text(max_length: int, min_length: int = 0) -> Any:
+    return Field(min_length=min_length, max_length=max_length, pattern=NO_NUL)
+
+
+class Progress(BaseModel):
+    processed: int = Field(description="Items done so far (succeeded + failed).")
+    total: int | None = Field(description="Items in all; null until the worker has planned the job.")
+    percent: float = Field(ge=0, le=100, description="100 only once the job is completed.")
+    succeeded: int
+    failed: int
+    rate_per_second: float | None = Field(description="Recent throughput while processing.")
+    eta_seconds: float | None = Field(description="Estimated time left while processing.")
+    phase: str | None = Field(None, description="What the job is doing now, e.g. 'linking'.")
+
+
+class ItemErrorOut(BaseModel):
+    item: str = Field(description="What a person looks for: 'row 17', 'feature 3'.")
+    item_index: int | None
+    severity: str = Field(description="'error', or 'warning' when the item was still used.")
+    code: str
+    message: str
+
+
+class JobOut(BaseModel):
+    """The public job object (DESIGN.md "HTTP API")."""
+
+    id: str
+    type: str
+    status: Status
+    requested_action: Control | None = Field(
+        None, description="A cancel or pause waiting for the current batch to finish.")
+    progress: Progress
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    archived_at: datetime | None = None
+    duration_seconds: float | None = None
+    created_by: str | None
+    params: dict[str, Any]
+    result: dict[str, Any]
+    error: str | None
+    error_count: int
+    recent_errors: list[ItemErrorOut]
+    attempt: int
+    retry_of: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    total: int = Field(description="All jobs matching the filters, not just this page.")
+    limit: int
+    offset: int
+
+
+class ErrorList(BaseModel):
+    errors: list[ItemErrorOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: Status = Field(description="Always 'pending' for a new job.")
+    job: JobOut
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Machine-readable, e.g. 'job_not_found'.")
+    message: str = Field(description="What went wrong and how to fix it.")
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Annotated[str, text(128, 1)]
+    password: Annotated[str, text(1024, 1)]
+    name: Annotated[str, text(128, 1)] = Field("api", description="A label to recognise the token by.")
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str = Field(description="The first characters of the token, to recognise it.")
+    username: str
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The secret. Shown only in this response; store it now.")
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenOut]
+
+
+class Me(BaseModel):
+    id: int
+    username: str
+    role: Role
+
+
+class VoterFormat(BaseModel):
+    name: str
+    description: str
+    required_columns: list[str]
+    columns: list[str] = Field(description="The documented header of the layout.")
+
+
+class VoterFormatList(BaseModel):
+    formats: list[VoterFormat]
+    default: str = Field("auto", description="'auto' detects the layout from the header row.")
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for error statuses, all in the one error shape."""
+    text = {
+        400: "The request was refused (e.g. invalid job parameters).",
+        401: "Missing, invalid or revoked token.",
+        403: "The caller's role does not allow this.",
+        404: "No such job or token.",
+        409: "The job's state does not allow this.",
+        413: "The upload is larger than the limit.",
+        415: "The body is not multipart/form-data.",
+        422: "A parameter or body field is invalid.",
+        503: "Not ready: database unreachable or schema not current.",
+    }
+    return {s: {"model": ErrorBody, "description": text.get(s, "Error.")} for s in statuses}

@@ -1,0 +1,397 @@
+"""``geocode_households``: give a fixed selection of households coordinates.
+
+Shape of a run:
+
+* ``validate`` (API, creation transaction) checks the params and *fixes the
+  selection* by writing ``geocode_selections`` rows ``(job_id, seq,
+  household_id)``, so the total is exact and a resumed or retried attempt
+  walks the same list even while imports change the households table.
+* ``run_batch`` reads the next ``geocode_batch_size`` selection rows, asks the
+  provider (chain) *outside* any transaction, and returns a Batch whose
+  ``write`` stores the results; the engine commits it with checkpoint
+  ``{"seq": next}``.
+* The same question goes to a remote provider once per job: the chain memo
+  dedupes within and across batches, and after a resume it is seeded from
+  what this job already stored for earlier selection rows.
+* A failed attempt (no_match, tie, error) never overwrites a ``matched``
+  household: the update is guarded in SQL, so even a concurrent job cannot.
+
+Outage decision: when the provider is down past its retry budget mid-batch,
+the households finished before the outage (the in-order prefix) are returned
+as a normal Batch and committed with their checkpoint; the *next* call
+raises :class:`JobFailed` with a message naming the provider and what was
+saved. If nothing in the batch finished, it fails at once. The job ends
+``failed`` and can be retried (``POST /jobs/{id}/retry``); with
+``only_missing`` (the default) the retry skips everything already matched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from cocoa.db.engine import reading
+from cocoa.db.tables import geocode_selections, households
+from cocoa.domain.addresses import household_key, normalize_address
+from cocoa.jobs.types import (
+    Batch,
+    Checkpoint,
+    CreateContext,
+    ItemError,
+    JobFailed,
+    JobValidationError,
+    Params,
+    RunContext,
+    register,
+)
+from cocoa.providers import (
+    GeocodeRequest,
+    GeocodeResult,
+    GeocodeStatus,
+    ProviderConfigError,
+    ProviderOutage,
+    UnknownProvider,
+    check_config,
+    get_provider,
+    parse_chain,
+)
+from cocoa.providers.chain import ChainProvider
+
+FILTERS = ("city", "state", "zip_code", "county", "precinct")
+KNOWN_PARAMS = (*FILTERS, "only_missing", "limit", "provider")
+CACHE_KEY = "geocode_households"
+COUNTERS = ("matched", "no_match", "tie", "errors", "requests_sent", "cache_hits")
+_SEED_CHUNK = 1000
+
+
+# ----------------------------------------------------------------- validation
+def _invalid(message: str, code: str, details: Any = None) -> JobValidationError:
+    return JobValidationError(message, code=code, status=422, details=details)
+
+
+def parse_params(raw: dict[str, Any], max_items: int) -> Params:
+    """Check and normalise the request body. The output is a valid input
+    again (the retry endpoint re-validates stored params)."""
+    unknown = sorted(set(raw) - set(KNOWN_PARAMS))
+    if unknown:
+        raise _invalid(f"Unknown parameter(s): {', '.join(unknown)}; known: "
+                       f"{', '.join(KNOWN_PARAMS)}", "unknown_parameter",
+                       {"unknown": unknown, "known": list(KNOWN_PARAMS)})
+    params: Params = {name: _filter_value(name, raw.get(name)) for name in FILTERS}
+    only_missing = raw.get("only_missing", True)
+    if not isinstance(only_missing, bool):
+        raise _invalid("only_missing must be true or false", "invalid_only_missing")
+    params["only_missing"] = only_missing
+    params["limit"] = _limit(raw.get("limit"), max_items)
+    params["provider"] = _provider_spec(raw.get("provider"))
+    return params
+
+
+def _filter_value(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid(f"{name} must be a string", f"invalid_{name}")
+    return value.strip() or None
+
+
+def _limit(value: Any, max_items: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= max_items:
+        raise _invalid(f"limit must be a whole number from 1 to {max_items:,}", "invalid_limit",
+                       {"min": 1, "max": max_items})
+    return value
+
+
+def _provider_spec(value: Any) -> str:
+    if value is not None and not isinstance(value, str):
+        raise _invalid("provider must be a string such as 'local' or 'local,census'",
+                       "unknown_provider")
+    try:
+        return ",".join(parse_chain(value))
+    except UnknownProvider as exc:
+        raise _invalid(str(exc), "unknown_provider", {"valid": exc.valid}) from None
+    except ProviderConfigError as exc:
+        raise _invalid(str(exc), "invalid_provider") from None
+
+
+def _conditions(params: Params) -> list[sa.ColumnElement[bool]]:
+    conds: list[sa.ColumnElement[bool]] = [
+        sa.func.upper(households.c[name]) == sa.func.upper(sa.literal(params[name]))
+        for name in FILTERS if params.get(name) is not None
+    ]
+    if params["only_missing"]:
+        conds.append(sa.or_(households.c.geocode_status.is_(None),
+                            households.c.geocode_status != GeocodeStatus.MATCHED.value))
+    return conds
+
+
+def _describe(params: Params) -> str:
+    parts = [f"{n}={params[n]!r}" for n in FILTERS if params.get(n) is not None]
+    parts.append(f"only_missing={str(params['only_missing']).lower()}")
+    return ", ".join(parts)
+
+
+def select_households(conn: sa.Connection, job_id: str, params: Params, max_items: int) -> int:
+    """Insert the selection rows; returns how many. Refuses empty and
+    oversized selections before anything is written."""
+    conds = _conditions(params)
+    count = conn.scalar(sa.select(sa.func.count()).select_from(households).where(*conds)) or 0
+    if count == 0:
+        raise JobValidationError(
+            f"No households match the selection ({_describe(params)}); nothing to geocode.",
+            code="empty_selection", status=400, details={"matched": 0})
+    limit = params["limit"]
+    if limit is None and count > max_items:
+        raise JobValidationError(
+            f"The selection matches {count:,} households, more than the limit of "
+            f"{max_items:,} per job. Narrow the filters or pass 'limit' (1..{max_items:,}).",
+            code="too_many_items", status=400,
+            details={"matched": count, "max_items_per_job": max_items})
+    size = min(count, limit or max_items)
+    seq = sa.func.row_number().over(order_by=households.c.id) - 1
+    query = (sa.select(sa.literal(job_id, sa.String(36)), seq, households.c.id)
+             .where(*conds).order_by(households.c.id).limit(size))
+    conn.execute(sa.insert(geocode_selections).from_select(
+        ["job_id", "seq", "household_id"], query))
+    return size
+
+
+# ----------------------------------------------------------------- run state
+@dataclass
+class _RunState:
+    """Per-run memo kept in ``ctx.cache`` (lost on restart, rebuilt by seeding)."""
+
+    chain: ChainProvider
+    seeded: bool = False
+    failure: str | None = None  # set after an outage; the next call fails the job
+
+
+def _state(ctx: RunContext) -> _RunState:
+    state = ctx.cache.get(CACHE_KEY)
+    if state is None:
+        try:
+            chain = get_provider(ctx.params.get("provider") or "local", ctx.settings, ctx.engine)
+        except ProviderConfigError as exc:
+            raise JobFailed(f"Geocoding provider not usable: {exc}") from exc
+        state = ctx.cache[CACHE_KEY] = _RunState(chain)
+    return state
+
+
+def _release(ctx: RunContext) -> None:
+    state = ctx.cache.pop(CACHE_KEY, None)
+    if state is not None:
+        state.chain.close()
+
+
+# ----------------------------------------------------------------- requests
+def build_request(row: Any) -> GeocodeRequest:
+    """Providers get the street without the unit (one request per building);
+    the offline provider also gets the household's keys."""
+    address = normalize_address(row.street_line, row.unit)
+    building = " ".join(p for p in (address.number, address.predirectional,
+                                    address.street_name, address.suffix,
+                                    address.postdirectional) if p) or row.street_line
+    fresh = household_key(row.street_line, row.city, row.state, row.zip_code, row.unit)
+    keys = tuple(dict.fromkeys((row.address_key, fresh)))
+    building_key = (household_key(building, row.city, row.state, row.zip_code)
+                    if address.unit else None)
+    return GeocodeRequest(
+        id=str(row.id), street=building, city=row.city, state=row.state,
+        zip_code=row.zip_code, keys=keys,
+        building_key=building_key if building_key not in keys else None)
+
+
+_COLUMNS = (households.c.id, households.c.address_key, households.c.street_line,
+            households.c.unit, households.c.city, households.c.state, households.c.zip_code)
+
+
+def _load(engine: sa.Engine, job_id: str, start: int, count: int) -> list[Any]:
+    query = (sa.select(geocode_selections.c.seq, *_COLUMNS)
+             .join(households, households.c.id == geocode_selections.c.household_id)
+             .where(geocode_selections.c.job_id == job_id, geocode_selections.c.seq >= start)
+             .order_by(geocode_selections.c.seq).limit(count))
+    with reading(engine) as conn:
+        return list(conn.execute(query))
+
+
+def _seed(state: _RunState, engine: sa.Engine, job_id: str, before: int) -> None:
+    """After a resume, teach the memo what this job already stored for
+    earlier selection rows, so those addresses are not sent again."""
+    state.seeded = True
+    remote = {s.name for s in state.chain.stages if not getattr(s, "matches_on_keys", False)}
+    if before == 0 or not remote:
+        return
+    query = (sa.select(*_COLUMNS, households.c.geocode_status, households.c.geocode_provider,
+                       households.c.latitude, households.c.longitude,
+                       households.c.geocode_quality, households.c.geocoded_address)
+             .join(geocode_selections, households.c.id == geocode_selections.c.household_id)
+             .where(geocode_selections.c.job_id == job_id, geocode_selections.c.seq < before,
+                    households.c.geocode_provider.in_(sorted(remote)),
+                    households.c.geocode_status.in_(["matched", "no_match", "tie"])))
+    with reading(engine) as conn:
+        for row in conn.execute(query.execution_options(yield_per=_SEED_CHUNK)):
+            request = build_request(row)
+            state.chain.remember(row.geocode_provider, request, _stored_result(row))
+
+
+def _stored_result(row: Any) -> GeocodeResult:
+    status = GeocodeStatus(row.geocode_status)
+    if status is GeocodeStatus.MATCHED and row.latitude is not None:
+        return GeocodeResult.matched(str(row.id), row.geocode_provider, row.latitude,
+                                     row.longitude, row.geocode_quality, row.geocoded_address)
+    if status is GeocodeStatus.TIE:
+        return GeocodeResult.tie(str(row.id), row.geocode_provider)
+    return GeocodeResult.no_match(str(row.id), row.geocode_provider)
+
+
+# ----------------------------------------------------------------- writing
+_MATCHED_UPDATE = (
+    sa.update(households).where(households.c.id == sa.bindparam("b_id")).values(
+        latitude=sa.bindparam("b_lat"), longitude=sa.bindparam("b_lon"),
+        geocode_status=GeocodeStatus.MATCHED.value, geocode_provider=sa.bindparam("b_provider"),
+        geocode_quality=sa.bindparam("b_quality"),
+        geocoded_address=sa.bindparam("b_address"),
+        geocoded_at=sa.bindparam("b_at"), updated_at=sa.bindparam("b_at")))
+
+# A miss never replaces a match, and leaves any coordinates alone.
+_MISS_UPDATE = (
+    sa.update(households).where(
+        households.c.id == sa.bindparam("b_id"),
+        sa.or_(households.c.geocode_status.is_(None),
+               households.c.geocode_status != GeocodeStatus.MATCHED.value),
+    ).values(
+        geocode_status=sa.bindparam("b_status"), geocode_provider=sa.bindparam("b_provider"),
+        geocode_quality=None, geocoded_address=None,
+        geocoded_at=sa.bindparam("b_at"), updated_at=sa.bindparam("b_at")))
+
+
+def make_writer(
+    results: Sequence[GeocodeResult],
+) -> Callable[[sa.Connection], dict[str, int] | None]:
+    now = datetime.now(UTC)
+    matched = [{"b_id": int(r.id), "b_lat": r.latitude, "b_lon": r.longitude,
+                "b_provider": r.provider, "b_quality": r.quality,
+                "b_address": (r.matched_address or "")[:300] or None, "b_at": now}
+               for r in results if r.status is GeocodeStatus.MATCHED]
+    misses = [{"b_id": int(r.id), "b_status": r.status.value, "b_provider": r.provider,
+               "b_at": now}
+              for r in results if r.status is not GeocodeStatus.MATCHED]
+
+    def write(conn: sa.Connection) -> dict[str, int] | None:
+        if matched:
+            conn.execute(_MATCHED_UPDATE, matched)
+        if misses:
+            conn.execute(_MISS_UPDATE, misses)
+        return None
+
+    return write
+
+
+def _item_error(seq: int, row: Any, result: GeocodeResult) -> ItemError:
+    address = ", ".join(p for p in (row.street_line, row.unit, row.city, row.state,
+                                    row.zip_code) if p)
+    hint = " (temporary: retrying the job may fix it)" if result.retryable else ""
+    return ItemError(item_ref=f"household {row.id}", code="geocode_error",
+                     message=f"{address}: {result.message or 'provider error'}{hint}",
+                     item_index=seq)
+
+
+# ----------------------------------------------------------------- the job type
+class GeocodeHouseholds:
+    name: ClassVar[str] = "geocode_households"
+    needs_upload: ClassVar[bool] = False
+    hidden: ClassVar[bool] = False
+
+    def validate(self, ctx: CreateContext) -> Params:
+        params = parse_params(ctx.params, ctx.settings.max_items_per_job)
+        try:
+            check_config(parse_chain(params["provider"]), ctx.settings)
+        except ProviderConfigError as exc:
+            raise _invalid(str(exc), "provider_not_configured") from None
+        select_households(ctx.conn, ctx.job_id, params, ctx.settings.max_items_per_job)
+        return params
+
+    def plan(self, ctx: RunContext) -> int:
+        query = (sa.select(sa.func.count()).select_from(geocode_selections)
+                 .where(geocode_selections.c.job_id == ctx.job_id))
+        with reading(ctx.engine) as conn:
+            return int(conn.scalar(query) or 0)
+
+    def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch:
+        start = int((checkpoint or {}).get("seq", 0))
+        state = _state(ctx)
+        if state.failure is not None:
+            _release(ctx)
+            raise JobFailed(state.failure)
+        size = ctx.settings.geocode_batch_size
+        rows = _load(ctx.engine, ctx.job_id, start, size + 1)
+        more, rows = len(rows) > size, rows[:size]
+        if not rows:
+            _release(ctx)
+            return Batch(checkpoint={"seq": start}, processed=0, done=True)
+        if not state.seeded:
+            _seed(state, ctx.engine, ctx.job_id, start)
+        return self._geocode(ctx, state, start, rows, more)
+
+    def _geocode(self, ctx: RunContext, state: _RunState, start: int, rows: list[Any],
+                 more: bool) -> Batch:
+        before = state.chain.stats
+        try:
+            results, outage = state.chain.geocode([build_request(r) for r in rows]), None
+        except ProviderOutage as exc:
+            results, outage = exc.partial, exc
+        after = state.chain.stats
+        by_id = {r.id: r for r in results}
+        finished = _prefix(rows, by_id)
+        if outage is not None:
+            message = _outage_message(state.chain.name, outage, start + len(finished))
+            if not finished:
+                _release(ctx)
+                raise JobFailed(message)
+            state.failure = message
+        done_results = [by_id[str(r.id)] for r in finished]
+        batch = _batch(finished, done_results, start, done=not more and outage is None)
+        batch.counts["requests_sent"] = after.requests_sent - before.requests_sent
+        batch.counts["cache_hits"] = after.cache_hits - before.cache_hits
+        if batch.done:
+            _release(ctx)
+        return batch
+
+
+def _prefix(rows: list[Any], by_id: dict[str, GeocodeResult]) -> list[Any]:
+    """The rows up to the first one without a result: checkpoints are a
+    position in the selection, so only an unbroken prefix can be committed."""
+    for index, row in enumerate(rows):
+        if str(row.id) not in by_id:
+            return rows[:index]
+    return rows
+
+
+def _outage_message(provider: str, outage: ProviderOutage, saved_up_to: int) -> str:
+    return (f"Geocoding provider '{provider}' is unavailable: {outage.message}. "
+            f"The first {saved_up_to:,} households of the selection are done and saved; "
+            "retry the job when the service is back.")
+
+
+def _batch(rows: list[Any], results: list[GeocodeResult], start: int, done: bool) -> Batch:
+    tally = dict.fromkeys(COUNTERS, 0)
+    errors: list[ItemError] = []
+    for row, result in zip(rows, results, strict=True):
+        if result.status is GeocodeStatus.ERROR:
+            tally["errors"] += 1
+            errors.append(_item_error(row.seq, row, result))
+        else:
+            tally[result.status.value] += 1
+    return Batch(
+        checkpoint={"seq": start + len(rows)}, processed=len(rows),
+        succeeded=tally["matched"], failed=tally["errors"], errors=errors, done=done,
+        write=make_writer(results), counts=tally, phase="geocoding")
+
+
+register(GeocodeHouseholds())

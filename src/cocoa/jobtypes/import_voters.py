@@ -1,0 +1,423 @@
+"""``import_voters``: a voter file into voters + households, in checkpointed batches.
+
+The checkpoint is ``{"offset": <byte offset of the next unread line>,
+"row": <its row number>}``; a resumed job seeks straight there, so no row is
+read twice and none is skipped.
+
+Within one file the last row for a voter id wins, also across batches. A
+single pass over the ids (cheap: split and look at one column) before the
+first batch of every run finds the rows a later row supersedes; those are
+skipped. Writing them and then overwriting them would also end with the last
+row, but a re-import of the same file would then rewrite those voters twice
+instead of reporting them unchanged.
+
+Every voter carries a ``record_hash`` over its full source row, the header,
+its household key and :data:`PARSER_VERSION`; a row whose hash matches the
+stored one is ``unchanged`` and not written at all (``updated_at`` stays).
+
+Households are created per normalised residence key; when voters move, the
+``voter_count`` of every household they left or joined is recomputed from the
+voters table inside the batch transaction, so it is right by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cocoa.db.tables import households, voters
+from cocoa.domain.voter_files import (
+    PARSER_VERSION,
+    Layout,
+    Line,
+    Residence,
+    RowIssue,
+    RowReader,
+    VoterRecord,
+    count_data_lines,
+    get_layout,
+    inspect_file,
+    is_blank,
+    iter_lines,
+    read_header_line,
+    resolve_layout,
+)
+from cocoa.jobs.types import (
+    Batch,
+    Checkpoint,
+    CreateContext,
+    ItemError,
+    JobFailed,
+    JobValidationError,
+    Params,
+    RunContext,
+    register,
+)
+
+MODES = ("full", "incremental")
+IN_CHUNK = 5000  # ids per IN (...) list: far below both backends' parameter limits
+VOTER_COLUMNS = (
+    "first_name", "middle_name", "last_name", "name_suffix", "birth_date", "birth_year",
+    "registration_date", "party", "status", "precinct", "county", "phone", "email",
+    "res_street", "res_city", "res_state", "res_zip", "mail_address",
+)
+_LENGTHS = {c.name: c.type.length for c in voters.c
+            if isinstance(c.type, sa.String) and c.type.length}
+_HH_LENGTHS = {c.name: c.type.length for c in households.c
+               if isinstance(c.type, sa.String) and c.type.length}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- run state
+
+
+@dataclass(slots=True)
+class _RunState:
+    """What every batch of one run needs; rebuilt on resume (cheap)."""
+
+    layout: Layout
+    reader: RowReader
+    data_offset: int
+    first_row: int
+    header_digest: str
+    superseded: set[int] = field(default_factory=set)
+
+
+def _run_state(ctx: RunContext) -> _RunState:
+    state = ctx.cache.get("import_voters")
+    if isinstance(state, _RunState):
+        return state
+    stream = ctx.open_upload()
+    try:
+        header_line = read_header_line(stream)
+        if header_line is None:
+            raise JobFailed("The uploaded file is empty.")
+        detection = resolve_layout(header_line, str(ctx.params["format"]))
+        reader = RowReader(detection.layout, detection.header)
+        digest = hashlib.sha256("\x1f".join(detection.header.names).encode()).hexdigest()
+        state = _RunState(detection.layout, reader, header_line.end, header_line.number + 1,
+                          digest)
+        state.superseded = _superseded_rows(stream, state)
+    except JobValidationError as exc:  # the stored file no longer matches: job-level
+        raise JobFailed(exc.message) from exc
+    finally:
+        stream.close()
+    ctx.cache["import_voters"] = state
+    return state
+
+
+def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
+    """Rows whose voter id appears again later in the file (last row wins).
+
+    Only ids are looked at, except for layouts without an id column, whose
+    key needs the full row (those are hand-made, small files).
+    """
+    last: dict[str, int] = {}
+    superseded: set[int] = set()
+    reader = state.reader
+    for line in iter_lines(stream, state.data_offset, state.first_row):
+        if is_blank(line.raw, state.layout):
+            continue
+        key = _row_key(reader, line)
+        if key is None:
+            continue
+        previous = last.get(key)
+        if previous is not None:
+            superseded.add(previous)
+        last[key] = line.number
+    return superseded
+
+
+def _row_key(reader: RowReader, line: Line) -> str | None:
+    if reader.layout.id_column is None:
+        item = reader.parse(line)
+        return item.external_id if isinstance(item, VoterRecord) else None
+    split = reader.split(line)
+    if isinstance(split, RowIssue):
+        return None
+    key = reader.external_id(split[0])
+    return key if key and len(key) <= 128 else None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(slots=True)
+class _Read:
+    """One batch worth of rows, before any database work."""
+
+    records: list[VoterRecord] = field(default_factory=list)
+    errors: list[ItemError] = field(default_factory=list)
+    processed: int = 0
+    failed: int = 0
+    warnings: int = 0
+    superseded: int = 0
+    offset: int = 0
+    row: int = 0
+    done: bool = True
+
+
+def _read_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _Read:
+    out = _Read(offset=offset, row=row)
+    stream = ctx.open_upload()
+    try:
+        for line in iter_lines(stream, offset, row):
+            if is_blank(line.raw, state.layout):
+                out.offset, out.row = line.end, line.number + 1
+                continue
+            if out.processed >= ctx.batch_size:
+                out.done = False
+                break
+            _take(out, state, state.reader.parse(line))
+            out.offset, out.row = line.end, line.number + 1
+    finally:
+        stream.close()
+    return out
+
+
+def _take(out: _Read, state: _RunState, item: VoterRecord | RowIssue) -> None:
+    out.processed += 1
+    if isinstance(item, RowIssue):
+        out.failed += 1
+        out.errors.append(_item_error(item))
+        return
+    for warning in item.warnings:
+        out.warnings += 1
+        out.errors.append(_item_error(warning))
+    if item.row in state.superseded:
+        out.superseded += 1
+        return
+    out.records.append(item)
+
+
+def _item_error(issue: RowIssue) -> ItemError:
+    return ItemError(item_ref=f"row {issue.row}", code=issue.code, message=issue.message,
+                     item_index=issue.row, severity="error" if issue.fatal else "warning")
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _voter_row(record: VoterRecord, state: _RunState, job_id: str) -> dict[str, Any]:
+    """The voters-table values for one record (truncated to the column sizes;
+    the full text is always in ``record``)."""
+    row: dict[str, Any] = {}
+    fields = record.fields
+    for name in VOTER_COLUMNS:
+        value = fields.get(name)
+        limit = _LENGTHS.get(name)
+        if limit and isinstance(value, str) and len(value) > limit:
+            value = value[:limit]
+        row[name] = value
+    home = record.household
+    material = "\x1f".join((PARSER_VERSION, state.layout.name, state.header_digest,
+                            home.key if home else "", *record.record.values()))
+    row.update(source=state.layout.name, external_id=record.external_id, record=record.record,
+               record_hash=hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest(),
+               import_job_id=job_id)
+    return row
+
+
+def _household_row(home: Residence, voter: dict[str, Any], now: datetime) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "address_key": home.key, "street_line": home.street_line, "unit": home.unit,
+        "city": home.city, "state": home.state, "zip_code": home.zip_code,
+        "county": voter.get("county"), "precinct": voter.get("precinct"),
+        "voter_count": 0, "created_at": now, "updated_at": now,
+    }
+    for name, value in row.items():
+        limit = _HH_LENGTHS.get(name)
+        if limit and isinstance(value, str) and len(value) > limit:
+            row[name] = value[:limit]
+    return row
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both backends."""
+    return (postgresql.insert(table) if conn.dialect.name == "postgresql"
+            else sqlite.insert(table))
+
+
+def _chunks(items: list[Any]) -> Iterable[list[Any]]:
+    for i in range(0, len(items), IN_CHUNK):
+        yield items[i:i + IN_CHUNK]
+
+
+def _existing_voters(conn: sa.Connection, source: str,
+                     ids: list[str]) -> dict[str, tuple[int, str, int | None]]:
+    found: dict[str, tuple[int, str, int | None]] = {}
+    for chunk in _chunks(ids):
+        rows = conn.execute(
+            sa.select(voters.c.external_id, voters.c.id, voters.c.record_hash,
+                      voters.c.household_id)
+            .where(voters.c.source == source, voters.c.external_id.in_(chunk)))
+        for external_id, pk, record_hash, household_id in rows:
+            found[external_id] = (pk, record_hash, household_id)
+    return found
+
+
+def _household_ids(conn: sa.Connection, keys: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(keys):
+        rows = conn.execute(sa.select(households.c.address_key, households.c.id)
+                            .where(households.c.address_key.in_(chunk)))
+        found.update({key: pk for key, pk in rows})
+    return found
+
+
+def _ensure_households(conn: sa.Connection, wanted: dict[str, dict[str, Any]],
+                       ) -> tuple[dict[str, int], int]:
+    """Ids for every wanted address key, creating the missing households."""
+    ids = _household_ids(conn, list(wanted))
+    missing = [wanted[k] for k in wanted if k not in ids]
+    if missing:
+        conn.execute(_insert(conn, households).on_conflict_do_nothing(
+            index_elements=["address_key"]), missing)
+        ids.update(_household_ids(conn, [row["address_key"] for row in missing]))
+    return ids, len(missing)
+
+
+def _upsert_voters(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    stmt = _insert(conn, voters)
+    keep = {"id", "source", "external_id", "created_at"}
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source", "external_id"],
+        set_={c.name: stmt.excluded[c.name] for c in voters.c if c.name not in keep},
+    )
+    conn.execute(stmt, rows)
+
+
+def _recount(conn: sa.Connection, household_ids: set[int], now: datetime) -> None:
+    """Recompute voter_count from the voters table for the touched households."""
+    count = (sa.select(sa.func.count()).select_from(voters)
+             .where(voters.c.household_id == households.c.id).scalar_subquery())
+    for chunk in _chunks(sorted(household_ids)):
+        conn.execute(households.update().where(households.c.id.in_(chunk))
+                     .values(voter_count=count, updated_at=now))
+
+
+@dataclass(slots=True)
+class _Writer:
+    """The batch's database work; the engine runs it in the batch transaction."""
+
+    source: str
+    mode: str
+    rows: list[dict[str, Any]]
+    homes: list[Residence | None]
+
+    def __call__(self, conn: sa.Connection) -> dict[str, int]:
+        now = utcnow()
+        counts = {"voters_created": 0, "voters_updated": 0, "voters_unchanged": 0,
+                  "voters_skipped": 0, "households_created": 0}
+        existing = _existing_voters(conn, self.source, [r["external_id"] for r in self.rows])
+        pending: list[tuple[dict[str, Any], Residence | None]] = []
+        touched: set[int] = set()
+        for row, home in zip(self.rows, self.homes, strict=True):
+            current = existing.get(row["external_id"])
+            if current is None:
+                if self.mode == "incremental":
+                    counts["voters_skipped"] += 1
+                    continue
+                counts["voters_created"] += 1
+            elif current[1] == row["record_hash"]:
+                counts["voters_unchanged"] += 1
+                continue
+            else:
+                counts["voters_updated"] += 1
+                if current[2] is not None:
+                    touched.add(current[2])
+            pending.append((row, home))
+        if not pending:
+            return counts
+        wanted = {home.key: _household_row(home, row, now) for row, home in pending if home}
+        ids, counts["households_created"] = _ensure_households(conn, wanted)
+        params = []
+        for row, home in pending:
+            household_id = ids[home.key] if home else None
+            if household_id is not None:
+                touched.add(household_id)
+            params.append({**row, "household_id": household_id, "created_at": now,
+                           "updated_at": now})
+        _upsert_voters(conn, params)
+        _recount(conn, touched, now)
+        return counts
+
+
+# --------------------------------------------------------------------------- job type
+
+
+class ImportVoters:
+    """Import a voter file (see module docstring for the guarantees)."""
+
+    name: ClassVar[str] = "import_voters"
+    needs_upload: ClassVar[bool] = True
+    hidden: ClassVar[bool] = False
+
+    def validate(self, ctx: CreateContext) -> Params:
+        requested = str(ctx.params.get("format") or "auto")
+        mode = str(ctx.params.get("mode") or "full")
+        if mode not in MODES:
+            raise JobValidationError(
+                f"Unknown import mode {mode!r}; valid modes: {', '.join(MODES)}",
+                code="unknown_mode", status=422, details={"mode": mode, "valid": list(MODES)})
+        if requested != "auto":
+            get_layout(requested)
+        if ctx.upload is None:
+            raise JobValidationError("A voter file is required.", code="file_required")
+        found = inspect_file(ctx.upload, requested, ctx.settings.max_items_per_job)
+        return {"format": found.layout.name, "requested_format": requested, "mode": mode,
+                "rows": found.rows, "detection": found.reason}
+
+    def plan(self, ctx: RunContext) -> int:
+        rows = ctx.params.get("rows")
+        if isinstance(rows, int):
+            return rows
+        state = _run_state(ctx)
+        stream = ctx.open_upload()
+        try:
+            return count_data_lines(stream, state.data_offset, state.layout)
+        finally:
+            stream.close()
+
+    def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch:
+        state = _run_state(ctx)
+        offset = int(checkpoint["offset"]) if checkpoint else state.data_offset
+        row = int(checkpoint["row"]) if checkpoint else state.first_row
+        read = _read_batch(ctx, state, offset, row)
+        rows = [_voter_row(r, state, ctx.job_id) for r in read.records]
+        writer = _Writer(state.layout.name, str(ctx.params.get("mode", "full")), rows,
+                         [r.household for r in read.records])
+        return Batch(
+            checkpoint={"offset": read.offset, "row": read.row},
+            processed=read.processed, succeeded=read.processed - read.failed,
+            failed=read.failed, errors=read.errors, done=read.done,
+            write=writer if rows else None,
+            counts={"rows_read": read.processed, "item_errors": read.failed,
+                    "item_warnings": read.warnings, "rows_superseded": read.superseded},
+            result=_result_fields(ctx.params, state.layout),
+        )
+
+
+def _result_fields(params: Params, layout: Layout) -> dict[str, Any]:
+    fields: dict[str, Any] = {"layout": layout.name,
+                              "requested_format": params.get("requested_format", layout.name)}
+    if params.get("requested_format") == "auto":
+        fields["detected"] = params.get("detection")
+    return fields
+
+
+register(ImportVoters())

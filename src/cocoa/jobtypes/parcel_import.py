@@ -1,0 +1,470 @@
+"""``parcel_import``: load parcel polygons, then link households to them.
+
+Two phases, one checkpoint each, so a crash in either resumes exactly:
+
+* ``import`` - checkpoint ``{"phase": "import", "feature": i}``: features
+  ``i .. i+batch-1`` are read, reprojected to WGS84, repaired and upserted by
+  (source, apn). A feature the batch cannot use is an item error; the job
+  goes on.
+* ``linking`` - checkpoint ``{"phase": "linking", "after": household_id, ...}``:
+  households are walked by id; each is linked by address key equality
+  (``households.address_key == parcels.situs_key``) or, failing that and when
+  it has coordinates, by point-in-polygon against an STRtree of this source's
+  parcels. The address map and tree are built once per run (``ctx.cache``),
+  so the work is households x log(parcels), never parcels x households.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from pyproj import Transformer
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cocoa.db.tables import households, parcels
+from cocoa.domain import parcel_files as pf
+from cocoa.jobs.types import (
+    Batch,
+    Checkpoint,
+    CreateContext,
+    ItemError,
+    JobValidationError,
+    Params,
+    RunContext,
+    register,
+)
+
+READ_AHEAD = 50_000  # features per GDAL read: GeoJSON/CSV re-scan the file per open
+_PARAM_KEYS = {"source", "format", "source_crs", "mapping", "layer"}
+_UPDATE_COLUMNS = ("situs_address", "situs_key", "geometry_wkb", "min_lon", "min_lat",
+                   "max_lon", "max_lat", "rep_lon", "rep_lat", "attributes", "import_job_id",
+                   "updated_at")
+_READER_KEY = "parcel_import.reader"
+_INDEX_KEY = "parcel_import.link_index"
+
+
+class ParcelImport:
+    """The job type; stateless, everything per run lives in ``ctx.cache``."""
+
+    name: ClassVar[str] = "parcel_import"
+    needs_upload: ClassVar[bool] = True
+    hidden: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ validate
+
+    def validate(self, ctx: CreateContext) -> Params:
+        raw = dict(ctx.params or {})
+        unknown = sorted(set(raw) - _PARAM_KEYS)
+        if unknown:
+            raise JobValidationError(
+                f"Unknown parameters {unknown}; parcel_import accepts {sorted(_PARAM_KEYS)}.",
+                code="unknown_params", status=422)
+        if ctx.upload is None:
+            raise JobValidationError("A parcel file is required (multipart field 'file').",
+                                     code="missing_file", status=400)
+        mapping = _mapping_param(raw.get("mapping"))
+        source_crs = _optional_text(raw, "source_crs")
+        layer = _optional_text(raw, "layer")
+        info = pf.inspect_parcel_file(
+            ctx.upload, ctx.upload_filename, source_crs=source_crs, mapping=mapping,
+            max_items=ctx.settings.max_items_per_job, layer=layer)
+        _check_format(_optional_text(raw, "format"), info.format)
+        return {
+            "source": _source_param(raw.get("source"), info.preset),
+            "format": info.format, "source_crs": source_crs, "mapping": mapping,
+            "layer": info.layer, "file": info.to_params(),
+        }
+
+    # ------------------------------------------------------------------ plan / run
+
+    def plan(self, ctx: RunContext) -> int:
+        return int(ctx.params["file"]["feature_count"])
+
+    def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch:
+        checkpoint = checkpoint or {"phase": "import", "feature": 0}
+        if checkpoint.get("phase", "import") == "import":
+            return _import_batch(ctx, int(checkpoint.get("feature", 0)))
+        return _link_batch(ctx, checkpoint)
+
+
+# ---------------------------------------------------------------------- validation helpers
+
+
+def _optional_text(raw: dict[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise JobValidationError(f"'{key}' must be a string.", code="invalid_param", status=422)
+    return value.strip()
+
+
+def _mapping_param(value: Any) -> dict[str, Any] | None:
+    """A mapping arrives as an object (JSON API) or a JSON string (multipart)."""
+    if value in (None, "", {}):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise JobValidationError(
+                f"'mapping' is not valid JSON: {exc.msg}. Send e.g. "
+                '{"apn_field": "PIN", "address_field": "SITE_ADDR"}.',
+                code="invalid_mapping", status=422) from exc
+    if not isinstance(value, dict) or not all(
+        isinstance(v, str) or v is None for v in value.values()
+    ):
+        raise JobValidationError("'mapping' must be an object of column names.",
+                                 code="invalid_mapping", status=422)
+    return dict(value)
+
+
+def _check_format(claimed: str | None, detected: str) -> None:
+    if claimed in (None, "auto") or claimed == detected:
+        return
+    if claimed not in pf.FORMATS:
+        raise JobValidationError(
+            f"Unknown format {claimed!r}; use one of {', '.join(pf.FORMATS)} or leave it out.",
+            code="unknown_format", status=422)
+    raise JobValidationError(
+        f"The file was sent as {claimed} but its content is {detected}; "
+        "leave 'format' out to use the detected one.", code="format_mismatch", status=422)
+
+
+def _source_param(value: Any, preset: str | None) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return preset or "parcels"
+    if not isinstance(value, str) or len(value.strip()) > 128:
+        raise JobValidationError("'source' must be a name of at most 128 characters.",
+                                 code="invalid_param", status=422)
+    return value.strip()
+
+
+# ---------------------------------------------------------------------- import phase
+
+
+class _Reader:
+    """The staged upload and a read-ahead window of decoded features.
+
+    GeoJSON and CSV are re-scanned by GDAL on every open, so reading exactly
+    one batch per open would be quadratic; one read serves ``READ_AHEAD``
+    features (bounded memory) and batches slice it.
+    """
+
+    def __init__(self, ctx: RunContext, info: pf.ParcelFileInfo) -> None:
+        stream = ctx.open_upload()
+        try:
+            self.staged = pf.StagedFile(stream, info.located.staged_suffix)
+        finally:
+            stream.close()
+        self.info = info
+        self.transformer: Transformer | None = pf.wgs84_transformer(info.crs)
+        self._window: pf.FeatureSlice | None = None
+
+    def read(self, start: int, count: int) -> pf.FeatureSlice:
+        window = self._window
+        if window is None or not (window.start <= start < window.start + len(window)) or (
+            start + count > window.start + len(window)
+            and window.start + len(window) < self.info.feature_count
+        ):
+            window = pf.read_slice(self.staged, self.info, start, max(count, READ_AHEAD))
+            self._window = window
+        a = start - window.start
+        return pf.FeatureSlice(start, window.geometries[a:a + count],
+                               window.attributes[a:a + count])
+
+    def close(self) -> None:
+        self._window = None
+        self.staged.close()
+
+
+def _reader(ctx: RunContext) -> _Reader:
+    reader = ctx.cache.get(_READER_KEY)
+    if not isinstance(reader, _Reader):
+        reader = _Reader(ctx, pf.ParcelFileInfo.from_params(ctx.params["file"]))
+        ctx.cache[_READER_KEY] = reader
+    return reader
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One batch, ready to write: rows keyed by APN (last wins) and findings."""
+
+    rows: dict[str, dict[str, Any]]
+    errors: list[ItemError]
+    failed: int
+    repaired: int
+
+
+def _import_batch(ctx: RunContext, start: int) -> Batch:
+    reader = _reader(ctx)
+    total = reader.info.feature_count
+    features = reader.read(start, ctx.batch_size) if start < total else None
+    if not features or len(features) == 0:
+        return _start_linking(ctx, total)
+    prepared = _prepare(ctx, reader, features)
+    existing = _existing(ctx, list(prepared.rows))
+    imported, updated = _classify(ctx, prepared, existing)
+    end = start + len(features)
+    rows = list(prepared.rows.values())
+    return Batch(
+        checkpoint={"phase": "import", "feature": end}, processed=len(features),
+        succeeded=len(features) - prepared.failed, failed=prepared.failed,
+        errors=prepared.errors, phase="import",
+        write=lambda conn: _upsert(conn, rows),
+        counts={"parcels_imported": imported, "parcels_updated": updated,
+                "parcels_repaired": prepared.repaired,
+                "item_errors": sum(e.severity == "error" for e in prepared.errors),
+                "item_warnings": sum(e.severity == "warning" for e in prepared.errors)},
+    )
+
+
+def _prepare(ctx: RunContext, reader: _Reader, features: pf.FeatureSlice) -> _Prepared:
+    geo = pf.prepare_geometries(features.geometries, reader.transformer)
+    good = np.array([p is None for p in geo.problems], dtype=bool)
+    wkb, bounds, reps = _geometry_columns(geo.geometries, good)
+    mapping, source, now = reader.info.mapping, ctx.params["source"], datetime.now(UTC)
+    rows: dict[str, dict[str, Any]] = {}
+    first_seen: dict[str, int] = {}
+    errors: list[ItemError] = []
+    failed = repaired = 0
+    for i, attributes in enumerate(features.attributes):
+        index = features.start + i
+        apn = pf.field_text(attributes, mapping.apn_field)
+        problem = geo.problems[i] or (None if apn else (
+            "missing_apn", f"The parcel id column {mapping.apn_field!r} is empty."))
+        if problem:
+            errors.append(ItemError(pf.feature_ref(index), problem[0], problem[1], index))
+            failed += 1
+            continue
+        if apn in rows:
+            errors.append(_duplicate_warning(apn, index, first_seen[apn]))
+        first_seen[apn] = index
+        repaired += bool(geo.repaired[i])
+        situs = pf.situs_of(attributes, mapping)
+        rows.pop(apn, None)  # re-insert so dict order follows the file
+        rows[apn] = {
+            "source": source, "apn": apn[:128], "situs_address": (situs.address or None)
+            and situs.address[:300], "situs_key": situs.key and situs.key[:400],
+            "geometry_wkb": wkb[i], "min_lon": bounds[i][0], "min_lat": bounds[i][1],
+            "max_lon": bounds[i][2], "max_lat": bounds[i][3], "rep_lon": reps[i][0],
+            "rep_lat": reps[i][1], "attributes": attributes, "import_job_id": ctx.job_id,
+            "created_at": now, "updated_at": now, "_index": index,
+        }
+    return _Prepared(rows, errors, failed, repaired)
+
+
+def _geometry_columns(geoms: np.ndarray, good: np.ndarray) -> tuple[list[Any], Any, Any]:
+    """WKB (lossless doubles), bbox and a point guaranteed on the polygon."""
+    wkb: list[Any] = [None] * len(geoms)
+    bounds = np.full((len(geoms), 4), np.nan)
+    reps = np.full((len(geoms), 2), np.nan)
+    if good.any():
+        chosen = geoms[good]
+        encoded = shapely.to_wkb(chosen)
+        for slot, blob in zip(np.flatnonzero(good), encoded, strict=True):
+            wkb[slot] = blob
+        bounds[good] = shapely.bounds(chosen)
+        reps[good] = shapely.get_coordinates(shapely.point_on_surface(chosen))
+    return wkb, bounds.tolist(), reps.tolist()
+
+
+def _duplicate_warning(apn: str, index: int, earlier: int) -> ItemError:
+    return ItemError(
+        pf.feature_ref(index), "duplicate_apn",
+        f"APN {apn!r} also appears at {pf.feature_ref(earlier)}; this later feature "
+        "replaces it (the last one in the file wins).", index, severity="warning")
+
+
+def _existing(ctx: RunContext, apns: list[str]) -> dict[str, str | None]:
+    """APN -> import_job_id of rows already stored for this source."""
+    found: dict[str, str | None] = {}
+    source = ctx.params["source"]
+    with ctx.engine.connect() as conn:
+        for chunk in _chunks(apns, 500):
+            query = sa.select(parcels.c.apn, parcels.c.import_job_id).where(
+                parcels.c.source == source, parcels.c.apn.in_(chunk))
+            found.update({str(row[0]): row[1] for row in conn.execute(query)})
+    return found
+
+
+def _classify(
+    ctx: RunContext, prepared: _Prepared, existing: dict[str, str | None],
+) -> tuple[int, int]:
+    """Count new vs updated parcels; a row an earlier batch of *this* job
+    wrote is a duplicate APN within the file (warning, counted once)."""
+    imported = updated = 0
+    for apn, row in prepared.rows.items():
+        if apn not in existing:
+            imported += 1
+        elif existing[apn] == ctx.job_id:
+            prepared.errors.append(ItemError(
+                pf.feature_ref(row["_index"]), "duplicate_apn",
+                f"APN {apn!r} appeared earlier in the file; this later feature replaces it "
+                "(the last one in the file wins).", row["_index"], severity="warning"))
+        else:
+            updated += 1
+    return imported, updated
+
+
+def _upsert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert-or-update on (source, apn); the same statement shape on
+    SQLite and PostgreSQL (both speak ON CONFLICT)."""
+    if not rows:
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(parcels)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[parcels.c.source, parcels.c.apn],
+        set_={name: stmt.excluded[name] for name in _UPDATE_COLUMNS})
+    clean = [{k: v for k, v in row.items() if k != "_index"} for row in rows]
+    for chunk in _chunks(clean, 1000):
+        conn.execute(stmt, chunk)
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+# ---------------------------------------------------------------------- linking phase
+
+
+def _considered(source: str) -> sa.ColumnElement[bool]:
+    """Households this source may (re)link: unlinked, or linked to one of
+    its own parcels. Links to another source's parcels are left alone."""
+    own = sa.select(parcels.c.id).where(parcels.c.source == source).scalar_subquery()
+    return sa.or_(households.c.parcel_id.is_(None), households.c.parcel_id.in_(own))
+
+
+def _start_linking(ctx: RunContext, features: int) -> Batch:
+    """The hand-over batch: counts the households the second phase will visit."""
+    reader = ctx.cache.pop(_READER_KEY, None)
+    if isinstance(reader, _Reader):
+        reader.close()
+    with ctx.engine.connect() as conn:
+        considered = int(conn.execute(
+            sa.select(sa.func.count()).select_from(households)
+            .where(_considered(ctx.params["source"]))).scalar_one())
+    done = considered == 0
+    return Batch(
+        checkpoint={"phase": "linking", "after": 0, "features": features,
+                    "considered": considered, "seen": 0},
+        processed=0, phase="linking", total=features + considered, done=done)
+
+
+@dataclass(slots=True)
+class _LinkIndex:
+    """This source's parcels in memory: situs key -> id, and an STRtree."""
+
+    by_key: dict[str, int]
+    ids: np.ndarray
+    areas: np.ndarray
+    tree: shapely.STRtree
+
+    def locate(self, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
+        """Parcel id containing each point (-1 if none). Several hits (a
+        detached piece, slivers): the smallest parcel wins, then the lowest id,
+        so the answer is deterministic."""
+        found = np.full(len(lons), -1, dtype=np.int64)
+        if len(lons) == 0 or len(self.ids) == 0:
+            return found
+        points = shapely.points(lons, lats)
+        hits = self.tree.query(points, predicate="intersects")
+        if hits.shape[1] == 0:
+            return found
+        point_idx, tree_idx = hits
+        order = np.lexsort((self.ids[tree_idx], self.areas[tree_idx], point_idx))
+        point_idx, tree_idx = point_idx[order], tree_idx[order]
+        first = np.ones(len(point_idx), dtype=bool)
+        first[1:] = point_idx[1:] != point_idx[:-1]
+        found[point_idx[first]] = self.ids[tree_idx[first]]
+        return found
+
+
+def _link_index(ctx: RunContext) -> _LinkIndex:
+    index = ctx.cache.get(_INDEX_KEY)
+    if isinstance(index, _LinkIndex):
+        return index
+    query = (sa.select(parcels.c.id, parcels.c.situs_key, parcels.c.geometry_wkb)
+             .where(parcels.c.source == ctx.params["source"]).order_by(parcels.c.id))
+    by_key: dict[str, int] = {}
+    ids: list[int] = []
+    blobs: list[bytes] = []
+    with ctx.engine.connect() as conn:
+        result: Any = conn.execute(query)
+        for pid, key, blob in result:
+            if key and key not in by_key:  # ordered by id: the lowest id keeps a shared key
+                by_key[key] = pid
+            ids.append(pid)
+            blobs.append(bytes(blob))
+    geoms = shapely.from_wkb(np.array(blobs, dtype=object)) if blobs else np.array([])
+    index = _LinkIndex(by_key, np.array(ids, dtype=np.int64),
+                       shapely.area(geoms) if len(geoms) else np.array([]),
+                       shapely.STRtree(geoms))
+    ctx.cache[_INDEX_KEY] = index
+    return index
+
+
+def _link_batch(ctx: RunContext, checkpoint: Checkpoint) -> Batch:
+    source = ctx.params["source"]
+    query = (sa.select(households.c.id, households.c.address_key, households.c.latitude,
+                       households.c.longitude, households.c.parcel_id,
+                       households.c.parcel_link_method)
+             .where(households.c.id > int(checkpoint["after"]), _considered(source))
+             .order_by(households.c.id).limit(ctx.batch_size))
+    with ctx.engine.connect() as conn:
+        rows: list[Any] = list(conn.execute(query).all())
+    index = _link_index(ctx)
+    decisions = _decide(index, rows)
+    changes = [{"hid": r.id, "pid": pid, "method": method}
+               for r, (pid, method) in zip(rows, decisions, strict=True)
+               if (r.parcel_id, r.parcel_link_method) != (pid, method)]
+    seen = int(checkpoint.get("seen", 0)) + len(rows)
+    done = len(rows) < ctx.batch_size
+    features = int(checkpoint["features"])
+    total = features + (seen if done else max(int(checkpoint["considered"]), seen))
+    return Batch(
+        checkpoint={**checkpoint, "after": rows[-1].id if rows else checkpoint["after"],
+                    "seen": seen},
+        processed=len(rows), succeeded=len(rows), phase="linking", total=total, done=done,
+        write=lambda conn: _apply_links(conn, changes),
+        counts={"households_linked_address": sum(m == "address" for _, m in decisions),
+                "households_linked_location": sum(m == "location" for _, m in decisions),
+                "households_unlinked": sum(m is None for _, m in decisions)},
+    )
+
+
+def _decide(index: _LinkIndex, rows: list[Any]) -> list[tuple[int | None, str | None]]:
+    """Address first (exact key), then location for geocoded households."""
+    decisions: list[tuple[int | None, str | None]] = []
+    need_location: list[int] = []
+    for i, row in enumerate(rows):
+        pid = index.by_key.get(row.address_key)
+        decisions.append((pid, "address") if pid is not None else (None, None))
+        if pid is None and row.latitude is not None and row.longitude is not None:
+            need_location.append(i)
+    if need_location:
+        lons = np.array([rows[i].longitude for i in need_location], dtype=float)
+        lats = np.array([rows[i].latitude for i in need_location], dtype=float)
+        for i, pid in zip(need_location, index.locate(lons, lats).tolist(), strict=True):
+            if pid >= 0:
+                decisions[i] = (int(pid), "location")
+    return decisions
+
+
+def _apply_links(conn: sa.Connection, changes: list[dict[str, Any]]) -> None:
+    if not changes:
+        return
+    stmt = (households.update().where(households.c.id == sa.bindparam("hid"))
+            .values(parcel_id=sa.bindparam("pid"), parcel_link_method=sa.bindparam("method"),
+                    updated_at=datetime.now(UTC)))
+    conn.execute(stmt, changes)
+
+
+register(ParcelImport())

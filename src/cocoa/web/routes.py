@@ -1,0 +1,353 @@
+"""The web Jobs pages: login, job list, job detail, control buttons, start forms.
+
+Server-rendered with Jinja2 (autoescape on) plus one plain script,
+``static/app.js``, that keeps the pages live through the read-only API
+(session cookie, GET only) and sends uploads with XMLHttpRequest. Anything
+that changes state is a POST to a route here, which checks the session's
+CSRF token, so the API itself never has to trust a cookie for a write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from cocoa.auth import User, verify_password
+from cocoa.jobs.jobs import IllegalTransition
+from cocoa.jobs.manager import JobManager, JobNotFound, UploadSource
+from cocoa.jobs.types import JobValidationError, all_job_types
+from cocoa.jobs.uploads import UploadTooLarge
+from cocoa.web import security, start, view
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+JOBS_PER_PAGE = 25
+ERRORS_PER_PAGE = 25
+
+# No inline script or style anywhere, so the policy can forbid both: even an
+# escaping bug could not run injected script.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+def _templates() -> Jinja2Templates:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(time=view.fmt_time, duration=view.fmt_duration, rate=view.fmt_rate,
+                       number=view.fmt_number, value=view.fmt_value, type_label=view.type_label)
+    env.globals.update(count=view.fmt_count, statuses=view.STATUSES, action_labels=view.ACTION_LABELS,
+                       static=_static_url)
+    return Jinja2Templates(env=env)
+
+
+def _static_url(name: str) -> str:
+    """A content hash in the URL, so a deploy never serves a stale script."""
+    try:
+        digest = hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:10]
+    except OSError:
+        digest = "0"
+    return f"/static/{name}?v={digest}"
+
+
+templates = _templates()
+
+
+def mount(app: FastAPI) -> None:
+    """Called by ``create_app``: the static files and the page routes."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(router)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _manager(request: Request) -> JobManager:
+    manager: JobManager = request.app.state.manager
+    return manager
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    base = {"user": security.current_user(request), "csrf_token": security.csrf_token(request),
+            "flashes": security.pop_flash(request)}
+    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+    return render(request, "error.html", {"title": title, "message": message}, status)
+
+
+def to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="/")
+
+
+def wants_json(request: Request) -> bool:
+    """The upload script asks for JSON; a plain form post (no JS) gets pages."""
+    return (request.headers.get("x-requested-with") == "XMLHttpRequest"
+            or "application/json" in request.headers.get("accept", ""))
+
+
+def json_error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _int_arg(request: Request, name: str, default: int = 1) -> int:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
+# --------------------------------------------------------------------------- login
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    if security.current_user(request):
+        return RedirectResponse(security.safe_next(request.query_params.get("next")), status_code=303)
+    return render(request, "login.html", {"next": security.safe_next(request.query_params.get("next"))})
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_submit(request: Request) -> Response:
+    form = await request.form()
+    next_url = security.safe_next(str(form.get("next") or ""))
+    if not security.csrf_ok(request, form):
+        return render(request, "login.html", {"next": next_url, "error": (
+            "The login form expired or was sent from another site. Please try again.")}, 403)
+    username = str(form.get("username") or "").strip()[:128]
+    password = str(form.get("password") or "")
+    user = await run_in_threadpool(verify_password, _manager(request).engine, username, password)
+    if user is None:
+        return render(request, "login.html", {"next": next_url, "username": username,
+                                              "error": "Wrong username or password."}, 401)
+    security.login(request, user)
+    return RedirectResponse(next_url, status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if security.current_user(request) and not security.csrf_ok(request, form):
+        return error_page(request, 403, "Form expired", "The logout form was not valid; please try again.")
+    security.logout(request)
+    security.flash(request, "You are logged out.")
+    return RedirectResponse("/login", status_code=303)
+
+
+# --------------------------------------------------------------------------- jobs list
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    return RedirectResponse("/jobs", status_code=303) if security.current_user(request) else to_login(request)
+
+
+@router.get("/web/counts.json")
+def counts_json(request: Request) -> Response:
+    """Counts by status for the live jobs page (the API has no such endpoint)."""
+    if security.current_user(request) is None:
+        return json_error(401, "unauthorized", "Log in again.")
+    return JSONResponse({"counts": _manager(request).counts_by_status()},
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs_page(request: Request) -> Response:
+    if security.current_user(request) is None:
+        return to_login(request)
+    status = request.query_params.get("status", "")
+    status = status if status in view.STATUSES else ""
+    type_name = request.query_params.get("type", "")[:64]
+    page = _int_arg(request, "page")
+    manager = _manager(request)
+    jobs, total = manager.list(status=status or None, type_name=type_name or None,
+                               limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE)
+    types = all_job_types()
+    if type_name and type_name not in types:
+        types = [*types, type_name]  # keep a hidden/unknown filter visible and removable
+    return render(request, "jobs.html", {
+        "jobs": [j.to_dict() for j in jobs], "total": total, "page": page,
+        "pages": view.page_count(total, JOBS_PER_PAGE), "per_page": JOBS_PER_PAGE,
+        "status": status, "type": type_name, "types": types, "counts": manager.counts_by_status(),
+    })
+
+
+# --------------------------------------------------------------------------- one job
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: str) -> Response:
+    user = security.current_user(request)
+    if user is None:
+        return to_login(request)
+    manager = _manager(request)
+    try:
+        job = manager.get(job_id)
+    except JobNotFound:
+        return error_page(request, 404, "Job not found", f"There is no job with id {job_id}.")
+    page = _int_arg(request, "errors_page")
+    errors, error_total = manager.errors(job_id, limit=ERRORS_PER_PAGE, offset=(page - 1) * ERRORS_PER_PAGE)
+    data = manager.job_dict(job)
+    return render(request, "job.html", {
+        "job": data, "actions": view.allowed_actions(data) if user.is_admin else [],
+        "errors": errors, "error_total": error_total, "errors_page": page,
+        "error_pages": view.page_count(error_total, ERRORS_PER_PAGE), "errors_per_page": ERRORS_PER_PAGE,
+    })
+
+
+@router.post("/jobs/{job_id}/{action}")
+async def job_control(request: Request, job_id: str, action: str) -> Response:
+    if action not in view.ACTION_LABELS:
+        return error_page(request, 404, "Not found", f"There is no action {action!r}.")
+    form = await request.form()
+    user = security.current_user(request)
+    if user is None:
+        return to_login(request)
+    refused = _refuse_write(request, user, form)
+    if refused is not None:
+        return error_page(request, 403, *refused)
+    try:
+        target = await run_in_threadpool(_apply_action, request, user, job_id, action)
+    except JobNotFound:
+        return error_page(request, 404, "Job not found", f"There is no job with id {job_id}.")
+    except (IllegalTransition, JobValidationError) as exc:
+        security.flash(request, str(exc), "error")
+        target = f"/jobs/{job_id}"
+    return RedirectResponse(target, status_code=303)
+
+
+def _refuse_write(request: Request, user: User, form: Any) -> tuple[str, str] | None:
+    """(title, message) when a state-changing POST must be refused with 403."""
+    if not security.csrf_ok(request, form):
+        return ("Form expired", "This form was missing its security token or it has expired. "
+                "Go back, reload the page and try again.")
+    if not user.is_admin:
+        return ("Not allowed", f"User {user.username} has the viewer role; only admins can do this.")
+    return None
+
+
+def _apply_action(request: Request, user: User, job_id: str, action: str) -> str:
+    """Run the control action; return where to go next (retry: the new job)."""
+    manager = _manager(request)
+    if action == "retry":
+        new = manager.retry(job_id, created_by=user.username)
+        security.flash(request, f"Retry started as a new job (retry of {job_id}).")
+        return f"/jobs/{new.id}"
+    job = manager.control(job_id, action)
+    security.flash(request, _control_message(action, job.status.value))
+    return f"/jobs/{job_id}"
+
+
+def _control_message(action: str, status: str) -> str:
+    if status == "processing":
+        return {"cancel": "Cancel requested: the job stops after its current batch.",
+                "pause": "Pause requested: the job pauses after its current batch.",
+                "resume": "Pause request withdrawn: the job keeps running."}[action]
+    return {"cancel": "Job cancelled.", "pause": "Job paused.", "resume": "Job resumed: it is queued again."
+            }.get(action, "Done.")
+
+
+# --------------------------------------------------------------------------- start pages
+
+
+@router.get("/start/{slug}", response_class=HTMLResponse)
+def start_page(request: Request, slug: str) -> Response:
+    spec = start.SPECS.get(slug)
+    if spec is None:
+        return error_page(request, 404, "Not found", "There is no such start page.")
+    user = security.current_user(request)
+    if user is None:
+        return to_login(request)
+    if not user.is_admin:
+        return error_page(request, 403, "Not allowed", "Only admins can start jobs.")
+    return render(request, f"start_{slug}.html", _start_context(spec))
+
+
+def _start_context(spec: start.StartSpec, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"spec": spec, "formats": start.voter_formats(), "modes": start.VOTER_MODES,
+            "providers": start.PROVIDERS, "filters": start.GEOCODE_FILTERS, "error": error,
+            "registered": spec.job_type in all_job_types()}
+
+
+@router.post("/start/{slug}")
+async def start_submit(request: Request, slug: str) -> Response:
+    spec = start.SPECS.get(slug)
+    if spec is None:
+        return json_error(404, "not_found", "There is no such start page.")
+    form = await request.form()
+    try:
+        outcome = await _start_job(request, spec, form)
+    finally:
+        await form.close()
+    if isinstance(outcome, Response):
+        return outcome
+    status, body = outcome
+    if wants_json(request):
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+    if status < 400:
+        return RedirectResponse(body["url"], status_code=303)
+    return render(request, f"start_{slug}.html", _start_context(spec, body["error"]), status)
+
+
+async def _start_job(request: Request, spec: start.StartSpec, form: Any
+                     ) -> Response | tuple[int, dict[str, Any]]:
+    """(status, JSON body) for the start POST, or a response for auth failures."""
+    user = security.current_user(request)
+    if user is None:
+        return json_error(401, "unauthorized", "Your session ended; log in again.") \
+            if wants_json(request) else to_login(request)
+    refused = _refuse_write(request, user, form)
+    if refused is not None:
+        return 403, _error_body("csrf_failed" if refused[0] == "Form expired" else "forbidden", refused[1])
+    try:
+        job_request = start.BUILDERS[spec.slug](form)
+        upload = _upload_source(form) if spec.needs_file else None
+        job = await run_in_threadpool(_manager(request).create, spec.job_type, job_request,
+                                      created_by=user.username, upload=upload)
+    except start.FormError as exc:
+        return 422, _error_body("invalid_form", exc.message, {"field": exc.field})
+    except JobValidationError as exc:
+        return exc.status, _error_body(exc.code, exc.message, exc.details)
+    except UploadTooLarge as exc:
+        return 413, _error_body("file_too_large", str(exc), {"limit_bytes": exc.limit})
+    return 202, {"job_id": job.id, "url": f"/jobs/{job.id}", "status": job.status.value}
+
+
+def _upload_source(form: Any) -> UploadSource:
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise JobValidationError("Choose a file to upload.", code="file_required")
+    return UploadSource(upload.file, upload.filename, upload.content_type)
+
+
+def _error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}

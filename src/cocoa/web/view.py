@@ -1,0 +1,92 @@
+"""How job data is shown: timestamps, durations, rates and the control buttons.
+
+These rules are mirrored in ``static/app.js`` (which re-renders the same
+fields from live updates), so the first paint and every later update look the
+same. Keep the two in step.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+STATUSES = ("pending", "processing", "paused", "completed", "failed", "cancelled")
+ACTIVE = frozenset({"pending", "processing", "paused"})
+ACTION_LABELS = {"cancel": "Cancel", "pause": "Pause", "resume": "Resume", "retry": "Retry"}
+
+
+def allowed_actions(job: dict[str, Any]) -> list[str]:
+    """The control buttons the job's state allows (the engine's rules, see
+    ``cocoa.jobs.jobs.apply_control``), in display order."""
+    status = job.get("status")
+    requested = job.get("requested_action")
+    actions: list[str] = []
+    if status == "pending" or (status == "processing" and requested is None):
+        actions.append("pause")
+    if status == "paused" or (status == "processing" and requested == "pause"):
+        actions.append("resume")
+    if status in ("pending", "processing", "paused") and requested != "cancel":
+        actions.append("cancel")
+    if status in ("failed", "cancelled"):
+        actions.append("retry")
+    return actions
+
+
+def fmt_time(value: str | None) -> str:
+    """ISO 8601 UTC -> ``2026-11-28 17:00:22 UTC``: unambiguous for a team
+    spread over time zones, and identical to what app.js renders."""
+    if not value:
+        return "—"
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def fmt_rate(rate: float | None) -> str:
+    return f"{rate:,.1f}/s" if rate else "—"
+
+
+def fmt_number(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "—" if value is None else str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def fmt_value(value: Any) -> str:
+    """Result/param values as text; nested data as compact JSON (escaped by Jinja)."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return fmt_number(value)
+
+
+def fmt_count(processed: int | None, total: int | None) -> str:
+    done = fmt_number(processed or 0)
+    return f"{done} / {fmt_number(total)}" if total is not None else f"{done} / ?"
+
+
+def type_label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def page_count(total: int, per_page: int) -> int:
+    return max(1, -(-total // per_page))

@@ -1,0 +1,401 @@
+"""The engine contract: every rule of DESIGN.md "Job lifecycle", run against
+SQLite and PostgreSQL alike (the ``db_engine`` fixture is parametrised)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from io import BytesIO
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from cocoa.config import Settings
+from cocoa.db.tables import job_errors, jobs, noop_items, upload_chunks, uploads
+from cocoa.jobs.jobs import IllegalTransition, Status, utcnow
+from cocoa.jobs.manager import JobManager, JobNotFound, Lease, LeaseLost, UploadSource
+from cocoa.jobs.types import Batch, ItemError, JobValidationError
+from cocoa.jobs.uploads import UploadTooLarge, open_upload
+from cocoa.jobs.worker import Worker
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(batch_size=10, poll_seconds=0.05, heartbeat_seconds=0.2, lease_seconds=5,
+                    reaper_seconds=0.2, poison_limit=3, max_upload_bytes=1000, upload_chunk_bytes=1024)
+
+
+@pytest.fixture
+def manager(db_engine: sa.Engine, settings: Settings) -> JobManager:
+    return JobManager(db_engine, settings)
+
+
+def noop(manager: JobManager, items: int = 25, type_name: str = "noop", **extra: int) -> str:
+    return manager.create(type_name, {"items": items, **extra}, created_by="tester").id
+
+
+def claim(manager: JobManager, owner: str = "w1") -> tuple[Lease, str]:
+    job = manager.claim(owner)
+    assert job is not None
+    return Lease(job.id, owner, job.attempt), job.type
+
+
+def expire_lease(manager: JobManager, job_id: str) -> None:
+    with manager.engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.id == job_id)
+                     .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+
+
+def item_rows(manager: JobManager, job_id: str) -> list[int]:
+    with manager.engine.connect() as conn:
+        return sorted(conn.execute(sa.select(noop_items.c.item).where(noop_items.c.job_id == job_id)).scalars())
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)  # poll with a deadline
+    raise AssertionError("condition not reached before the deadline")
+
+
+@pytest.fixture
+def running_worker(manager: JobManager) -> Iterator[Worker]:
+    worker = Worker(manager, worker_id="inproc")
+    thread = worker.start_in_thread()
+    yield worker
+    worker.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+# ------------------------------------------------------------------ creation
+
+
+def test_create_records_pending_job_with_validated_params(manager: JobManager) -> None:
+    job = manager.create("noop", {"items": 7}, created_by="tester")
+    assert job.status is Status.PENDING
+    assert job.request == {"items": 7}
+    assert job.params["items"] == 7 and job.params["delay_ms"] == 0
+    assert job.created_by == "tester" and job.attempt == 0 and job.total is None
+    assert job.progress()["percent"] == 0.0
+
+
+def test_invalid_request_creates_nothing(manager: JobManager) -> None:
+    with pytest.raises(JobValidationError) as info:
+        manager.create("noop", {"items": -1}, created_by="t")
+    assert info.value.status == 422 and "items" in info.value.message
+    with pytest.raises(JobValidationError, match="Unknown job type"):
+        manager.create("nope", {}, created_by="t")
+    assert manager.list(include_hidden=True)[1] == 0
+
+
+def test_upload_is_stored_in_chunks_and_rolled_back_with_a_failed_creation(manager: JobManager) -> None:
+    data = bytes(range(256)) * 3
+    job = manager.create("noop", {"items": 1}, created_by="t", upload=UploadSource(BytesIO(data), "../../x.csv", None))
+    assert job.upload_id is not None
+    reader = open_upload(manager.engine, job.upload_id)
+    reader.seek(700)
+    assert reader.read(100) == data[700:768]
+    reader.seek(0)
+    assert reader.read() == data
+    with manager.engine.connect() as conn:
+        assert conn.execute(sa.select(uploads.c.filename)).scalar_one() == "x.csv"  # display name only
+    with pytest.raises(JobValidationError):
+        manager.create("noop", {"items": -5}, created_by="t", upload=UploadSource(BytesIO(data), "y", None))
+    with pytest.raises(UploadTooLarge):
+        manager.create("noop", {"items": 1}, created_by="t", upload=UploadSource(BytesIO(b"x" * 1001), "z", None))
+    with manager.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(uploads)).scalar_one() == 1
+
+
+# ------------------------------------------------------------------ claiming
+
+
+def test_claim_takes_oldest_first_and_one_per_type(manager: JobManager) -> None:
+    first, second = noop(manager), noop(manager)
+    other = noop(manager, type_name="noop_other")
+    job = manager.claim("w1")
+    assert job is not None and job.id == first and job.status is Status.PROCESSING and job.attempt == 1
+    next_job = manager.claim("w2")
+    assert next_job is not None and next_job.id == other  # noop is busy, noop_other is free
+    assert manager.claim("w3") is None
+    assert manager.get(second).status is Status.PENDING
+
+
+def test_database_forbids_two_processing_jobs_of_one_type(manager: JobManager) -> None:
+    a, b = noop(manager), noop(manager)
+    with manager.engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.id == a).values(status="processing"))
+    with pytest.raises(IntegrityError), manager.engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.id == b).values(status="processing"))
+
+
+def test_concurrent_claims_never_start_one_type_twice(manager: JobManager) -> None:
+    for _ in range(6):
+        noop(manager)
+    claimed: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def grab(owner: str) -> None:
+        barrier.wait()
+        job = manager.claim(owner)
+        if job is not None:
+            claimed.append(job.id)
+
+    threads = [threading.Thread(target=grab, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 1
+
+
+# ------------------------------------------------------------------ batches
+
+
+def test_commit_batch_is_atomic_with_its_writes(manager: JobManager) -> None:
+    job_id = noop(manager, items=10)
+    lease, _ = claim(manager)
+
+    def broken_write(conn: sa.Connection) -> None:
+        conn.execute(noop_items.insert().values(job_id=job_id, item=1))
+        raise RuntimeError("disk on fire")
+
+    batch = Batch(checkpoint={"next": 5}, processed=5, succeeded=5,
+                  errors=[ItemError("row 2", "bad", "bad row")], write=broken_write)
+    with pytest.raises(RuntimeError):
+        manager.commit_batch(lease, batch, rate=1.0)
+    job = manager.get(job_id)
+    assert job.checkpoint is None and job.processed == 0 and job.error_count == 0
+    assert item_rows(manager, job_id) == []
+    with manager.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(job_errors)).scalar_one() == 0
+
+
+def test_batches_accumulate_progress_result_and_errors(manager: JobManager) -> None:
+    job_id = noop(manager, items=10)
+    lease, _ = claim(manager)
+    manager.set_total(lease, 10)
+    job = manager.commit_batch(lease, Batch(
+        checkpoint={"next": 4}, processed=4, succeeded=3, failed=1, counts={"rows": 4},
+        errors=[ItemError("row 3", "bad_date", "registr_dt '13/45/2020' is not a date", 3)],
+    ), rate=100.0)
+    assert job.status is Status.PROCESSING and job.checkpoint == {"next": 4}
+    progress = job.progress()
+    assert progress["percent"] == 40.0 and progress["eta_seconds"] == 0.1
+    job = manager.commit_batch(lease, Batch(checkpoint={"next": 10}, processed=6, succeeded=6,
+                                            counts={"rows": 6}, done=True), rate=100.0)
+    assert job.status is Status.COMPLETED and job.result == {"rows": 10}
+    assert job.progress()["percent"] == 100.0 and job.lease_owner is None
+    errors, total = manager.errors(job_id)
+    assert total == 1 and errors[0]["item"] == "row 3" and errors[0]["code"] == "bad_date"
+
+
+def test_percent_stays_below_100_until_completed(manager: JobManager) -> None:
+    job_id = noop(manager, items=4)
+    lease, _ = claim(manager)
+    manager.set_total(lease, 4)
+    job = manager.commit_batch(lease, Batch(checkpoint={"next": 4}, processed=4), rate=None)
+    assert job.status is Status.PROCESSING and job.progress()["percent"] == 99.9
+    assert manager.get(job_id).progress()["percent"] < 100
+
+
+# ------------------------------------------------------------------ leases, fencing, reaper
+
+
+def test_fenced_worker_cannot_write_after_losing_its_lease(manager: JobManager) -> None:
+    job_id = noop(manager, items=10)
+    old, _ = claim(manager, "frozen")
+    expire_lease(manager, job_id)
+    assert manager.reap_expired() == [job_id]
+    assert manager.get(job_id).status is Status.PENDING
+    new, _ = claim(manager, "rescuer")
+    assert new.attempt == old.attempt + 1
+    assert manager.heartbeat([old, new]) == {job_id}
+
+    def write(conn: sa.Connection) -> None:
+        conn.execute(noop_items.insert().values(job_id=job_id, item=99))
+
+    with pytest.raises(LeaseLost):
+        manager.commit_batch(old, Batch(checkpoint={"next": 9}, processed=9, write=write), rate=None)
+    with pytest.raises(LeaseLost):
+        manager.fail(old, "I was frozen")
+    job = manager.get(job_id)
+    assert job.status is Status.PROCESSING and job.lease_owner == "rescuer" and job.checkpoint is None
+    assert item_rows(manager, job_id) == []
+
+
+def test_poison_job_fails_after_too_many_lost_leases(manager: JobManager, settings: Settings) -> None:
+    job_id = noop(manager)
+    for attempt in range(1, settings.poison_limit + 1):
+        lease, _ = claim(manager)
+        assert lease.attempt == attempt
+        expire_lease(manager, job_id)
+        manager.reap_expired()
+    job = manager.get(job_id)
+    assert job.status is Status.FAILED and job.crash_count == settings.poison_limit
+    assert job.error is not None and "Poison" in job.error and job.completed_at is not None
+
+
+def test_timeout_fails_job_with_clear_message(manager: JobManager) -> None:
+    job_id = noop(manager)
+    lease, _ = claim(manager)
+    with manager.engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.id == job_id).values(
+            timeout_seconds=60, run_started_at=utcnow() - timedelta(seconds=61)))
+    assert manager.fail_timed_out() == [job_id]
+    job = manager.get(job_id)
+    assert job.status is Status.FAILED and job.error and "Timed out" in job.error and "1 min" in job.error
+    with pytest.raises(LeaseLost):
+        manager.commit_batch(lease, Batch(checkpoint={}, processed=1), rate=None)
+
+
+def test_timeout_counts_processing_time_not_paused_time(manager: JobManager) -> None:
+    job_id = noop(manager)
+    claim(manager)
+    with manager.engine.begin() as conn:  # created long ago, but only 10 s of processing
+        conn.execute(jobs.update().where(jobs.c.id == job_id).values(
+            timeout_seconds=60, started_at=utcnow() - timedelta(days=3),
+            run_started_at=utcnow() - timedelta(seconds=10)))
+    assert manager.fail_timed_out() == []
+
+
+def test_release_returns_job_to_pending_and_resume_continues_from_checkpoint(manager: JobManager) -> None:
+    job_id = noop(manager, items=10)
+    lease, _ = claim(manager)
+    manager.commit_batch(lease, Batch(checkpoint={"next": 5}, processed=5), rate=None)
+    manager.release(lease)
+    job = manager.get(job_id)
+    assert job.status is Status.PENDING and job.lease_owner is None and job.checkpoint == {"next": 5}
+    again = manager.claim("w2")
+    assert again is not None and again.checkpoint == {"next": 5} and again.attempt == 2
+
+
+# ------------------------------------------------------------------ control
+
+
+def test_cancel_pause_resume_rules(manager: JobManager) -> None:
+    pending = noop(manager)
+    assert manager.control(pending, "pause").status is Status.PAUSED
+    assert manager.control(pending, "resume").status is Status.PENDING
+    assert manager.control(pending, "cancel").status is Status.CANCELLED
+    for action in ("cancel", "pause", "resume"):
+        with pytest.raises(IllegalTransition):
+            manager.control(pending, action)
+    with pytest.raises(JobNotFound):
+        manager.control("missing", "cancel")
+
+
+def test_pause_and_cancel_take_effect_at_the_batch_boundary(manager: JobManager) -> None:
+    job_id = noop(manager, items=10)
+    lease, _ = claim(manager)
+    job = manager.control(job_id, "pause")
+    assert job.status is Status.PROCESSING and job.control is not None
+    with pytest.raises(IllegalTransition, match="already requested"):
+        manager.control(job_id, "pause")
+    job = manager.commit_batch(lease, Batch(checkpoint={"next": 3}, processed=3), rate=None)
+    assert job.status is Status.PAUSED and job.lease_owner is None
+    assert manager.claim("w1") is None  # paused jobs are not claimed
+    manager.control(job_id, "resume")
+    lease, _ = claim(manager)
+    manager.control(job_id, "cancel")
+    job = manager.commit_batch(lease, Batch(checkpoint={"next": 6}, processed=3), rate=None)
+    assert job.status is Status.CANCELLED and job.processed == 6 and job.completed_at is not None
+
+
+def test_retry_creates_linked_job_with_same_input(manager: JobManager) -> None:
+    job_id = noop(manager, items=3)
+    with pytest.raises(IllegalTransition):
+        manager.retry(job_id, created_by="t")
+    manager.control(job_id, "cancel")
+    new = manager.retry(job_id, created_by="second")
+    assert new.retry_of == job_id and new.request == {"items": 3} and new.status is Status.PENDING
+    assert new.created_by == "second" and new.id != job_id
+
+
+# ------------------------------------------------------------------ listing, retention
+
+
+def test_list_filters_total_and_order(manager: JobManager) -> None:
+    ids = [noop(manager) for _ in range(5)]
+    other = noop(manager, type_name="noop_other")
+    manager.control(ids[0], "cancel")
+    page, total = manager.list(type_name="noop", limit=2, offset=1)
+    assert total == 5 and [j.id for j in page] == [ids[3], ids[2]]
+    cancelled, total = manager.list(status="cancelled", type_name="noop")
+    assert total == 1 and cancelled[0].id == ids[0]
+    assert manager.list()[1] == 0  # internal types are hidden from default listings
+    assert manager.list(include_hidden=True)[0][0].id == other
+
+
+def test_retention_archives_old_finished_jobs_and_purges_their_uploads(manager: JobManager) -> None:
+    upload = UploadSource(BytesIO(b"abc"), "f.csv", None)
+    old = manager.create("noop", {"items": 1}, created_by="t", upload=upload).id
+    recent = noop(manager)
+    running = noop(manager, type_name="noop_other")
+    for job_id in (old, recent):
+        manager.control(job_id, "cancel")
+    with manager.engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.id.in_([old, running]))
+                     .values(completed_at=utcnow() - timedelta(days=31), created_at=utcnow() - timedelta(days=40)))
+    assert manager.archive_finished() == 1
+    assert manager.get(old).archived_at is not None and manager.get(recent).archived_at is None
+    visible = {j.id for j in manager.list(include_hidden=True)[0]}
+    assert old not in visible and recent in visible
+    assert old in {j.id for j in manager.list(include_hidden=True, include_archived=True)[0]}
+    with manager.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(upload_chunks)).scalar_one() == 0
+        assert conn.execute(sa.select(uploads.c.purged_at)).scalar_one() is not None
+    with pytest.raises(JobValidationError, match="purged"):
+        manager.retry(old, created_by="t")
+
+
+# ------------------------------------------------------------------ the worker, in process
+
+
+def test_worker_runs_jobs_to_completion_exactly_once(manager: JobManager, running_worker: Worker) -> None:
+    ids = [noop(manager, items=35, error_every=10) for _ in range(3)]
+    ids.append(noop(manager, items=12, type_name="noop_other"))
+    wait_for(lambda: all(manager.get(i).is_terminal for i in ids))
+    for job_id in ids:
+        job = manager.get(job_id)
+        assert job.status is Status.COMPLETED, job.error
+        assert item_rows(manager, job_id) == list(range(job.params["items"]))
+        assert job.processed == job.total == job.params["items"]
+        assert job.result["items"] == job.params["items"]
+    assert manager.get(ids[0]).error_count == 3
+
+
+def test_job_level_failure_keeps_committed_work(manager: JobManager, running_worker: Worker) -> None:
+    job_id = noop(manager, items=50, fail_at=25)
+    wait_for(lambda: manager.get(job_id).is_terminal)
+    job = manager.get(job_id)
+    assert job.status is Status.FAILED and job.error == "noop asked to fail at item 25"
+    assert item_rows(manager, job_id) == list(range(20))  # batches 0-9 and 10-19 were committed
+
+
+def test_worker_honours_cancel_of_a_running_job(manager: JobManager, running_worker: Worker) -> None:
+    job_id = noop(manager, items=400, delay_ms=5)
+    wait_for(lambda: manager.get(job_id).processed >= 10)
+    manager.control(job_id, "cancel")
+    wait_for(lambda: manager.get(job_id).is_terminal)
+    job = manager.get(job_id)
+    assert job.status is Status.CANCELLED and 10 <= job.processed < 400
+    assert item_rows(manager, job_id) == list(range(job.processed))
+
+
+def test_stopping_worker_releases_job_for_others(manager: JobManager) -> None:
+    job_id = noop(manager, items=400, delay_ms=5)
+    worker = Worker(manager, worker_id="stopper")
+    thread = worker.start_in_thread()
+    wait_for(lambda: manager.get(job_id).processed >= 10)
+    worker.stop()
+    thread.join(timeout=30)
+    job = manager.get(job_id)
+    assert job.status is Status.PENDING and job.lease_owner is None
+    assert item_rows(manager, job_id) == list(range(job.processed))

@@ -1,0 +1,102 @@
+"""The token bucket, on a fake clock (exact) and a real one (threads)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # until pythonpath = ["tests"]
+
+from cocoa.providers.ratelimit import TokenBucket, shared_bucket  # noqa: E402
+from stubs.geocoder_stub import max_per_window  # noqa: E402
+
+
+class FakeClock:
+    """Time only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_rate_never_exceeded_in_any_one_second_window() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
+    times = [bucket.acquire() for _ in range(200)]
+    assert max_per_window(times) == 10
+    # ...and the guard leaves room for arrival jitter: 11 need > 1 s + guard.
+    assert all(b - a >= 1.0 + 0.02 - 1e-9 for a, b in zip(times, times[10:], strict=False))
+
+
+def test_achieved_rate_is_close_to_the_limit() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(20, clock=clock, sleep=clock.sleep)
+    times = [bucket.acquire() for _ in range(401)]
+    achieved = 400 / (times[-1] - times[0])
+    assert 0.97 * 20 <= achieved <= 20
+
+
+def test_first_token_is_immediate_and_idle_time_does_not_bank_a_burst() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(5, clock=clock, sleep=clock.sleep)
+    assert bucket.acquire() == 1000.0
+    clock.now += 60  # idle for a minute
+    first = bucket.acquire()
+    second = bucket.acquire()
+    assert first == 1060.0
+    assert second - first == pytest.approx(bucket.interval)
+
+
+def test_capacity_allows_a_burst_then_paces() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(2, capacity=3, guard=0.0, clock=clock, sleep=clock.sleep)
+    times = [bucket.acquire() for _ in range(5)]
+    assert times[:3] == [1000.0] * 3
+    assert times[3] == pytest.approx(1000.5)
+    assert times[4] == pytest.approx(1001.0)
+
+
+def test_threads_get_distinct_evenly_spaced_slots() -> None:
+    bucket = TokenBucket(200)  # real clock: 40 tokens take ~0.2 s
+    slots: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(5):
+            slot = bucket.acquire()
+            with lock:
+                slots.append(slot)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    slots.sort()
+    assert len(slots) == 40
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    assert min(gaps) >= bucket.interval - 1e-9
+
+
+@pytest.mark.parametrize("kwargs", [{"rate": 0}, {"rate": -1}, {"rate": 1, "capacity": 0},
+                                    {"rate": 1, "guard": 1.5}])
+def test_rejects_nonsense(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(**kwargs)  # type: ignore[arg-type]
+
+
+def test_shared_bucket_is_one_per_service_and_rate() -> None:
+    a = shared_bucket("svc http://x", 3.0)
+    assert shared_bucket("svc http://x", 3.0) is a
+    assert shared_bucket("svc http://x", 4.0) is not a
+    assert shared_bucket("other http://x", 3.0) is not a
