@@ -171,7 +171,7 @@ def test_local_job_geocodes_from_parcels(db_engine: sa.Engine) -> None:
     first = household(db_engine, hits[0])
     assert (first.latitude, first.longitude, first.geocode_status) == (35.1, -78.1, "matched")
     assert (first.geocode_provider, first.geocode_quality) == ("local", "parcel")
-    assert first.geocoded_at is not None and first.geocoded_address == "100 N MAIN ST"
+    assert isinstance(first.geocoded_at, datetime) and first.geocoded_address == "100 N MAIN ST"
     assert household(db_engine, hits[2]).geocode_quality == "parcel_building"
     missed = household(db_engine, miss)
     assert (missed.geocode_status, missed.latitude) == ("no_match", None)

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # until pythonpath = ["tests"]
 
-from cocoa.providers.ratelimit import TokenBucket, shared_bucket  # noqa: E402
+from cocoa.providers.ratelimit import TokenBucket, default_guard, shared_bucket  # noqa: E402
 from stubs.geocoder_stub import max_per_window  # noqa: E402
 
 
@@ -100,3 +100,10 @@ def test_shared_bucket_is_one_per_service_and_rate() -> None:
     assert shared_bucket("svc http://x", 3.0) is a
     assert shared_bucket("svc http://x", 4.0) is not a
     assert shared_bucket("other http://x", 3.0) is not a
+
+
+def test_default_guard_is_generous_only_where_cheap() -> None:
+    assert default_guard(1.0) == pytest.approx(0.1)  # 1.1 s apart: 100 ms of jitter allowed
+    assert default_guard(2.0) == pytest.approx(0.05)
+    assert default_guard(20.0) == pytest.approx(0.02)  # still 98% of the limit
+    assert shared_bucket("guarded http://x", 1.0).interval == pytest.approx(1.1)

@@ -151,6 +151,44 @@ def token_revoke(token_id: int) -> None:
     console.print(f"Token {token_id} revoked.")
 
 
+@app.command()
+def quickstart(
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load the demo town once.")] = True,
+) -> None:
+    """First-run set-up: migrate, create the admin (password shown once) and a token."""
+    import secrets
+
+    settings = get_settings()
+    db_upgrade()
+    with _manager() as manager:
+        password = None
+        if auth.get_user(manager.engine, "admin") is None:
+            password = secrets.token_urlsafe(12)
+            auth.create_user(manager.engine, "admin", password, auth.Role.ADMIN)
+        token, _ = auth.create_token(manager.engine, "admin", "quickstart")
+        if demo:
+            _load_demo_once(manager)
+    url = f"http://{settings.host}:{settings.port}"
+    console.rule("Cocoa Canvas is ready")
+    if password:
+        console.print(f"Web login:  {url}/login   user [bold]admin[/]  password [bold]{password}[/]",
+                      highlight=False)
+    else:
+        console.print("Web login:  existing admin user (reset with `cocoa user create admin --exist-ok "
+                      "--password NEW`)", highlight=False)
+    console.print(f"API token:  {token}", highlight=False, soft_wrap=True)
+    console.print(f"Try:        curl -H 'Authorization: Bearer {token}' {url}/api/v1/jobs",
+                  highlight=False, soft_wrap=True)
+
+
+def _load_demo_once(manager: JobManager) -> None:
+    try:
+        from cocoa.samples.demo import load_demo
+    except ImportError:
+        return
+    load_demo(manager, console)
+
+
 # ---------------------------------------------------------------------- processes
 
 

@@ -24,15 +24,15 @@ What it does
   ``100 N ST`` (N Street, as in Washington DC) and ``100 NORTH ST`` (North
   Street) stay different streets.
 * A street *type* that starts the name (``AVENUE C``, ``AVE C``) is written out
-  as ``AVENUE`` (Publication 28 style); ``SAINT`` as a name word becomes ``ST``.
+  as ``AVENUE`` (Publication 28 style); the word ``SAINT`` is written ``ST``.
 * Ordinal street names written as one word become numbers
   (``FIRST -> 1ST``, ``TWENTY-FIRST -> 21ST``), the form USPS uses.
 * Highways: ``HIGHWAY/HIWAY/HWY 54 -> HWY 54``; ``US 1``, ``U S HWY 1``,
   ``US ROUTE 1 -> US HWY 1``; ``STATE ROUTE 7``/``ST RTE 7``/``STATE RD 7 -> SR 7``;
   ``COUNTY ROAD 12``/``CO RD 12 -> CR 12``; ``INTERSTATE 95``/``I-95 -> I 95``;
   a state code before a number (``NC 54``) or ``HWY`` (``NC HIGHWAY 54``) gives
-  ``NC HWY 54``; ``ROUTE 66 -> RTE 66``. (``NE`` is not treated as Nebraska: it
-  is far more often the directional.)
+  ``NC HWY 54``; ``ROUTE 66 -> RTE 66``. (A bare ``NE 5`` or ``FL 5`` is not
+  read as a state highway: those are far more often a directional or a floor.)
 * PO boxes (``P.O. BOX 12``, ``PO BOX 12``, ``POB 12``, ``POST OFFICE BOX 12``,
   ``BOX 12``) become ``PO BOX 12``; rural routes (``RURAL ROUTE 2 BOX 5``,
   ``RFD 2 BOX 5``, ``RT 2 BOX 5``) become ``RR 2 BOX 5`` and highway contract
@@ -349,12 +349,12 @@ UPPR: UPPER
 # Designators that need no number: the designator itself identifies the unit.
 _STANDALONE_UNITS = frozenset({"BSMT", "FRNT", "LBBY", "LOWR", "OFC", "PH", "REAR", "SIDE", "UPPR"})
 
-# Name-initial words canonicalised so that "AVE C"/"AVENUE C" and "SAINT"/"ST"
-# are one street; deliberately short (see module docstring).
-_NAME_PREFIX: dict[str, str] = {
-    **{v: "AVENUE" for v, std in SUFFIXES.items() if std == "AVE"},
-    "SAINT": "ST",
-}
+# Name-initial words canonicalised so that "AVE C"/"AVENUE C" are one street;
+# deliberately short (see module docstring).
+_NAME_PREFIX: dict[str, str] = {v: "AVENUE" for v, std in SUFFIXES.items() if std == "AVE"}
+# SAINT is rewritten in the text, before anything else looks at the words, so
+# that "SAINT RD 7" and "ST RD 7" read alike everywhere.
+_SAINT = re.compile(r"\bSAINT\b")
 
 _STATE_CODES = frozenset(_words(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT "
@@ -367,6 +367,8 @@ _ROAD_WORDS = frozenset({"ROAD", "RD"})
 _HIGHWAY_TRIGGERS = (
     _HWY_WORDS | _ROUTE_WORDS | _ROAD_WORDS | _STATE_CODES | {"INTERSTATE", "I", "IH", "US", "U"}
 )
+# "NC 54" means NC HWY 54; not NE (the directional) nor FL (floor, "N FL 4").
+_BARE_STATE_ROUTES = _STATE_CODES - {"NE"} - set(UNIT_DESIGNATORS)
 # A number after these is part of the street name, never a unit.
 _NUMBERED_ROADS = frozenset({"HWY", "RTE", "SR", "CR", "I", "FM", "FWY", "EXPY", "TPKE", "US"})
 
@@ -496,19 +498,32 @@ def _unit_identifier(tokens: list[str]) -> str:
     return _join_alnum(ids) if ids else ""
 
 
+def _is_ordinal(token: str) -> bool:
+    return token[-2:] in ("ST", "ND", "RD", "TH") and token[:-2].isdigit()
+
+
 def _is_fraction(token: str) -> bool:
     num, slash, den = token.partition("/")
     return bool(slash) and num.isdigit() and den.isdigit()
 
 
 def _looks_like_unit_id(token: str) -> bool:
-    """``4B``, ``12``, ``C``, ``PH`` yes; ``GENEVIEVE`` (``W STE GENEVIEVE``) no."""
-    return len(token) <= 2 or not token.isalpha()
+    """``4B``, ``12``, ``C``, ``PH`` yes; ``GENEVIEVE`` (``W STE GENEVIEVE``) no.
+
+    The answer must not change when a word is abbreviated (``NORTH -> N``,
+    ``STREET -> ST``), or a second pass over ``street_line`` would read it
+    differently.
+    """
+    if token in SUFFIXES or token in UNIT_DESIGNATORS:
+        return False  # "LOT RD", "REAR ST": a street word; "APT SP": a designator
+    return len(token) <= 2 or not token.isalpha() or token in DIRECTIONALS
 
 
 def _tokenize(text: str) -> list[str]:
     """Upper-case, strip punctuation, drop a ``, CITY, ST ZIP`` tail, split."""
     text = text.upper().translate(_PUNCTUATION)
+    if "SAINT" in text:
+        text = _SAINT.sub("ST", text)
     if "," in text:
         segments = text.split(",")
         kept = [segments[0]]
@@ -604,7 +619,11 @@ def _parse_rural_route(tokens: list[str]) -> NormalizedAddress | None:
 
 
 def _canonical_highways(tokens: list[str]) -> list[str]:
-    """Rewrite the highway spellings listed in the module docstring, in one pass."""
+    """Rewrite the highway spellings listed in the module docstring, in one pass.
+
+    Runs before the unit is split off, over every token, so that what decides
+    the split (``APT IH 5`` vs ``APT I 5``) reads the same on a second pass.
+    """
     out: list[str] = []
     n = len(tokens)
     for i, tok in enumerate(tokens):
@@ -633,7 +652,7 @@ def _canonical_highways(tokens: list[str]) -> list[str]:
                 out.append(tok)
         elif tok in ("INTERSTATE", "IH"):
             out.append("I")
-        elif (tok == "US" or (tok in _STATE_CODES and tok != "NE")) and (
+        elif (tok == "US" or tok in _BARE_STATE_ROUTES) and (
             not prev or prev in DIRECTIONALS or prev == "OLD"
         ):
             out += [tok, "HWY"]  # only where a name starts: "OAK CT 5" is a unit
@@ -675,14 +694,27 @@ def _split_unit(tokens: list[str]) -> tuple[list[str], list[str]]:
                 return tokens[:i], tokens[i:]
             continue
         j = i + 1
-        if j < n and tokens[j] == "#":
-            j += 1
-        if j < n:
-            if _looks_like_unit_id(tokens[j]) and tokens[j] not in SUFFIXES:
-                return tokens[:i], tokens[i:]
-        elif _ends_street(tokens, i):
-            return tokens[:i], []  # a dangling "APT" with nothing after it
-    return _trailing_unit(tokens)
+        while j < n and (tokens[j] == "#" or tokens[j] in _UNIT_NUMBER_WORDS):
+            j += 1  # "APT # 4", "APT NO 4"
+        if j < n and _looks_like_unit_id(tokens[j]):
+            return tokens[:i], tokens[i:]
+    return tokens, []
+
+
+def _drop_dangling(tokens: list[str]) -> list[str]:
+    """``100 MAIN ST APT`` (designator, no number): the ``APT`` is noise.
+
+    Words that are street suffixes too (``TRAILER``) are kept: they may be the
+    suffix, and once abbreviated nobody can tell.
+    """
+    while len(tokens) >= 3:
+        last = tokens[-1]
+        std = UNIT_DESIGNATORS.get(last)
+        if (std is None or std == "#" or std in _STANDALONE_UNITS or last in SUFFIXES
+                or not _ends_street(tokens, len(tokens) - 1)):
+            break
+        tokens = tokens[:-1]
+    return tokens
 
 
 def _trailing_unit(tokens: list[str]) -> tuple[list[str], list[str]]:
@@ -711,19 +743,34 @@ def _parse_unit(tokens: list[str]) -> tuple[str, str]:
         std, rest = "", tokens
     else:
         rest = tokens[1:]
-    words = []
+    words: list[str] = []
     for tok in rest:
-        if tok == "#" or tok in _UNIT_NUMBER_WORDS:
+        if tok in _UNIT_NUMBER_WORDS and not words:
+            continue  # "APT NO 5"
+        if tok == "#":
+            # "APT # 4" is "APT 4". Any other "#" stays (once): it is what made
+            # the next word a unit ("REAR # MAIN") and must survive a re-parse.
+            if (not words and std) or (words and words[-1] == "#"):
+                continue
+            words.append(tok)
             continue
         inner = UNIT_DESIGNATORS.get(tok)
         words.append(inner if inner else _dehyphen(tok))
-    unit = " ".join(w for w in words if w)
-    return (std, unit) if unit else ("", "")
+    while words and words[-1] == "#":
+        words.pop()
+    words = [w for w in words if w]
+    if not _unit_identifier(words):
+        return "", ""  # designators only ("APT #"): nothing identifies a door
+    return std, " ".join(words)
 
 
 def _split_number(tokens: list[str]) -> tuple[str, list[str]]:
-    """House number (with a ``1/2`` fraction) and the remaining tokens."""
-    if not tokens or not tokens[0][0].isdigit():
+    """House number (with a ``1/2`` fraction) and the remaining tokens.
+
+    An ordinal (``1ST``) is a street name, never a house number: ``FIRST ST``
+    is written ``1ST ST`` and must read back the same way.
+    """
+    if not tokens or not tokens[0][0].isdigit() or _is_ordinal(tokens[0]):
         return "", tokens
     number = _dehyphen(tokens[0])
     if len(tokens) > 1 and _is_fraction(tokens[1]):
@@ -807,6 +854,10 @@ def _parse_tokens(tokens: list[str]) -> NormalizedAddress:
         tokens = _canonical_highways(tokens)
     street, unit_tokens = _split_unit(tokens)
     unit_type, unit_text = _parse_unit(unit_tokens)
+    if not unit_text:
+        street = _drop_dangling(street)
+        street, unit_tokens = _trailing_unit(street)  # after highways: "CR 12" is no unit
+        unit_type, unit_text = _parse_unit(unit_tokens)
     pre, name, suffix, post = _parse_street(street)
     return NormalizedAddress(number, pre, name, suffix, post, unit_type, unit_text)
 

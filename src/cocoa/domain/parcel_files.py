@@ -628,13 +628,16 @@ def _inspect_gdal(
     path = gdal_path(staged, located)
     chosen = _choose_layer(path, layer)
     try:
-        meta = pyogrio.read_info(path, layer=chosen, force_feature_count=True,
-                                 force_total_bounds=True)
+        meta = pyogrio.read_info(path, layer=chosen, force_feature_count=True)
+        fields = [str(f) for f in meta["fields"]]
+        preset, resolved = resolve_mapping(fields, mapping)
+        bounds: Any = None
+        if not (meta.get("crs") or source_crs):  # only then do the coordinates matter
+            bounds = pyogrio.read_info(path, layer=chosen, force_total_bounds=True)
+            bounds = bounds.get("total_bounds")
     except pyogrio.errors.DataSourceError as exc:
         raise _unreadable(located, exc) from exc
-    fields = [str(f) for f in meta["fields"]]
-    preset, resolved = resolve_mapping(fields, mapping)
-    crs, origin = choose_crs(meta.get("crs"), source_crs, _bounds(meta.get("total_bounds")))
+    crs, origin = choose_crs(meta.get("crs"), source_crs, _bounds(bounds))
     return ParcelFileInfo(
         format=located.format, container=located.container, inner_path=located.inner_path,
         layer=chosen, crs=crs, crs_origin=origin, preset=preset, mapping=resolved,
@@ -774,14 +777,33 @@ def parse_text_geometries(values: Sequence[str | None]) -> np.ndarray:
 class FeatureSlice:
     """Features ``start .. start+len-1`` of the file: geometry as shapely
     objects in the file's CRS (None when missing/unparsable) and every
-    attribute as JSON-ready values."""
+    attribute as JSON-ready values, kept column-wise (one list per field) so a
+    read-ahead window costs no per-feature dicts until a batch asks."""
 
     start: int
     geometries: np.ndarray
-    attributes: list[dict[str, Any]]
+    names: list[str]
+    columns: list[list[Any]]
 
     def __len__(self) -> int:
-        return len(self.attributes)
+        return len(self.geometries)
+
+    @property
+    def attributes(self) -> list[dict[str, Any]]:
+        if not self.names:
+            return [{} for _ in range(len(self))]
+        return [dict(zip(self.names, row, strict=True)) for row in zip(*self.columns, strict=True)]
+
+    def part(self, offset: int, count: int) -> FeatureSlice:
+        """Features ``offset .. offset+count-1`` of this slice (relative)."""
+        end = offset + count
+        return FeatureSlice(self.start + offset, self.geometries[offset:end], self.names,
+                            [c[offset:end] for c in self.columns])
+
+
+# Formats GDAL can seek in (an index or SQL offset); GeoJSON and CSV are
+# re-scanned from the top on every open.
+RANDOM_ACCESS_FORMATS = frozenset({"shapefile", "gpkg", "filegdb"})
 
 
 def read_slice(staged: StagedFile, info: ParcelFileInfo, start: int, count: int) -> FeatureSlice:
@@ -795,29 +817,29 @@ def read_slice(staged: StagedFile, info: ParcelFileInfo, start: int, count: int)
     names = [str(n) for n in meta["fields"]]
     values = [_json_column(col) for col in columns]
     n = len(geometry) if geometry is not None else (len(values[0]) if values else 0)
-    attributes = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
-    if not names:
-        attributes = [{} for _ in range(n)]
     geoms = shapely.from_wkb(geometry, on_invalid="ignore") if geometry is not None \
         else np.full(n, None, dtype=object)
-    return FeatureSlice(start, np.asarray(geoms, dtype=object), attributes)
+    return FeatureSlice(start, np.asarray(geoms, dtype=object), names, values)
 
 
 def _json_column(column: np.ndarray) -> list[Any]:
     """A numpy column as plain Python values; NaN and NaT become None."""
-    values = column.tolist()
+    values: list[Any] = column.tolist()
     if column.dtype.kind == "f":
         return [None if v is not None and math.isnan(v) else v for v in values]
-    if column.dtype.kind == "O":
-        return [_json_value(v) for v in values]
     if column.dtype.kind in "mM":
         return [None if v is None else str(v) for v in values]
-    return values
+    if column.dtype.kind != "O":
+        return values
+    texts = [v for v in values if v is not None]
+    if all(type(v) is str for v in texts) and "\x00" not in "".join(texts):
+        return values  # the common case, checked at C speed
+    return [_json_value(v) for v in values]
 
 
 def _json_value(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value  # JSONB refuses NUL
+        return value.replace("\x00", "")  # JSONB refuses NUL characters
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, float) and math.isnan(value):
@@ -832,16 +854,17 @@ def _read_csv_slice(path: str, info: ParcelFileInfo, start: int, count: int) -> 
     header = next(rows)
     lowered = [h.strip().lower() for h in header]
     geometry_index = lowered.index((info.geometry_field or "").strip().lower())
+    keep = [i for i in range(len(header)) if i != geometry_index]
     data_rows = (r for r in rows if any(r))
     texts: list[str | None] = []
-    attributes: list[dict[str, Any]] = []
+    records: list[list[Any]] = []
+    width = len(header)
     for row in islice(data_rows, start, start + count):
-        padded = row + [""] * (len(header) - len(row))
+        padded = row + [""] * (width - len(row)) if len(row) < width else row
         texts.append(padded[geometry_index])
-        attributes.append({h: (v if v != "" else None)
-                           for i, (h, v) in enumerate(zip(header, padded, strict=False))
-                           if i != geometry_index})
-    return FeatureSlice(start, parse_text_geometries(texts), attributes)
+        records.append([padded[i] or None for i in keep])
+    columns = [list(c) for c in zip(*records, strict=True)] if records else [[] for _ in keep]
+    return FeatureSlice(start, parse_text_geometries(texts), [header[i] for i in keep], columns)
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -868,12 +891,13 @@ def prepare_geometries(geoms: np.ndarray, transformer: Transformer | None) -> Pr
     Repair happens after reprojection because validity in WGS84 is what the
     stored geometry must have. Everything is vectorised over the slice.
     """
-    geoms = np.asarray(geoms, dtype=object)
+    geoms = np.array(geoms, dtype=object, copy=True)  # callers may cache the input
     problems: list[tuple[str, str] | None] = [None] * len(geoms)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     for i in np.flatnonzero(missing):
         problems[i] = ("empty_geometry", "The feature has no geometry (empty or null); "
                                          "fix or remove it in the source file.")
+    geoms[missing] = None  # later steps skip what is already a problem
     if transformer is not None:
         geoms = shapely.transform(geoms, _projector(transformer), include_z=None)
     geoms = _polygonal_only(geoms, problems)
@@ -943,7 +967,7 @@ def _check_range(geoms: np.ndarray, problems: list[tuple[str, str] | None]) -> N
     with np.errstate(invalid="ignore"):
         ok = (np.isfinite(bounds).all(axis=1) & (bounds[:, 0] >= -180) & (bounds[:, 2] <= 180)
               & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90))
-    for i in np.flatnonzero(~ok & ~shapely.is_missing(geoms)):
+    for i in np.flatnonzero(~ok & ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)):
         problems[i] = ("out_of_range",
                        "After reprojection the polygon is not on Earth (coordinates "
                        "outside longitude/latitude); the source CRS is probably wrong.")

@@ -298,7 +298,7 @@ def split_line(text: str, layout: Layout) -> tuple[list[str], bool]:
         if len(text) > 1 and text[0] == '"' and text[-1] == '"':
             # Fast path for "a"<tab>"b"<tab>"c": one split instead of one per field.
             parts = text[1:-1].split(f'"{delimiter}"')
-            if not any('"' in p for p in parts):
+            if text.count('"') == 2 * len(parts):  # no quote inside any field
                 return parts, False
         return [_unwrap(p) for p in text.split(delimiter)], False
     if '"' not in text:

@@ -70,9 +70,11 @@ class Worker:
             thread.start()
         try:
             while not self._stopping.is_set():
+                # Clear before claiming: a wake-up that arrives while we claim
+                # must not be lost, or the next job waits a whole poll interval.
+                self._wake.clear()
                 self._claim_available()
                 self._wake.wait(self.settings.poll_seconds)
-                self._wake.clear()
         finally:
             self._drain()
             self._exited.set()
@@ -132,6 +134,28 @@ class Worker:
     # ------------------------------------------------------------------ running one job
 
     def _run_job(self, job: Job, lease: Lease) -> None:
+        """Run the job, then keep the thread for the next pending job of the
+        same type (no hand-off through the claim loop between queued jobs)."""
+        current: Job | None = job
+        try:
+            while current is not None:
+                self._run_one(current, lease)
+                current = None if self._stopping.is_set() else self._claim_next_of(job.type)
+                if current is not None:
+                    lease = Lease(current.id, self.id, current.attempt)
+                    with self._lock:
+                        self._running[job.type] = (lease, self._running[job.type][1])
+        except sa.exc.OperationalError as exc:
+            log.warning("worker %s: database unavailable after a job: %s", self.id, exc)
+        finally:
+            with self._lock:
+                self._running.pop(job.type, None)
+            self._wake.set()  # the slot of this type is free again
+
+    def _claim_next_of(self, type_name: str) -> Job | None:
+        return self.manager.claim(self.id, only_types=[type_name])
+
+    def _run_one(self, job: Job, lease: Lease) -> None:
         log.info("job %s type=%s started (attempt %d, resuming at %s)", job.id, job.type,
                  job.attempt, job.checkpoint or "the beginning")
         try:
@@ -143,9 +167,7 @@ class Worker:
             log.error("job %s type=%s: database error, abandoning run: %s", job.id, job.type, exc)
         finally:
             with self._lock:
-                self._running.pop(job.type, None)
                 self._lost.discard(job.id)
-            self._wake.set()  # the slot of this type is free again
 
     def _run_batches(self, job: Job, lease: Lease) -> None:
         job_type = get_job_type(job.type)

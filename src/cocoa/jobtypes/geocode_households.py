@@ -192,19 +192,19 @@ def _release(ctx: RunContext) -> None:
 # ----------------------------------------------------------------- requests
 def build_request(row: Any) -> GeocodeRequest:
     """Providers get the street without the unit (one request per building);
-    the offline provider also gets the household's keys."""
+    the offline provider gets the household's stored key (``address_key`` is
+    ``household_key`` of the address, computed at import) and, for flats, the
+    building's key."""
     address = normalize_address(row.street_line, row.unit)
     building = " ".join(p for p in (address.number, address.predirectional,
                                     address.street_name, address.suffix,
                                     address.postdirectional) if p) or row.street_line
-    fresh = household_key(row.street_line, row.city, row.state, row.zip_code, row.unit)
-    keys = tuple(dict.fromkeys((row.address_key, fresh)))
     building_key = (household_key(building, row.city, row.state, row.zip_code)
                     if address.unit else None)
     return GeocodeRequest(
         id=str(row.id), street=building, city=row.city, state=row.state,
-        zip_code=row.zip_code, keys=keys,
-        building_key=building_key if building_key not in keys else None)
+        zip_code=row.zip_code, keys=(row.address_key,),
+        building_key=building_key if building_key != row.address_key else None)
 
 
 _COLUMNS = (households.c.id, households.c.address_key, households.c.street_line,
@@ -285,12 +285,50 @@ def make_writer(
 
     def write(conn: sa.Connection) -> dict[str, int] | None:
         if matched:
-            conn.execute(_MATCHED_UPDATE, matched)
+            driver_executemany(conn, _MATCHED_UPDATE, matched)
         if misses:
-            conn.execute(_MISS_UPDATE, misses)
+            driver_executemany(conn, _MISS_UPDATE, misses)
         return None
 
     return write
+
+
+_COMPILED: dict[tuple[int, str], Any] = {}
+
+
+def driver_executemany(conn: sa.Connection, statement: sa.Update,
+                       rows: list[dict[str, Any]]) -> None:
+    """``executemany`` straight through the DB driver.
+
+    Why: SQLAlchemy re-processes every bound parameter of every row in
+    Python, which cost more than the database's own work (the offline
+    provider must write 20,000 households/s). We compile once per dialect,
+    run each parameter's bind processor (e.g. SQLite's datetime-to-text) only
+    where the type has one - once per distinct value - and hand the driver
+    plain rows in its own paramstyle.
+    """
+    key = (id(statement), conn.dialect.name)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = _COMPILED[key] = statement.compile(dialect=conn.dialect)
+    processors = {
+        name: proc for name, bind in compiled.binds.items()
+        if (proc := bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
+    }
+    fixed = compiled.params  # literal values written into the statement
+    names = list(compiled.positiontup or fixed)
+    processed: dict[tuple[str, Any], Any] = {}
+    for name, proc in processors.items():  # once per distinct value, not per row
+        for raw in {row.get(name, fixed[name]) for row in rows}:
+            processed[(name, raw)] = raw if raw is None else proc(raw)
+    plain = [n for n in names if n not in processors]
+    params: list[Any] = []
+    for row in rows:
+        item = {n: row.get(n, fixed[n]) for n in plain}
+        for name in processors:
+            item[name] = processed[(name, row.get(name, fixed[name]))]
+        params.append(item if compiled.positiontup is None else tuple(item[n] for n in names))
+    conn.exec_driver_sql(compiled.string, params)
 
 
 def _item_error(seq: int, row: Any, result: GeocodeResult) -> ItemError:

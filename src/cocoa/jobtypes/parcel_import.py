@@ -25,7 +25,6 @@ import numpy as np
 import shapely
 import sqlalchemy as sa
 from pyproj import Transformer
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cocoa.db.tables import households, parcels
 from cocoa.domain import parcel_files as pf
@@ -40,7 +39,7 @@ from cocoa.jobs.types import (
     register,
 )
 
-READ_AHEAD = 50_000  # features per GDAL read: GeoJSON/CSV re-scan the file per open
+READ_AHEAD = 100_000  # GeoJSON/CSV features per read (the default item limit)
 _PARAM_KEYS = {"source", "format", "source_crs", "mapping", "layer"}
 _UPDATE_COLUMNS = ("situs_address", "situs_key", "geometry_wkb", "min_lon", "min_lat",
                    "max_lon", "max_lat", "rep_lon", "rep_lat", "attributes", "import_job_id",
@@ -150,11 +149,12 @@ def _source_param(value: Any, preset: str | None) -> str:
 
 
 class _Reader:
-    """The staged upload and a read-ahead window of decoded features.
+    """The staged upload and, for GeoJSON/CSV, a read-ahead window.
 
-    GeoJSON and CSV are re-scanned by GDAL on every open, so reading exactly
-    one batch per open would be quadratic; one read serves ``READ_AHEAD``
-    features (bounded memory) and batches slice it.
+    Shapefile, GeoPackage and FileGDB seek cheaply, so a batch reads exactly
+    its features. GeoJSON and CSV are re-scanned from the top on every open,
+    so one read serves ``READ_AHEAD`` features (kept column-wise, bounded by
+    the item limit) and batches slice it - otherwise the import is quadratic.
     """
 
     def __init__(self, ctx: RunContext, info: pf.ParcelFileInfo) -> None:
@@ -168,16 +168,17 @@ class _Reader:
         self._window: pf.FeatureSlice | None = None
 
     def read(self, start: int, count: int) -> pf.FeatureSlice:
+        if self.info.format in pf.RANDOM_ACCESS_FORMATS:
+            return pf.read_slice(self.staged, self.info, start, count)
         window = self._window
-        if window is None or not (window.start <= start < window.start + len(window)) or (
-            start + count > window.start + len(window)
-            and window.start + len(window) < self.info.feature_count
-        ):
+        if window is None or not self._covers(window, start, count):
             window = pf.read_slice(self.staged, self.info, start, max(count, READ_AHEAD))
             self._window = window
-        a = start - window.start
-        return pf.FeatureSlice(start, window.geometries[a:a + count],
-                               window.attributes[a:a + count])
+        return window.part(start - window.start, count)
+
+    def _covers(self, window: pf.FeatureSlice, start: int, count: int) -> bool:
+        end = window.start + len(window)
+        return window.start <= start and (start + count <= end or end >= self.info.feature_count)
 
     def close(self) -> None:
         self._window = None
@@ -249,7 +250,7 @@ def _prepare(ctx: RunContext, reader: _Reader, features: pf.FeatureSlice) -> _Pr
         repaired += bool(geo.repaired[i])
         situs = pf.situs_of(attributes, mapping)
         rows.pop(apn, None)  # re-insert so dict order follows the file
-        rows[apn] = {
+        rows[apn] = {  # the columns of _INSERT_COLUMNS, plus where the feature was
             "source": source, "apn": apn[:128], "situs_address": (situs.address or None)
             and situs.address[:300], "situs_key": situs.key and situs.key[:400],
             "geometry_wkb": wkb[i], "min_lon": bounds[i][0], "min_lat": bounds[i][1],
@@ -313,19 +314,42 @@ def _classify(
     return imported, updated
 
 
+_INSERT_COLUMNS = ("source", "apn", "situs_address", "situs_key", "geometry_wkb", "min_lon",
+                   "min_lat", "max_lon", "max_lat", "rep_lon", "rep_lat", "attributes",
+                   "import_job_id", "created_at", "updated_at")
+
+
 def _upsert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Bulk insert-or-update on (source, apn); the same statement shape on
-    SQLite and PostgreSQL (both speak ON CONFLICT)."""
+    """Bulk insert-or-update on (source, apn): ON CONFLICT on both backends.
+
+    This is the hot path of a 100k import, so it goes to the driver's
+    executemany with values converted once per batch by the columns' own
+    SQLAlchemy bind processors (the stored form is exactly what Core would
+    write) instead of Core's per-row parameter processing.
+    """
     if not rows:
         return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(parcels)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[parcels.c.source, parcels.c.apn],
-        set_={name: stmt.excluded[name] for name in _UPDATE_COLUMNS})
-    clean = [{k: v for k, v in row.items() if k != "_index"} for row in rows]
-    for chunk in _chunks(clean, 1000):
-        conn.execute(stmt, chunk)
+    postgres = conn.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    values = ", ".join(f"CAST({mark} AS JSONB)" if postgres and c == "attributes" else mark
+                       for c in _INSERT_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _UPDATE_COLUMNS)
+    sql = (f"INSERT INTO parcels ({', '.join(_INSERT_COLUMNS)}) VALUES ({values}) "
+           f"ON CONFLICT (source, apn) DO UPDATE SET {updates}")
+    stamp = _bind(conn, parcels.c.created_at, rows[0]["created_at"])
+    dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+    params = [(r["source"], r["apn"], r["situs_address"], r["situs_key"], r["geometry_wkb"],
+               r["min_lon"], r["min_lat"], r["max_lon"], r["max_lat"], r["rep_lon"],
+               r["rep_lat"], dumps(r["attributes"]), r["import_job_id"], stamp, stamp)
+              for r in rows]
+    for chunk in _chunks(params, 1000):
+        conn.exec_driver_sql(sql, chunk)
+
+
+def _bind(conn: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
+    """``value`` as Core would send it for ``column`` on this dialect."""
+    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return processor(value) if processor else value
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
@@ -459,12 +483,14 @@ def _decide(index: _LinkIndex, rows: list[Any]) -> list[tuple[int | None, str | 
 
 
 def _apply_links(conn: sa.Connection, changes: list[dict[str, Any]]) -> None:
+    """One executemany at driver level (see :func:`_upsert` for why)."""
     if not changes:
         return
-    stmt = (households.update().where(households.c.id == sa.bindparam("hid"))
-            .values(parcel_id=sa.bindparam("pid"), parcel_link_method=sa.bindparam("method"),
-                    updated_at=datetime.now(UTC)))
-    conn.execute(stmt, changes)
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    sql = (f"UPDATE households SET parcel_id = {mark}, parcel_link_method = {mark}, "
+           f"updated_at = {mark} WHERE id = {mark}")
+    stamp = _bind(conn, households.c.updated_at, datetime.now(UTC))
+    conn.exec_driver_sql(sql, [(c["pid"], c["method"], stamp, c["hid"]) for c in changes])
 
 
 register(ParcelImport())

@@ -89,7 +89,11 @@ class ChainProvider:
         return [combined[r.id] for r in requests]
 
     def _ask(self, stage: Provider, pending: list[GeocodeRequest]) -> dict[str, GeocodeResult]:
-        """Answer from the memo where possible; send each new question once."""
+        """Answer from the memo where possible; send each new question once.
+        Stages that answer cheaply themselves (``memoise = False``: the local
+        lookup) skip the bookkeeping, which would cost more than it saves."""
+        if not getattr(stage, "memoise", True):
+            return {r.id: r for r in stage.geocode(pending)}
         answers: dict[str, GeocodeResult] = {}
         waiting: dict[str, list[GeocodeRequest]] = {}
         for request in pending:

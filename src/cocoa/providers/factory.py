@@ -32,7 +32,7 @@ DEFAULT_PROVIDER = "local"
 DEFAULTS: dict[str, Any] = {
     "nominatim_concurrency": 4,  # requests in flight on a self-hosted instance
     "census_benchmark": BENCHMARK,
-    "local_batch_size": 1000,
+    "provider_rate_guard": None,  # jitter tolerance, seconds; None = ratelimit.default_guard
 }
 
 
@@ -107,7 +107,8 @@ def _client(
     policy = RetryPolicy(settings.provider_max_retries, settings.provider_backoff_seconds,
                          settings.provider_max_backoff_seconds)
     return RetryingClient(
-        service=service, base_url=base_url, bucket=shared_bucket(f"{service} {base_url}", rate),
+        service=service, base_url=base_url,
+        bucket=shared_bucket(f"{service} {base_url}", rate, setting(settings, "provider_rate_guard")),
         timeout=timeout, policy=policy, user_agent=user_agent, sleep=sleep,
         transport=transport,
     )

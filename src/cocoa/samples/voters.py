@@ -110,8 +110,9 @@ class _Writer:
         self.out = GeneratedFile(layout, b"", 0, key_field)
         self.line_no = 1  # the header
         self.valid: list[_Person] = []
-        self.forced = dict(zip(rng.sample(range(n_rows), min(n_rows, len(MESS_KINDS))),
-                               MESS_KINDS, strict=False))
+        # Every kind at least once (when there is any mess), at seeded positions.
+        slots = rng.sample(range(n_rows), min(n_rows, len(MESS_KINDS))) if mess_rate else []
+        self.forced = dict(zip(slots, MESS_KINDS, strict=False))
         self.mess_rate = mess_rate
 
     def kind_for(self, index: int, allowed: tuple[str, ...]) -> str | None:

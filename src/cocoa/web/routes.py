@@ -186,19 +186,29 @@ def jobs_page(request: Request) -> Response:
         return to_login(request)
     status = request.query_params.get("status", "")
     status = status if status in view.STATUSES else ""
-    type_name = request.query_params.get("type", "")[:64]
+    type_name, types, notice = _type_filter(request.query_params.get("type", "")[:64])
     page = _int_arg(request, "page")
     manager = _manager(request)
     jobs, total = manager.list(status=status or None, type_name=type_name or None,
                                limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE)
-    types = all_job_types()
-    if type_name and type_name not in types:
-        types = [*types, type_name]  # keep a hidden/unknown filter visible and removable
     return render(request, "jobs.html", {
         "jobs": [j.to_dict() for j in jobs], "total": total, "page": page,
         "pages": view.page_count(total, JOBS_PER_PAGE), "per_page": JOBS_PER_PAGE,
         "status": status, "type": type_name, "types": types, "counts": manager.counts_by_status(),
+        "notice": notice,
     })
+
+
+def _type_filter(type_name: str) -> tuple[str, list[str], str | None]:
+    """(filter, choices, notice). An unknown type is dropped with a notice
+    (the API answers 422 for it, which would stop live updates); a hidden type
+    asked for by name (``noop``) stays selectable."""
+    types = all_job_types()
+    if not type_name or type_name in types:
+        return type_name, types, None
+    if type_name in all_job_types(include_hidden=True):
+        return type_name, [*types, type_name], None
+    return "", types, f"There is no job type {type_name!r}; showing jobs of every type."
 
 
 # --------------------------------------------------------------------------- one job

@@ -45,7 +45,9 @@ def csrf_ok(request: Request, form: Any | None = None) -> bool:
     if not submitted and form is not None:
         value = form.get(CSRF_FIELD)
         submitted = value if isinstance(value, str) else None
-    return bool(submitted) and secrets.compare_digest(submitted.encode(), expected.encode())
+    if not submitted:
+        return False
+    return secrets.compare_digest(submitted.encode(), expected.encode())
 
 
 def login(request: Request, user: User) -> None:

@@ -1,0 +1,331 @@
+"""``import_voters`` against SQLite and PostgreSQL (``db_engine`` is parametrised).
+
+A tiny local loop stands in for the engine (validate inside the creation
+transaction, plan, then run_batch -> ``batch.write`` in its own transaction,
+the checkpoint kept only after the commit), so these tests do not depend on
+the worker. Every file comes from the seeded generators in
+``cocoa.samples.voters``, which also give the ground truth.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from cocoa.config import Settings
+from cocoa.db.engine import make_engine, reading
+from cocoa.db.migrate import upgrade
+from cocoa.db.tables import households, voters
+from cocoa.jobs.types import CreateContext, ItemError, JobValidationError, RunContext
+from cocoa.jobtypes.import_voters import ImportVoters
+from cocoa.samples.voters import GeneratedFile, generate
+
+JOB = ImportVoters()
+LAYOUTS = ("nc_statewide", "oh_swvf", "contra_costa", "simple_csv")
+
+
+# ------------------------------------------------------------------ the local driver
+
+
+@dataclass
+class Run:
+    """What the engine would have committed for one job."""
+
+    job_id: str
+    params: dict[str, Any]
+    data: bytes
+    checkpoint: dict[str, Any] | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    errors: list[ItemError] = field(default_factory=list)
+    processed: int = 0
+    total: int = 0
+    done: bool = False
+    batches: int = 0
+
+
+def create(engine: sa.Engine, data: bytes, fmt: str = "auto", mode: str = "full",
+           settings: Settings | None = None) -> Run:
+    job_id = str(uuid.uuid4())
+    with engine.begin() as conn:
+        params = JOB.validate(CreateContext(
+            conn=conn, job_id=job_id, params={"format": fmt, "mode": mode},
+            settings=settings or Settings(), upload=io.BytesIO(data)))
+    json.dumps(params)  # params must be storable as JSON
+    return Run(job_id, params, data)
+
+
+def drive(engine: sa.Engine, run: Run, batch_size: int = 1000,
+          max_batches: int | None = None) -> Run:
+    """Run batches with a fresh RunContext (as a new worker would: empty cache)."""
+    ctx = RunContext(job_id=run.job_id, params=run.params, settings=Settings(), engine=engine,
+                     batch_size=batch_size, upload_id=None, result=dict(run.result),
+                     open_upload=lambda: io.BytesIO(run.data))
+    if run.batches == 0:
+        run.total = JOB.plan(ctx)
+    count = 0
+    while not run.done and (max_batches is None or count < max_batches):
+        batch = JOB.run_batch(ctx, run.checkpoint)
+        with engine.begin() as conn:
+            extra = batch.write(conn) if batch.write else None
+        run.checkpoint = batch.checkpoint
+        for key, value in {**batch.counts, **(extra or {})}.items():
+            run.result[key] = run.result.get(key, 0) + value
+        run.result.update(batch.result or {})
+        run.errors.extend(batch.errors)
+        run.processed += batch.processed
+        run.done = batch.done
+        run.batches += 1
+        count += 1
+    return run
+
+
+def import_file(engine: sa.Engine, data: bytes, fmt: str = "auto", mode: str = "full",
+                batch_size: int = 1000) -> Run:
+    return drive(engine, create(engine, data, fmt, mode), batch_size)
+
+
+def voter_rows(engine: sa.Engine) -> list[dict[str, Any]]:
+    with reading(engine) as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(voters).order_by(voters.c.id))]
+
+
+def household_rows(engine: sa.Engine) -> list[dict[str, Any]]:
+    with reading(engine) as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(households))]
+
+
+def truth_key(row: dict[str, Any], gen: GeneratedFile) -> str:
+    return str(row["external_id"] if gen.key_field == "external_id" else row["email"])
+
+
+def pairwise(truth: dict[str, str], found: dict[str, Any]) -> tuple[float, float]:
+    """Pairwise precision and recall of a grouping against the true one."""
+    same_true = same_found = both = 0
+    for a, b in combinations(sorted(truth), 2):
+        t = truth[a] == truth[b]
+        f = found[a] is not None and found[a] == found[b]
+        same_true += t
+        same_found += f
+        both += t and f
+    return (both / same_found if same_found else 1.0, both / same_true if same_true else 1.0)
+
+
+# ------------------------------------------------------------------ whole imports
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_import_matches_ground_truth(db_engine: sa.Engine, layout: str) -> None:
+    gen = generate(layout, 400, seed=11)
+    run = import_file(db_engine, gen.data, batch_size=97)
+
+    assert run.params["format"] == layout and run.params["requested_format"] == "auto"
+    assert run.result["layout"] == layout and layout in run.result["detected"]
+    assert run.total == gen.rows == run.processed == run.result["rows_read"]
+    fatal = {e.item_index: e.code for e in run.errors if e.severity == "error"}
+    warned = {e.item_index: e.code for e in run.errors if e.severity == "warning"}
+    assert fatal == gen.errors
+    assert warned == gen.warnings
+    assert all(e.item_ref == f"row {e.item_index}" for e in run.errors)
+
+    rows = voter_rows(db_engine)
+    assert len(rows) == len(gen.households) == run.result["voters_created"]
+    assert {truth_key(r, gen) for r in rows} == set(gen.households)
+    for r in rows:
+        assert (r["first_name"], r["last_name"]) == gen.names[truth_key(r, gen)]
+        assert r["source"] == layout and len(r["record_hash"]) == 64
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_household_grouping_is_exact(db_engine: sa.Engine, layout: str) -> None:
+    """Pairwise precision and recall of households against the generator's truth."""
+    gen = generate(layout, 600, seed=5)
+    import_file(db_engine, gen.data, batch_size=250)
+    found = {truth_key(r, gen): r["household_id"] for r in voter_rows(db_engine)}
+    precision, recall = pairwise(gen.households, found)
+    assert (precision, recall) == (1.0, 1.0)
+    assert len(set(found.values())) == len(set(gen.households.values()))
+
+
+def test_full_source_record_is_kept_verbatim(db_engine: sa.Engine) -> None:
+    gen = generate("oh_swvf", 300, seed=3)
+    import_file(db_engine, gen.data)
+    rows = voter_rows(db_engine)
+    header = gen.data.split(b"\r\n", 1)[0].decode().split(",")
+    # every column, the extra election columns too (JSONB does not keep key order)
+    assert all(sorted(r["record"]) == sorted(header) for r in rows)
+    firsts = {r["first_name"] for r in rows}
+    lasts = {r["last_name"] for r in rows}
+    assert '=HYPERLINK("http://evil.example/x","click")' in firsts
+    assert "<script>alert(1)</script>" in lasts
+    assert 'O"NEIL' in lasts and "MUÑOZ" in lasts
+
+
+def test_households_counts_and_columns(db_engine: sa.Engine) -> None:
+    gen = generate("nc_statewide", 500, seed=8)
+    import_file(db_engine, gen.data, batch_size=120)
+    per_household = Counter(r["household_id"] for r in voter_rows(db_engine))
+    homes = household_rows(db_engine)
+    assert {h["id"]: h["voter_count"] for h in homes} == dict(per_household)
+    assert all(h["street_line"] and h["state"] == "NC" and len(h["zip_code"]) == 5
+               for h in homes)
+
+
+# ------------------------------------------------------------------ re-import and modes
+
+
+def test_reimport_same_file_changes_nothing(db_engine: sa.Engine) -> None:
+    gen = generate("nc_statewide", 400, seed=2)
+    first = import_file(db_engine, gen.data, batch_size=64)
+    before_v, before_h = voter_rows(db_engine), household_rows(db_engine)
+
+    second = import_file(db_engine, gen.data, batch_size=64)
+
+    assert second.result["voters_unchanged"] == first.result["voters_created"]
+    assert second.result.get("voters_created", 0) == second.result.get("voters_updated", 0) == 0
+    assert second.result.get("households_created", 0) == 0
+    assert voter_rows(db_engine) == before_v  # updated_at and import_job_id untouched
+    assert household_rows(db_engine) == before_h
+
+
+def test_last_row_wins_across_batch_boundary(db_engine: sa.Engine) -> None:
+    gen = generate("contra_costa", 300, seed=4)
+    lines = gen.data.split(b"\r\n")
+    moved = lines[3].split(b"\t")
+    moved[4] = b"LASTROW"  # FirstName
+    moved[10], moved[12] = b"77", b"SYCAMORE"  # HouseNumber, StreetName
+    moved[15] = moved[16] = b""  # no unit
+    data = b"\r\n".join([*lines[:-1], b"\t".join(moved), b""])
+    voter_id = moved[1].decode()
+
+    run = import_file(db_engine, data, batch_size=50)  # first and last copy in different batches
+
+    rows = [r for r in voter_rows(db_engine) if r["external_id"] == voter_id]
+    assert len(rows) == 1 and rows[0]["first_name"] == "LASTROW"
+    assert rows[0]["res_street"].startswith("77 ")
+    assert run.result["rows_superseded"] >= 1
+    again = import_file(db_engine, data, batch_size=50)
+    assert again.result.get("voters_updated", 0) == 0
+
+
+def test_incremental_only_updates_existing_voters(db_engine: sa.Engine) -> None:
+    old = generate("oh_swvf", 200, seed=9, mess_rate=0.0)
+    import_file(db_engine, old.data)
+    header, *body = old.data.split(b"\r\n")
+    changed = [line.replace(b"ACTIVE", b"INACTIVE") for line in body[:50]]
+    newcomer = generate("oh_swvf", 30, seed=99, mess_rate=0.0).data.split(b"\r\n")[1:11]
+    newcomer = [line.replace(b"OH00", b"OHNEW", 1) for line in newcomer]
+    data = b"\r\n".join([header, *changed, *newcomer, b""])
+    n_changed = sum(b"INACTIVE" in line for line in changed)
+
+    run = import_file(db_engine, data, mode="incremental", batch_size=17)
+
+    assert run.result["voters_skipped"] == 10
+    assert run.result.get("voters_created", 0) == 0
+    assert run.result["voters_updated"] == n_changed > 0
+    assert run.result["voters_unchanged"] == 50 - n_changed
+    rows = voter_rows(db_engine)
+    assert len(rows) == len(old.households)
+    assert not any(r["external_id"].startswith("OHNEW") for r in rows)
+
+
+def test_household_counts_follow_moves(db_engine: sa.Engine) -> None:
+    gen = generate("nc_statewide", 60, seed=1, mess_rate=0.0)
+    import_file(db_engine, gen.data)
+    lines = gen.data.split(b"\n")
+    cols = lines[1].split(b"\t")
+    cols2 = lines[2].split(b"\t")
+    left = {r["household_id"] for r in voter_rows(db_engine)
+            if r["external_id"] in (cols[3].strip(b'"').decode(), cols2[3].strip(b'"').decode())}
+    # res_street_address, res_city_desc, zip_code: both voters move to one new home
+    cols[12], cols[13], cols[15] = b'"5  ELM   ST"', b'"DURHAM"', b'"27999"'
+    cols2[12], cols2[13], cols2[15] = b'"5 ELM STREET"', b'"DURHAM"', b'"27999"'
+    run = import_file(db_engine, b"\n".join([lines[0], b"\t".join(cols), b"\t".join(cols2),
+                                             b""]))
+    assert run.result["voters_updated"] == 2 and run.result["households_created"] == 1
+
+    per_household = Counter(r["household_id"] for r in voter_rows(db_engine))
+    counts = {h["id"]: h["voter_count"] for h in household_rows(db_engine)}
+    assert {k: v for k, v in counts.items() if v} == dict(per_household)
+    assert all(counts[h] == per_household.get(h, 0) for h in counts)
+    new_home = {r["household_id"] for r in voter_rows(db_engine)
+                if r["res_street"] in ("5 ELM ST", "5 ELM STREET")}
+    assert len(new_home) == 1 and counts[new_home.pop()] == 2
+    assert all(counts[h] == per_household.get(h, 0) for h in left)
+
+
+# ------------------------------------------------------------------ resume
+
+
+def _comparable(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    """Table contents without ids and timestamps (household by its key)."""
+    homes = household_rows(engine)
+    keys = {h["id"]: h["address_key"] for h in homes}
+    hh = sorted((h["address_key"], h["voter_count"]) for h in homes)
+    skip = {"id", "created_at", "updated_at", "household_id", "import_job_id"}
+    vs = sorted(
+        (tuple((k, json.dumps(v, sort_keys=True, default=str)) for k, v in r.items()
+               if k not in skip), keys.get(r["household_id"]))
+        for r in voter_rows(engine)
+    )
+    return [*hh, *vs]
+
+
+@pytest.mark.parametrize("stop_after", [1, 3])
+def test_resume_from_checkpoint_equals_clean_run(db_engine: sa.Engine, stop_after: int,
+                                                 tmp_path: Any) -> None:
+    gen = generate("nc_statewide", 700, seed=21)
+    run = create(db_engine, gen.data)
+    drive(db_engine, run, batch_size=100, max_batches=stop_after)
+    assert not run.done and run.checkpoint is not None
+    stored = json.loads(json.dumps(run.checkpoint))  # what the job row keeps
+    run.checkpoint = stored
+    drive(db_engine, run, batch_size=100)  # a new worker: fresh context and cache
+    assert run.done and run.processed == gen.rows
+    resumed = _comparable(db_engine)
+
+    clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+    upgrade(clean_url)
+    clean = make_engine(clean_url)
+    try:
+        import_file(clean, gen.data, batch_size=100)
+        assert resumed == _comparable(clean)
+    finally:
+        clean.dispose()
+
+
+# ------------------------------------------------------------------ validation
+
+
+def test_validate_rejects_unknown_format_and_mode(db_engine: sa.Engine) -> None:
+    data = generate("simple_csv", 5).data
+    with pytest.raises(JobValidationError) as bad_format:
+        create(db_engine, data, fmt="florida")
+    assert bad_format.value.status == 422 and bad_format.value.code == "unknown_format"
+    assert "nc_statewide" in bad_format.value.message
+    with pytest.raises(JobValidationError) as bad_mode:
+        create(db_engine, data, mode="merge")
+    assert bad_mode.value.status == 422 and "incremental" in bad_mode.value.message
+
+
+def test_validate_rejects_over_the_item_limit(db_engine: sa.Engine) -> None:
+    gen = generate("nc_statewide", 50, mess_rate=0.0)
+    with pytest.raises(JobValidationError) as info:
+        create(db_engine, gen.data, settings=Settings(max_items_per_job=49))
+    assert info.value.code == "too_many_items" and "50" in info.value.message
+    assert create(db_engine, gen.data, settings=Settings(max_items_per_job=50)).params[
+        "rows"] == 50
+
+
+def test_explicit_format_missing_columns(db_engine: sa.Engine) -> None:
+    data = generate("simple_csv", 5).data
+    with pytest.raises(JobValidationError) as info:
+        create(db_engine, data, fmt="nc_statewide")
+    assert info.value.code == "missing_columns" and "ncid" in info.value.message
