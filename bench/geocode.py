@@ -7,7 +7,8 @@ Three runs of the real ``geocode_households`` job type on a fresh SQLite
 database (20,000 households, 10% of them flats in 10-unit buildings, parcels
 for 90% of the addresses), driven by the same loop the engine runs
 (validate in the creation transaction, plan, run_batch, write in one
-transaction):
+transaction). The stub runs in a child process so that its record of
+arrival times does not share this process's GIL:
 
 1. ``nominatim`` (one request per address) at a 20 requests/s limit over a
    bounded sub-run of ``--seconds`` worth of households. Judged from the
@@ -42,7 +43,7 @@ from cocoa.db.tables import households, jobs, parcels  # noqa: E402
 from cocoa.domain.addresses import household_key  # noqa: E402
 from cocoa.jobs.types import CreateContext, JobFailed, RunContext  # noqa: E402
 from cocoa.jobtypes.geocode_households import GeocodeHouseholds  # noqa: E402
-from stubs.geocoder_stub import GeocoderStub, max_per_window  # noqa: E402
+from stubs.geocoder_stub import StubProcess, max_per_window  # noqa: E402
 
 JOB = GeocodeHouseholds()
 STREETS = ("MAIN ST", "OAK AVE", "ELM ST", "PINE RD", "MAPLE DR", "CEDAR LN", "CHURCH ST",
@@ -135,7 +136,7 @@ def judge_rate(arrivals: list[float], limit: float) -> tuple[float, int, bool]:
     return achieved, worst, worst <= limit and achieved >= RATE_TARGET * limit
 
 
-def bench_nominatim(engine: sa.Engine, stub: GeocoderStub, rate: float, seconds: float) -> bool:
+def bench_nominatim(engine: sa.Engine, stub: StubProcess, rate: float, seconds: float) -> bool:
     reset(engine)
     settings = Settings(nominatim_base_url=stub.url, nominatim_user_agent="cocoa-bench/1.0",
                         nominatim_rate_per_second=rate, geocode_batch_size=100)
@@ -152,7 +153,7 @@ def bench_nominatim(engine: sa.Engine, stub: GeocoderStub, rate: float, seconds:
     return ok and out["failure"] is None
 
 
-def bench_census(engine: sa.Engine, stub: GeocoderStub, batch: int) -> bool:
+def bench_census(engine: sa.Engine, stub: StubProcess, batch: int) -> bool:
     reset(engine)
     settings = Settings(census_base_url=stub.census_url, census_batch_size=batch,
                         geocode_batch_size=batch, census_rate_per_second=1.0)
@@ -201,9 +202,9 @@ def main() -> int:
         populate(engine, args.households)
         print(f"{args.households:,} households on SQLite ({url})")
         results = [bench_local(engine, b) for b in args.local_batch]
-        with GeocoderStub(synthetic=True) as stub:
+        with StubProcess(synthetic=True) as stub:
             results.append(bench_nominatim(engine, stub, args.rate, args.seconds))
-        with GeocoderStub(synthetic=True) as stub:
+        with StubProcess(synthetic=True) as stub:
             results.append(bench_census(engine, stub, args.census_batch))
         engine.dispose()
     return 0 if all(results) else 1

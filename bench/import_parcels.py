@@ -93,7 +93,11 @@ def parent(args: argparse.Namespace) -> int:
     formats = args.formats.split(",")
     backends = args.backends.split(",")
     with tempfile.TemporaryDirectory(prefix="cocoa-bench-") as workdir:
-        gen = generate(args.n, args.households, formats, workdir)
+        # generated in a child too: a forked child inherits the parent's peak RSS
+        gen = json.loads(subprocess.run(
+            [sys.executable, __file__, "--generate", workdir, "--n", str(args.n),
+             "--households", str(args.households), "--formats", args.formats],
+            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
         print(f"sample town: {gen['parcels']:,} parcel features, {gen['households']:,} "
               f"households; generated in {gen['generate_s']:.1f} s")
         for fmt in formats:
@@ -253,7 +257,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--child", nargs=3, metavar=("BACKEND", "FORMAT", "WORKDIR"))
+    parser.add_argument("--generate", metavar="WORKDIR")
     args = parser.parse_args()
+    if args.generate:
+        print(json.dumps(generate(args.n, args.households, args.formats.split(","),
+                                  args.generate)))
+        return 0
     if args.child:
         child(*args.child, batch_size=args.batch_size, pg_url=args.pg_url)
         return 0

@@ -11,6 +11,7 @@ timeout; nothing sleeps.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -217,6 +218,24 @@ def test_progress_bar_moves_to_100_without_reload(page: Page, server: Any, manag
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
 
 
+def test_polling_fallback_without_event_source(page: Page, server: Any, manager: JobManager) -> None:
+    """Browsers or proxies without working SSE still get live updates."""
+    page.add_init_script("delete window.EventSource")
+    job_id = parked_noop_job(manager, delay_ms=60)  # ~3.6 s: several polls see it running
+    log_in(page, server)
+    page.goto(f"{server.url}/jobs/{job_id}")
+    expect(page.locator("#live-note")).to_have_text("Live (polling)")
+    expect(status_badge(page)).to_have_text("paused", timeout=LIVE_TIMEOUT)
+    actions = page.locator("#job-actions")
+    expect(actions.get_by_role("button", name="Resume")).to_be_visible()
+    manager.control(job_id, "resume")
+    expect(actions.get_by_role("button", name="Pause")).to_be_visible(timeout=LIVE_TIMEOUT)
+    expect(page.locator('.card [data-role="percent"]')).to_have_text("100.0%", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#error-total")).to_have_text("8")
+    expect(page.locator("#errors-body tr")).to_have_count(8)
+    expect(page.locator("#job-actions button")).to_have_count(0)
+
+
 def test_item_errors_listed_and_paginated(page: Page, server: Any, manager: JobManager) -> None:
     job_id = noop_job(manager, items=200, delay_ms=0, batch_size=50, error_every=7)
     log_in(page, server)
@@ -351,6 +370,41 @@ def test_upload_voter_file_lands_on_job_page(page: Page, server: Any, dialogs: l
     expect(page.locator("#params-table")).to_contain_text("simple_csv")
     expect(page.locator("#params-table")).to_contain_text("incremental")
     assert dialogs == []
+
+
+def _parcels_geojson() -> bytes:
+    features = [
+        {"type": "Feature", "properties": {"PIN": f"P-{i}", "SITE_ADDR": f"{100 + i} Main St",
+                                           "TOWN": "Raleigh", "ZIP": "27601"},
+         "geometry": {"type": "Polygon", "coordinates": [[
+             [-78.64 + i * 0.001, 35.77], [-78.639 + i * 0.001, 35.77],
+             [-78.639 + i * 0.001, 35.771], [-78.64 + i * 0.001, 35.77]]]}}
+        for i in range(5)
+    ]
+    return json.dumps({"type": "FeatureCollection", "features": features}).encode()
+
+
+def test_upload_parcels_with_column_mapping(page: Page, server: Any) -> None:
+    if "parcel_import" not in all_job_types():
+        pytest.skip("the parcel_import job type is not registered yet")
+    log_in(page, server)
+    page.get_by_role("link", name="Import parcels").click()
+    page.get_by_label("Parcel file").set_input_files(
+        {"name": "parcels.geojson", "mimeType": "application/geo+json", "buffer": _parcels_geojson()})
+    page.get_by_role("button", name="Upload and import").click()
+    # Unrecognised columns: the job type's message says what to do; nothing is lost on the form.
+    expect(page.locator("#start-error")).to_contain_text("mapping")
+    page.get_by_label("APN (parcel id) column").fill("PIN")
+    page.get_by_label("Situs address column").fill("SITE_ADDR")
+    page.get_by_label("City column").fill("TOWN")
+    page.get_by_label("ZIP column").fill("ZIP")
+    page.get_by_label("State of every parcel").fill("NC")
+    page.get_by_label("Source name").fill("test_county")
+    page.get_by_role("button", name="Upload and import").click()
+    expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Parcel import")
+    expect(page.locator("#params-table")).to_contain_text("test_county")
+    expect(page.locator("#params-table")).to_contain_text("SITE_ADDR")
 
 
 def test_start_pages_show_validation_errors(page: Page, server: Any) -> None:

@@ -33,6 +33,7 @@ from cocoa.jobs.types import (  # noqa: E402
     get_job_type,
 )
 from cocoa.jobtypes.geocode_households import GeocodeHouseholds, parse_params  # noqa: E402
+from cocoa.providers import factory  # noqa: E402
 from stubs.geocoder_stub import GeocoderStub, Reply  # noqa: E402
 
 JOB = GeocodeHouseholds()
@@ -248,11 +249,13 @@ def test_error_results_become_item_errors(db_engine: sa.Engine, stub: GeocoderSt
 
 
 def test_outage_keeps_finished_work_then_fails_clearly(
-        db_engine: sa.Engine, stub: GeocoderStub) -> None:
+        db_engine: sa.Engine, stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One request in flight, so "the first 6 requests" are the first 6 households.
+    monkeypatch.setitem(factory.DEFAULTS, "nominatim_concurrency", 1)
     with db_engine.begin() as conn:
         ids = [add_household(conn, f"{n} NOWHERE ST") for n in range(10)]
     stub.set_outage("/search", Reply(503), after=6)  # batch 1 (4) + half of batch 2
-    settings = settings_for(stub, nominatim_concurrency=1)
+    settings = settings_for(stub)
     result = run(db_engine, settings, create(db_engine, settings, {"provider": "nominatim"}))
 
     assert result.failure is not None

@@ -53,7 +53,7 @@ def shapefile_zip(geoms: list[Any], fields: dict[str, list[Any]], crs: str | Non
 
 def read_all(data: bytes, **kwargs: Any) -> tuple[pf.ParcelFileInfo, pf.FeatureSlice]:
     info = pf.inspect_parcel_file(data, **kwargs)
-    with pf.StagedFile(data, info.located.staged_suffix) as staged:
+    with pf.stage_upload(data, info.located) as staged:
         return info, pf.read_slice(staged, info, 0, info.feature_count)
 
 

@@ -66,26 +66,42 @@ def test_capacity_allows_a_burst_then_paces() -> None:
     assert times[4] == pytest.approx(1001.0)
 
 
-def test_threads_get_distinct_evenly_spaced_slots() -> None:
-    bucket = TokenBucket(200)  # real clock: 40 tokens take ~0.2 s
-    slots: list[float] = []
+def test_a_late_wake_up_does_not_squeeze_extra_requests_into_a_window() -> None:
+    """Every 7th sleep overshoots by 50 ms, as on a loaded host. Slots alone
+    would then put 21 releases within one second; the release log does not."""
+    clock = FakeClock()
+    calls = 0
+
+    def oversleep(seconds: float) -> None:
+        nonlocal calls
+        calls += 1
+        clock.sleep(seconds + (0.05 if calls % 7 == 0 else 0.0))
+
+    bucket = TokenBucket(20, clock=clock, sleep=oversleep)
+    times = [bucket.acquire() for _ in range(300)]
+    assert max_per_window(times) <= 20
+    assert max_per_window(times, window=1.02 - 1e-9) <= 20  # the guard holds too
+    assert 300 / (times[-1] - times[0]) >= 0.95 * 20
+
+
+def test_threads_share_one_allowance() -> None:
+    bucket = TokenBucket(40)  # real clock: 80 tokens take ~2 s
+    released: list[float] = []
     lock = threading.Lock()
 
     def worker() -> None:
-        for _ in range(5):
-            slot = bucket.acquire()
+        for _ in range(10):
+            granted = bucket.acquire()
             with lock:
-                slots.append(slot)
+                released.append(granted)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=10)
-    slots.sort()
-    assert len(slots) == 40
-    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
-    assert min(gaps) >= bucket.interval - 1e-9
+        t.join(timeout=30)
+    assert len(released) == 80 and bucket.acquired == 80
+    assert max_per_window(released) <= 40
 
 
 @pytest.mark.parametrize("kwargs", [{"rate": 0}, {"rate": -1}, {"rate": 1, "capacity": 0},
@@ -105,5 +121,5 @@ def test_shared_bucket_is_one_per_service_and_rate() -> None:
 def test_default_guard_is_generous_only_where_cheap() -> None:
     assert default_guard(1.0) == pytest.approx(0.1)  # 1.1 s apart: 100 ms of jitter allowed
     assert default_guard(2.0) == pytest.approx(0.05)
-    assert default_guard(20.0) == pytest.approx(0.02)  # still 98% of the limit
+    assert default_guard(20.0) == pytest.approx(0.04)  # still 96% of the limit
     assert shared_bucket("guarded http://x", 1.0).interval == pytest.approx(1.1)

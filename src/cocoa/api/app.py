@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 from cocoa.api import auth_routes, health, imports, jobs_routes
-from cocoa.api.errors import install_error_handlers
+from cocoa.api.errors import install_error_handlers, use_error_shape_in_openapi
 from cocoa.config import Settings, get_settings
 from cocoa.db.engine import make_engine
 from cocoa.db.migrate import check_current
@@ -69,6 +69,7 @@ def create_app(
     app.include_router(jobs_routes.router, prefix="/api/v1")
     app.include_router(imports.router, prefix="/api/v1")
     _mount_web(app)
+    use_error_shape_in_openapi(app)
     return app
 
 

@@ -27,7 +27,7 @@ from cocoa.api.schemas import Me, TokenCreated, TokenList, TokenRequest, errors
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/tokens", status_code=201, response_model=TokenCreated, responses=errors(401, 422))
+@router.post("/tokens", status_code=201, response_model=TokenCreated, responses=errors(400, 401, 422))
 def create_token(body: TokenRequest, manager: Manager) -> dict[str, Any]:
     """Log in with username and password; the new token is in ``token`` (shown once)."""
     user = auth.verify_password(manager.engine, body.username, body.password)

@@ -92,3 +92,30 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error; the details are in the server log.")
+
+
+def use_error_shape_in_openapi(app: FastAPI) -> None:
+    """Document FastAPI's automatic 422 responses with the error shape they
+    really have (the handler above), instead of FastAPI's ``HTTPValidationError``."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = default_openapi()
+        ref = "#/components/schemas/ErrorBody"
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                response = operation.get("responses", {}).get("422")
+                content = (response or {}).get("content", {}).get("application/json", {})
+                if content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                    response["description"] = "A parameter or body field is invalid."
+                    content["schema"] = {"$ref": ref}
+        components = schema.get("components", {}).get("schemas", {})
+        if "ErrorBody" in components:
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -32,7 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from cocoa.api.deps import CurrentUser, Manager
 from cocoa.api.errors import ApiError
-from cocoa.api.schemas import errors
+from cocoa.api.schemas import errors, json_errors
 from cocoa.db.engine import is_postgres, reading
 from cocoa.db.migrate import SchemaNotCurrent, check_current
 from cocoa.db.tables import jobs
@@ -69,7 +69,7 @@ def readyz(manager: Manager) -> dict[str, str]:
 @router.get("/metrics", response_class=Response, responses={
     200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
           "description": "Prometheus text exposition format."},
-    **errors(401, 503),
+    **json_errors(401, 503),
 })
 def metrics(_: CurrentUser, manager: Manager) -> Response:
     """Prometheus metrics about jobs, queried from the database at scrape time."""

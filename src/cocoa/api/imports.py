@@ -128,8 +128,11 @@ def _printable(value: str | None) -> str | None:
 
 
 def accepted(manager: JobManager, job: Job, response: Response) -> dict[str, Any]:
+    """202 body. ``status`` is the state the job was created in (always
+    pending); ``job`` is a snapshot read just after, which an idle worker may
+    already have started."""
     response.headers["Location"] = job_location(job.id)
-    return {"job_id": job.id, "status": job.status.value, "job": manager.job_dict(job)}
+    return {"job_id": job.id, "status": "pending", "job": manager.job_dict(job)}
 
 
 async def create_upload_job(

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cocoa.api.deps import AdminUser, CurrentUser, Manager
 from cocoa.api.errors import ApiError
-from cocoa.api.schemas import ErrorList, JobList, JobOut, errors
+from cocoa.api.schemas import ErrorList, JobList, JobOut, errors, json_errors
 from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import JobManager
 from cocoa.jobs.types import all_job_types
@@ -151,7 +151,7 @@ class EventStreamResponse(StreamingResponse):
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
               "description": "`event: job` with the job object as JSON data on every change; "
                              "ends after the snapshot that shows a finished job."},
-        **errors(401, 404),
+        **json_errors(401, 404),
     },
     response_class=EventStreamResponse,
 )

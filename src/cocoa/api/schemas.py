@@ -9,7 +9,7 @@ models mirror :meth:`cocoa.jobs.jobs.Job.to_dict` and the dicts of
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,7 +85,8 @@ class ErrorList(BaseModel):
 
 class JobAccepted(BaseModel):
     job_id: str
-    status: Status = Field(description="Always 'pending' for a new job.")
+    status: Literal["pending"] = Field(
+        description="The state the job was created in; `job` may already show it running.")
     job: JobOut
 
 
@@ -146,15 +147,26 @@ class VoterFormatList(BaseModel):
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for error statuses, all in the one error shape."""
-    text = {
-        400: "The request was refused (e.g. invalid job parameters).",
-        401: "Missing, invalid or revoked token.",
-        403: "The caller's role does not allow this.",
-        404: "No such job or token.",
-        409: "The job's state does not allow this.",
-        413: "The upload is larger than the limit.",
-        415: "The body is not multipart/form-data.",
-        422: "A parameter or body field is invalid.",
-        503: "Not ready: database unreachable or schema not current.",
-    }
-    return {s: {"model": ErrorBody, "description": text.get(s, "Error.")} for s in statuses}
+    return {s: {"model": ErrorBody, "description": ERROR_TEXT.get(s, "Error.")} for s in statuses}
+
+
+def json_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Like :func:`errors`, for routes whose success is not JSON (the event
+    stream): FastAPI would otherwise document the errors with the route's
+    media type too."""
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    return {s: {"description": ERROR_TEXT.get(s, "Error."), "content": {"application/json": {"schema": ref}}}
+            for s in statuses}
+
+
+ERROR_TEXT = {
+    400: "The request was refused (e.g. invalid job parameters or a malformed body).",
+    401: "Missing, invalid or revoked token.",
+    403: "The caller's role does not allow this.",
+    404: "No such job or token.",
+    409: "The job's state does not allow this.",
+    413: "The upload is larger than the limit.",
+    415: "The body is not multipart/form-data.",
+    422: "A parameter or body field is invalid.",
+    503: "Not ready: database unreachable or schema not current.",
+}

@@ -369,8 +369,8 @@ _HIGHWAY_TRIGGERS = (
 )
 # "NC 54" means NC HWY 54; not NE (the directional) nor FL (floor, "N FL 4").
 _BARE_STATE_ROUTES = _STATE_CODES - {"NE"} - set(UNIT_DESIGNATORS)
-# A number after these is part of the street name, never a unit.
-_NUMBERED_ROADS = frozenset({"HWY", "RTE", "SR", "CR", "I", "FM", "FWY", "EXPY", "TPKE", "US"})
+# Suffixes that take a route number ("HWY 54"): a number after them is no unit.
+_NUMBERED_ROADS = frozenset({"HWY", "RTE", "FWY", "EXPY", "TPKE"})
 
 
 def _ordinal(n: int) -> str:
@@ -411,6 +411,7 @@ _PUNCTUATION = str.maketrans({
 _GLUED_UNIT = re.compile(
     r"(APT|APARTMENT|STE|SUITE|UNIT|RM|ROOM|LOT|BLDG|FL|SPC|SPACE|TRLR|PH)(\d\w*)"
 )
+_HAS_DIGIT = re.compile(r"\d").search
 _PO_WORDS = frozenset({"PO", "P", "O", "POST", "OFFICE"})
 _BOX_WORDS = frozenset({"BOX", "BX"})
 _PO_START = _PO_WORDS | _BOX_WORDS | {"POB", "POBOX"}
@@ -508,7 +509,7 @@ def _is_fraction(token: str) -> bool:
 
 
 def _looks_like_unit_id(token: str) -> bool:
-    """``4B``, ``12``, ``C``, ``PH`` yes; ``GENEVIEVE`` (``W STE GENEVIEVE``) no.
+    """``4B``, ``12``, ``C``, ``E`` yes; ``GENEVIEVE`` (``W STE GENEVIEVE``) no.
 
     The answer must not change when a word is abbreviated (``NORTH -> N``,
     ``STREET -> ST``), or a second pass over ``street_line`` would read it
@@ -720,7 +721,7 @@ def _drop_dangling(tokens: list[str]) -> list[str]:
 def _trailing_unit(tokens: list[str]) -> tuple[list[str], list[str]]:
     """``123 MAIN ST 4B`` (no designator): a number after the suffix or the
     post-directional is a unit, except after a numbered road (``US HWY 1``)."""
-    if len(tokens) < 3 or not any(c.isdigit() for c in tokens[-1]):
+    if len(tokens) < 3 or not _HAS_DIGIT(tokens[-1]):
         return tokens, []
     before = tokens[-2]
     if before in DIRECTIONALS and len(tokens) >= 4:
@@ -770,9 +771,13 @@ def _split_number(tokens: list[str]) -> tuple[str, list[str]]:
     An ordinal (``1ST``) is a street name, never a house number: ``FIRST ST``
     is written ``1ST ST`` and must read back the same way.
     """
-    if not tokens or not tokens[0][0].isdigit() or _is_ordinal(tokens[0]):
+    if not tokens:
         return "", tokens
-    number = _dehyphen(tokens[0])
+    number = tokens[0]
+    if not number.isdigit():  # the common case, "123", skips the checks below
+        if not number[0].isdigit() or _is_ordinal(number):
+            return "", tokens
+        number = _dehyphen(number)
     if len(tokens) > 1 and _is_fraction(tokens[1]):
         return f"{number} {tokens[1]}", tokens[2:]
     return number, tokens[1:]
@@ -853,17 +858,21 @@ def _parse_tokens(tokens: list[str]) -> NormalizedAddress:
     if not _HIGHWAY_TRIGGERS.isdisjoint(tokens):
         tokens = _canonical_highways(tokens)
     street, unit_tokens = _split_unit(tokens)
-    unit_type, unit_text = _parse_unit(unit_tokens)
+    unit_type, unit_text = _parse_unit(unit_tokens) if unit_tokens else ("", "")
     if not unit_text:
         street = _drop_dangling(street)
         street, unit_tokens = _trailing_unit(street)  # after highways: "CR 12" is no unit
-        unit_type, unit_text = _parse_unit(unit_tokens)
+        if unit_tokens:
+            unit_type, unit_text = _parse_unit(unit_tokens)
     pre, name, suffix, post = _parse_street(street)
     return NormalizedAddress(number, pre, name, suffix, post, unit_type, unit_text)
 
 
 def normalize_zip(zip_code: str | None) -> str:
     """5-digit ZIP or ``""``: ZIP+4 stripped, eaten leading zeros restored."""
+    text = (zip_code or "").strip()
+    if len(text) == 5 and text.isdigit() and text.isascii():
+        return "" if text == "00000" else text
     digits = "".join(c for c in (zip_code or "") if c.isascii() and c.isdigit())
     if len(digits) in (5, 9):
         zip5 = digits[:5]

@@ -32,7 +32,7 @@ from datetime import date
 from functools import lru_cache
 from typing import IO, Literal
 
-from cocoa.domain.addresses import household_key, normalize_address
+from cocoa.domain.addresses import household_key, normalize_address, normalize_zip
 from cocoa.jobs.types import JobValidationError
 
 Quoting = Literal["enclosed", "csv"]
@@ -105,6 +105,11 @@ class Layout:
     extra_columns_allowed: bool = False  # Ohio's election-history tail
 
 
+def _cols(text: str) -> tuple[str, ...]:
+    """A header written as whitespace-separated names (as the reference docs list it)."""
+    return tuple(text.split())
+
+
 def _loose(name: str) -> str:
     return _HEADER_LOOSE.sub("", name.strip().lstrip("\ufeff")).casefold()
 
@@ -126,20 +131,23 @@ NC_STATEWIDE = Layout(
     delimiter="\t",
     quoting="enclosed",
     encodings=("utf-8", "cp1252", "latin-1"),
-    columns=tuple(
-        """county_id county_desc voter_reg_num ncid last_name first_name middle_name
+    columns=_cols(
+        """
+        county_id county_desc voter_reg_num ncid last_name first_name middle_name
         name_suffix_lbl status_cd voter_status_desc reason_cd voter_status_reason_desc
         res_street_address res_city_desc state_cd zip_code mail_addr1 mail_addr2
         mail_addr3 mail_addr4 mail_city mail_state mail_zipcode full_phone_number
         confidential_ind registr_dt race_code ethnic_code party_cd gender_code
-        birth_year age_at_year_end birth_state drivers_lic precinct_abbrv precinct_desc
-        municipality_abbrv municipality_desc ward_abbrv ward_desc cong_dist_abbrv
-        super_court_abbrv judic_dist_abbrv nc_senate_abbrv nc_house_abbrv
-        county_commiss_abbrv county_commiss_desc township_abbrv township_desc
-        school_dist_abbrv school_dist_desc fire_dist_abbrv fire_dist_desc
-        water_dist_abbrv water_dist_desc sewer_dist_abbrv sewer_dist_desc
-        sanit_dist_abbrv sanit_dist_desc rescue_dist_abbrv rescue_dist_desc
-        munic_dist_abbrv munic_dist_desc dist_1_abbrv dist_1_desc vtd_abbrv vtd_desc""".split()
+        birth_year age_at_year_end birth_state drivers_lic precinct_abbrv
+        precinct_desc municipality_abbrv municipality_desc ward_abbrv ward_desc
+        cong_dist_abbrv super_court_abbrv judic_dist_abbrv nc_senate_abbrv
+        nc_house_abbrv county_commiss_abbrv county_commiss_desc township_abbrv
+        township_desc school_dist_abbrv school_dist_desc fire_dist_abbrv
+        fire_dist_desc water_dist_abbrv water_dist_desc sewer_dist_abbrv
+        sewer_dist_desc sanit_dist_abbrv sanit_dist_desc rescue_dist_abbrv
+        rescue_dist_desc munic_dist_abbrv munic_dist_desc dist_1_abbrv dist_1_desc
+        vtd_abbrv vtd_desc
+        """
     ),
     required=("ncid", "last_name", "first_name", "res_street_address", "res_city_desc",
               "state_cd", "zip_code"),
@@ -165,18 +173,21 @@ OH_SWVF = Layout(
     delimiter=",",
     quoting="csv",
     encodings=("utf-8", "cp1252", "latin-1"),
-    columns=tuple(
-        """SOS_VOTERID COUNTY_NUMBER COUNTY_ID LAST_NAME FIRST_NAME MIDDLE_NAME SUFFIX
-        DATE_OF_BIRTH REGISTRATION_DATE VOTER_STATUS PARTY_AFFILIATION RESIDENTIAL_ADDRESS1
-        RESIDENTIAL_SECONDARY_ADDR RESIDENTIAL_CITY RESIDENTIAL_STATE RESIDENTIAL_ZIP
-        RESIDENTIAL_ZIP_PLUS4 RESIDENTIAL_COUNTRY RESIDENTIAL_POSTALCODE MAILING_ADDRESS1
-        MAILING_SECONDARY_ADDRESS MAILING_CITY MAILING_STATE MAILING_ZIP MAILING_ZIP_PLUS4
-        MAILING_COUNTRY MAILING_POSTAL_CODE CAREER_CENTER CITY CITY_SCHOOL_DISTRICT
+    columns=_cols(
+        """
+        SOS_VOTERID COUNTY_NUMBER COUNTY_ID LAST_NAME FIRST_NAME MIDDLE_NAME SUFFIX
+        DATE_OF_BIRTH REGISTRATION_DATE VOTER_STATUS PARTY_AFFILIATION
+        RESIDENTIAL_ADDRESS1 RESIDENTIAL_SECONDARY_ADDR RESIDENTIAL_CITY
+        RESIDENTIAL_STATE RESIDENTIAL_ZIP RESIDENTIAL_ZIP_PLUS4 RESIDENTIAL_COUNTRY
+        RESIDENTIAL_POSTALCODE MAILING_ADDRESS1 MAILING_SECONDARY_ADDRESS MAILING_CITY
+        MAILING_STATE MAILING_ZIP MAILING_ZIP_PLUS4 MAILING_COUNTRY
+        MAILING_POSTAL_CODE CAREER_CENTER CITY CITY_SCHOOL_DISTRICT
         COUNTY_COURT_DISTRICT CONGRESSIONAL_DISTRICT COURT_OF_APPEALS
         EDU_SERVICE_CENTER_DISTRICT EXEMPTED_VILL_SCHOOL_DISTRICT LIBRARY
         LOCAL_SCHOOL_DISTRICT MUNICIPAL_COURT_DISTRICT PRECINCT_NAME PRECINCT_CODE
         STATE_BOARD_OF_EDUCATION STATE_REPRESENTATIVE_DISTRICT STATE_SENATE_DISTRICT
-        TOWNSHIP VILLAGE WARD""".split()
+        TOWNSHIP VILLAGE WARD
+        """
     ),
     required=("SOS_VOTERID", "LAST_NAME", "FIRST_NAME", "RESIDENTIAL_ADDRESS1",
               "RESIDENTIAL_CITY", "RESIDENTIAL_STATE", "RESIDENTIAL_ZIP"),
@@ -203,13 +214,15 @@ CONTRA_COSTA = Layout(
     delimiter="\t",
     quoting="enclosed",
     encodings=("utf-8", "cp1252", "latin-1"),
-    columns=tuple(
-        """RegistrationNumber VoterID VoterTitle LastName FirstName MiddleName NameSuffix
-        Gender ResidenceCity ResidenceZipCode HouseNumber PreDirection StreetName StreetSuffix
-        PostDirection UnitAbbr UnitNumber MailAddress1 MailAddress2 MailAddress3 MailAddress4
-        MailCity MailState MailZip PhoneNumber EmailAddress RegistrationDate BirthDate
-        BirthPlace PartyName PartyAbbr Language VBMProgramStatus PrecinctID PrecinctPortion
-        PrecinctName""".split()
+    columns=_cols(
+        """
+        RegistrationNumber VoterID VoterTitle LastName FirstName MiddleName NameSuffix
+        Gender ResidenceCity ResidenceZipCode HouseNumber PreDirection StreetName
+        StreetSuffix PostDirection UnitAbbr UnitNumber MailAddress1 MailAddress2
+        MailAddress3 MailAddress4 MailCity MailState MailZip PhoneNumber EmailAddress
+        RegistrationDate BirthDate BirthPlace PartyName PartyAbbr Language
+        VBMProgramStatus PrecinctID PrecinctPortion PrecinctName
+        """
     ) + _ELECTIONS + ("StatusReason",),
     required=("VoterID", "LastName", "FirstName", "HouseNumber", "StreetName",
               "ResidenceCity", "ResidenceZipCode"),
@@ -438,7 +451,7 @@ def residence(street: str | None, unit: str | None, city: str | None, state: str
     parsed = normalize_address(street, unit)
     key = household_key(street, city, state, zip_code, unit)
     return Residence(key, parsed.street_line or street, parsed.unit or None, city,
-                     state.upper() if state else None, zip_code[:5] if zip_code else None)
+                     state.upper() if state else None, normalize_zip(zip_code) or None)
 
 
 @dataclass(slots=True)
@@ -491,7 +504,12 @@ class RowReader:
         self.header = header
         self.width = len(header.names)
         self._id_pos = header.position(layout.id_column) if layout.id_column else None
-        self._fields = {name: self._locate(src) for name, src in layout.fields.items()}
+        fields = {name: self._locate(src) for name, src in layout.fields.items()}
+        # One-column fields (nearly all) take a fast path in ``parse``.
+        self._single = [(n, w[0]) for n, w in fields.items()
+                        if isinstance(w, tuple) and len(w) == 1]
+        self._other = [(n, w) for n, w in fields.items()
+                       if not (isinstance(w, tuple) and len(w) == 1)]
         res = layout.residence
         self._street = [p for c in res.street if (p := header.position(c)) is not None]
         self._unit = [p for c in res.unit if (p := header.position(c)) is not None]
@@ -524,8 +542,10 @@ class RowReader:
             return text
         values, stray_quote = split_line(text, self.layout)
         n = len(values)
-        if n > self.width and not any(v.strip() for v in values[self.width:]):
-            values, n = values[: self.width], self.width  # a trailing delimiter is harmless
+        # Strict on purpose: an extra delimiter anywhere shifts every later value,
+        # and "the extra fields are empty" cannot tell that from a trailing one.
+        # (A writer that ends every line with a delimiter ends its header with
+        # one too, which gives an unnamed last column and the widths match.)
         if n != self.width:
             return self._ragged(line.number, n, stray_quote)
         notes: list[RowIssue] = []
@@ -560,7 +580,11 @@ class RowReader:
             if problem:
                 return problem
         canonical: dict[str, object] = {}
-        for name, where in self._fields.items():
+        for name, pos in self._single:
+            text = values[pos]
+            text = " ".join(text.split()) if "  " in text or "\t" in text else text.strip()
+            canonical[name] = text or None
+        for name, where in self._other:
             canonical[name] = self._value(values, where)
         self._convert(line.number, canonical, warnings)
         street = _join(values, self._street)
@@ -577,7 +601,7 @@ class RowReader:
                 home.key if home else None, _str(canonical.get("email")),
                 _str(canonical.get("phone")))
         return VoterRecord(line.number, external_id, canonical,
-                           dict(zip(self.header.names, values)), home, warnings)
+                           dict(zip(self.header.names, values, strict=False)), home, warnings)
 
     @staticmethod
     def _value(values: list[str], where: Const | tuple[int, ...]) -> str | None:
@@ -585,10 +609,7 @@ class RowReader:
             return where.value
         for pos in where:
             text = values[pos]
-            if "  " in text or "\t" in text:
-                text = " ".join(text.split())
-            else:
-                text = text.strip()
+            text = " ".join(text.split()) if "  " in text or "\t" in text else text.strip()
             if text:
                 return text
         return None
@@ -645,6 +666,7 @@ def _join(values: list[str], positions: list[int], sep: str = " ") -> str | None
     return sep.join(parts) if parts else None
 
 
+@lru_cache(maxsize=65_536)  # a file has a few thousand distinct dates
 def parse_date(text: str, order: DateOrder) -> date | None:
     """``MM/DD/YYYY`` or ``YYYY-MM-DD`` without ``strptime`` (which costs
     more than the rest of a row); a time part after a space is ignored."""

@@ -172,19 +172,24 @@ class _RunState:
     failure: str | None = None  # set after an outage; the next call fails the job
 
 
+def _cache_key(ctx: RunContext) -> str:
+    """Per job: a memo must never answer for another job's provider."""
+    return f"{CACHE_KEY}:{ctx.job_id}"
+
+
 def _state(ctx: RunContext) -> _RunState:
-    state = ctx.cache.get(CACHE_KEY)
+    state = ctx.cache.get(_cache_key(ctx))
     if state is None:
         try:
             chain = get_provider(ctx.params.get("provider") or "local", ctx.settings, ctx.engine)
         except ProviderConfigError as exc:
             raise JobFailed(f"Geocoding provider not usable: {exc}") from exc
-        state = ctx.cache[CACHE_KEY] = _RunState(chain)
+        state = ctx.cache[_cache_key(ctx)] = _RunState(chain)
     return state
 
 
 def _release(ctx: RunContext) -> None:
-    state = ctx.cache.pop(CACHE_KEY, None)
+    state = ctx.cache.pop(_cache_key(ctx), None)
     if state is not None:
         state.chain.close()
 
@@ -195,6 +200,9 @@ def build_request(row: Any) -> GeocodeRequest:
     the offline provider gets the household's stored key (``address_key`` is
     ``household_key`` of the address, computed at import) and, for flats, the
     building's key."""
+    if not row.unit:  # imports store the normalised line, unit split out: no parse needed
+        return GeocodeRequest(id=str(row.id), street=row.street_line, city=row.city,
+                              state=row.state, zip_code=row.zip_code, keys=(row.address_key,))
     address = normalize_address(row.street_line, row.unit)
     building = " ".join(p for p in (address.number, address.predirectional,
                                     address.street_name, address.suffix,
@@ -224,7 +232,7 @@ def _seed(state: _RunState, engine: sa.Engine, job_id: str, before: int) -> None
     """After a resume, teach the memo what this job already stored for
     earlier selection rows, so those addresses are not sent again."""
     state.seeded = True
-    remote = {s.name for s in state.chain.stages if not getattr(s, "matches_on_keys", False)}
+    remote = {s.name for s in state.chain.stages if getattr(s, "memoise", True)}
     if before == 0 or not remote:
         return
     query = (sa.select(*_COLUMNS, households.c.geocode_status, households.c.geocode_provider,

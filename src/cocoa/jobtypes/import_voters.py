@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, ClassVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from cocoa.db.tables import households, voters
 from cocoa.domain.voter_files import (
@@ -67,8 +68,8 @@ VOTER_COLUMNS = (
     "registration_date", "party", "status", "precinct", "county", "phone", "email",
     "res_street", "res_city", "res_state", "res_zip", "mail_address",
 )
-_LENGTHS = {c.name: c.type.length for c in voters.c
-            if isinstance(c.type, sa.String) and c.type.length}
+_LENGTHS = {c.name: c.type.length if isinstance(c.type, sa.String) and c.type.length
+            else 1 << 30 for c in voters.c}
 _HH_LENGTHS = {c.name: c.type.length for c in households.c
                if isinstance(c.type, sa.String) and c.type.length}
 
@@ -207,19 +208,25 @@ def _item_error(issue: RowIssue) -> ItemError:
 # --------------------------------------------------------------------------- rows
 
 
-def _voter_row(record: VoterRecord, state: _RunState, job_id: str) -> dict[str, Any]:
-    """The voters-table values for one record (truncated to the column sizes;
-    the full text is always in ``record``)."""
-    row: dict[str, Any] = {}
+def _voter_row(record: VoterRecord, state: _RunState, job_id: str) -> list[Any]:
+    """The voters-table values for one record, in :data:`WRITE_COLUMNS` order
+    (text truncated to the column sizes; the full text is always in
+    ``record``). The hash is over the raw values, the header and the household
+    key; the record is serialised only if the row is written. The household
+    id and timestamps are filled in at write time."""
     fields = record.fields
+    row: list[Any] = []
     for name in VOTER_COLUMNS:
-        row[name] = _fit(fields.get(name), _LENGTHS.get(name))
+        value = fields.get(name)
+        if isinstance(value, str) and len(value) > _LENGTHS[name]:
+            value = value[:_LENGTHS[name]]
+        row.append(value)
     home = record.household
     material = "\x1f".join((PARSER_VERSION, state.layout.name, state.header_digest,
                             home.key if home else "", *record.record.values()))
-    row.update(source=state.layout.name, external_id=record.external_id, record=record.record,
-               record_hash=hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest(),
-               import_job_id=job_id)
+    digest = hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+    row += [state.layout.name, record.external_id, record.record, digest, job_id, None, None,
+            None]
     return row
 
 
@@ -227,6 +234,9 @@ def _voter_row(record: VoterRecord, state: _RunState, job_id: str) -> dict[str, 
 
 WRITE_COLUMNS = (*VOTER_COLUMNS, "source", "external_id", "record", "record_hash",
                  "import_job_id", "household_id", "created_at", "updated_at")
+_AT = {name: i for i, name in enumerate(WRITE_COLUMNS)}
+EXTERNAL_ID, RECORD, RECORD_HASH = _AT["external_id"], _AT["record"], _AT["record_hash"]
+HOUSEHOLD_ID = _AT["household_id"]
 HOUSEHOLD_COLUMNS = ("address_key", "street_line", "unit", "city", "state", "zip_code",
                      "county", "precinct", "voter_count", "created_at", "updated_at")
 
@@ -246,7 +256,7 @@ def bulk_upsert(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
     through COPY into a temporary table and one INSERT ... SELECT; SQLite one
     ``executemany`` of a prepared statement. Values go through the column
     types' own bind processors, so they are stored exactly as SQLAlchemy
-    would store them.
+    would store them, except JSON columns: their values arrive serialised.
     """
     if not rows:
         return
@@ -267,14 +277,22 @@ def _processed(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
                rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     dialect = conn.dialect
     procs = [(i, p) for i, name in enumerate(columns)
-             if (p := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))]
+             if not isinstance(table.c[name].type, sa.JSON)
+             and (p := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))]
     if not procs:
         return rows
+    memo: dict[tuple[int, Any], Any] = {}  # the batch's timestamps are one object
     out = []
     for row in rows:
         values = list(row)
         for i, proc in procs:
-            values[i] = proc(values[i])
+            value = values[i]
+            if value is None:
+                continue
+            key = (i, value)
+            if key not in memo:
+                memo[key] = proc(value)
+            values[i] = memo[key]
         out.append(tuple(values))
     return out
 
@@ -284,20 +302,23 @@ def _copy_upsert(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
     stage = f"_stage_{table.name}"
     conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
                          f"SELECT {cols} FROM {table.name} WITH NO DATA")
-    json_at = [i for i, name in enumerate(columns) if isinstance(table.c[name].type, sa.JSON)]
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor, cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
         for row in rows:
-            if json_at:
-                values = list(row)
-                for i in json_at:
-                    values[i] = json.dumps(values[i])
-                row = tuple(values)
             copy.write_row(row)
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} {on_conflict}")
     conn.exec_driver_sql(f"DROP TABLE {stage}")
+
+
+def _one_of(conn: sa.Connection, column: sa.ColumnElement[Any],
+            values: list[Any]) -> sa.ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``= ANY(:array)``, one parameter
+    instead of thousands (binding and planning them dominated the batch)."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _existing_voters(conn: sa.Connection, source: str,
@@ -307,8 +328,9 @@ def _existing_voters(conn: sa.Connection, source: str,
         rows = conn.execute(
             sa.select(voters.c.external_id, voters.c.id, voters.c.record_hash,
                       voters.c.household_id)
-            .where(voters.c.source == source, voters.c.external_id.in_(chunk)))
-        for external_id, pk, record_hash, household_id in rows:
+            .where(voters.c.source == source, _one_of(conn, voters.c.external_id, chunk)))
+        for row in rows:
+            external_id, pk, record_hash, household_id = row._tuple()
             found[external_id] = (pk, record_hash, household_id)
     return found
 
@@ -317,13 +339,13 @@ def _household_ids(conn: sa.Connection, keys: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in _chunks(keys):
         rows = conn.execute(sa.select(households.c.address_key, households.c.id)
-                            .where(households.c.address_key.in_(chunk)))
-        found.update({key: pk for key, pk in rows})
+                            .where(_one_of(conn, households.c.address_key, chunk)))
+        found.update(row._tuple() for row in rows)
     return found
 
 
 def _ensure_households(conn: sa.Connection,
-                       wanted: dict[str, tuple[Residence, dict[str, Any]]],
+                       wanted: dict[str, tuple[Residence, list[Any]]],
                        now: datetime) -> tuple[dict[str, int], int]:
     """Ids for every wanted address key, creating the missing households."""
     ids = _household_ids(conn, list(wanted))
@@ -335,10 +357,10 @@ def _ensure_households(conn: sa.Connection,
     return ids, len(missing)
 
 
-def _household_row(home: Residence, voter: dict[str, Any], now: datetime) -> tuple[Any, ...]:
+def _household_row(home: Residence, voter: list[Any], now: datetime) -> tuple[Any, ...]:
     values = {"address_key": home.key, "street_line": home.street_line, "unit": home.unit,
               "city": home.city, "state": home.state, "zip_code": home.zip_code,
-              "county": voter.get("county"), "precinct": voter.get("precinct"),
+              "county": voter[_AT["county"]], "precinct": voter[_AT["precinct"]],
               "voter_count": 0, "created_at": now, "updated_at": now}
     return tuple(_fit(values[c], _HH_LENGTHS.get(c)) for c in HOUSEHOLD_COLUMNS)
 
@@ -354,7 +376,7 @@ def _recount(conn: sa.Connection, household_ids: set[int], now: datetime) -> Non
     count = (sa.select(sa.func.count()).select_from(voters)
              .where(voters.c.household_id == households.c.id).scalar_subquery())
     for chunk in _chunks(sorted(household_ids)):
-        conn.execute(households.update().where(households.c.id.in_(chunk))
+        conn.execute(households.update().where(_one_of(conn, households.c.id, chunk))
                      .values(voter_count=count, updated_at=now))
 
 
@@ -364,7 +386,7 @@ class _Writer:
 
     source: str
     mode: str
-    rows: list[dict[str, Any]]
+    rows: list[list[Any]]
     homes: list[Residence | None]
 
     def __call__(self, conn: sa.Connection) -> dict[str, int]:
@@ -381,8 +403,9 @@ class _Writer:
             household_id = ids[home.key] if home else None
             if household_id is not None:
                 touched.add(household_id)
-            row.update(household_id=household_id, created_at=now, updated_at=now)
-            values.append(tuple(row[c] for c in WRITE_COLUMNS))
+            row[RECORD] = json.dumps(row[RECORD], ensure_ascii=False, separators=(",", ":"))
+            row[HOUSEHOLD_ID:] = [household_id, now, now]
+            values.append(tuple(row))
         bulk_upsert(conn, voters, WRITE_COLUMNS, values, ("source", "external_id"),
                     tuple(c for c in WRITE_COLUMNS
                           if c not in ("source", "external_id", "created_at")))
@@ -390,19 +413,19 @@ class _Writer:
         return counts
 
     def _classify(self, conn: sa.Connection, counts: dict[str, int],
-                  ) -> tuple[list[tuple[dict[str, Any], Residence | None]], set[int]]:
+                  ) -> tuple[list[tuple[list[Any], Residence | None]], set[int]]:
         """New / changed / unchanged / skipped, against what is stored now."""
-        existing = _existing_voters(conn, self.source, [r["external_id"] for r in self.rows])
-        pending: list[tuple[dict[str, Any], Residence | None]] = []
+        existing = _existing_voters(conn, self.source, [r[EXTERNAL_ID] for r in self.rows])
+        pending: list[tuple[list[Any], Residence | None]] = []
         touched: set[int] = set()
         for row, home in zip(self.rows, self.homes, strict=True):
-            current = existing.get(row["external_id"])
+            current = existing.get(row[EXTERNAL_ID])
             if current is None:
                 if self.mode == "incremental":
                     counts["voters_skipped"] += 1
                     continue
                 counts["voters_created"] += 1
-            elif current[1] == row["record_hash"]:
+            elif current[1] == row[RECORD_HASH]:
                 counts["voters_unchanged"] += 1
                 continue
             else:

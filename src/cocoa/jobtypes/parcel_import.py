@@ -160,7 +160,7 @@ class _Reader:
     def __init__(self, ctx: RunContext, info: pf.ParcelFileInfo) -> None:
         stream = ctx.open_upload()
         try:
-            self.staged = pf.StagedFile(stream, info.located.staged_suffix)
+            self.staged = pf.stage_upload(stream, info.located)
         finally:
             stream.close()
         self.info = info

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, cast
 
 import sqlalchemy as sa
@@ -53,27 +53,33 @@ class LocalProvider:
         self.stats = ProviderStats()
 
     def geocode(self, requests: Sequence[GeocodeRequest]) -> list[GeocodeResult]:
-        keys = sorted({k for r in requests for k in r.all_keys})
-        by_parcel, by_household = self._lookup(keys)
-        return [_resolve(r, by_parcel, by_household) for r in requests]
-
-    def _lookup(
-        self, keys: list[str]
-    ) -> tuple[dict[str, list[_Point]], dict[str, list[_Point]]]:
-        by_parcel: dict[str, list[_Point]] = defaultdict(list)
-        by_household: dict[str, list[_Point]] = defaultdict(list)
         dialect = self.engine.dialect.name
         with reading(self.engine) as conn:
-            for i in range(0, len(keys), QUERY_CHUNK):
-                chunk = keys[i:i + QUERY_CHUNK]
-                for key, lat, lon, address in _rows(conn, _parcel_query(chunk, dialect)):
-                    by_parcel[key].append(_Point(lat, lon, address, "parcel"))
-                for key, lat, lon, address in _rows(conn, _household_query(chunk, dialect)):
-                    by_household[key].append(_Point(lat, lon, address, "household"))
-        return by_parcel, by_household
+            keys = sorted({k for r in requests for k in r.all_keys})
+            by_parcel = _lookup(conn, _parcel_query, keys, dialect, "parcel")
+            # Households are only consulted where the exact parcel key did not
+            # settle it (the usual case is a parcel hit: skip that query).
+            rest = sorted({k for r in requests if not _settled(r, by_parcel) for k in r.all_keys})
+            by_household = _lookup(conn, _household_query, rest, dialect, "household")
+        return [_resolve(r, by_parcel, by_household) for r in requests]
 
     def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""
+
+
+def _settled(request: GeocodeRequest, by_parcel: dict[str, list[_Point]]) -> bool:
+    return len(_distinct(by_parcel.get(request.keys[0], ()) if request.keys else ())) == 1
+
+
+def _lookup(
+    conn: sa.Connection, query: Callable[[list[str], str], sa.Executable], keys: list[str],
+    dialect: str, source: str,
+) -> dict[str, list[_Point]]:
+    found: dict[str, list[_Point]] = defaultdict(list)
+    for i in range(0, len(keys), QUERY_CHUNK):
+        for key, lat, lon, address in _rows(conn, query(keys[i:i + QUERY_CHUNK], dialect)):
+            found[key].append(_Point(lat, lon, address, source))
+    return found
 
 
 def _rows(conn: sa.Connection, query: sa.Executable) -> list[tuple[str, float, float, str | None]]:

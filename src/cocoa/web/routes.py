@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -22,7 +23,7 @@ from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from cocoa.auth import User, verify_password
+from cocoa.auth import User, get_user, verify_password
 from cocoa.jobs.jobs import IllegalTransition
 from cocoa.jobs.manager import JobManager, JobNotFound, UploadSource
 from cocoa.jobs.types import JobValidationError, all_job_types
@@ -101,13 +102,7 @@ def error_page(request: Request, status: int, title: str, message: str) -> HTMLR
 
 def to_login(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
-
-
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="/")
+    return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
 
 
 def wants_json(request: Request) -> bool:
@@ -242,7 +237,7 @@ async def job_control(request: Request, job_id: str, action: str) -> Response:
     user = security.current_user(request)
     if user is None:
         return to_login(request)
-    refused = _refuse_write(request, user, form)
+    refused = await run_in_threadpool(_refuse_write, request, user, form)
     if refused is not None:
         return error_page(request, 403, *refused)
     try:
@@ -256,12 +251,18 @@ async def job_control(request: Request, job_id: str, action: str) -> Response:
 
 
 def _refuse_write(request: Request, user: User, form: Any) -> tuple[str, str] | None:
-    """(title, message) when a state-changing POST must be refused with 403."""
+    """(title, message) when a state-changing POST must be refused with 403.
+
+    The role is read again from the database: a session cookie lives for
+    hours, and an admin demoted (or deleted) meanwhile must lose write access
+    at once, not when the cookie expires.
+    """
     if not security.csrf_ok(request, form):
         return ("Form expired", "This form was missing its security token or it has expired. "
                 "Go back, reload the page and try again.")
-    if not user.is_admin:
-        return ("Not allowed", f"User {user.username} has the viewer role; only admins can do this.")
+    current = get_user(_manager(request).engine, user.username)
+    if current is None or not current.is_admin:
+        return ("Not allowed", f"User {user.username} is not an admin; only admins can do this.")
     return None
 
 
@@ -305,6 +306,7 @@ def start_page(request: Request, slug: str) -> Response:
 def _start_context(spec: start.StartSpec, error: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"spec": spec, "formats": start.voter_formats(), "modes": start.VOTER_MODES,
             "providers": start.PROVIDERS, "filters": start.GEOCODE_FILTERS, "error": error,
+            "mapping": start.PARCEL_MAPPING,
             "registered": spec.job_type in all_job_types()}
 
 
@@ -335,7 +337,7 @@ async def _start_job(request: Request, spec: start.StartSpec, form: Any
     if user is None:
         return json_error(401, "unauthorized", "Your session ended; log in again.") \
             if wants_json(request) else to_login(request)
-    refused = _refuse_write(request, user, form)
+    refused = await run_in_threadpool(_refuse_write, request, user, form)
     if refused is not None:
         return 403, _error_body("csrf_failed" if refused[0] == "Form expired" else "forbidden", refused[1])
     try:

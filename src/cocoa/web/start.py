@@ -14,6 +14,10 @@ VOTER_FORMATS = ("auto", "nc_statewide", "oh_swvf", "contra_costa", "simple_csv"
 VOTER_MODES = ("full", "incremental")
 PROVIDERS = ("local", "census", "nominatim")
 GEOCODE_FILTERS = ("city", "state", "zip_code", "county", "precinct")
+# The common column-mapping keys of parcel_import (the API accepts the full set as JSON).
+PARCEL_MAPPING = {"apn_field": "APN (parcel id) column", "address_field": "Situs address column",
+                  "city_field": "City column", "zip_field": "ZIP column",
+                  "state": "State of every parcel (e.g. NC)"}
 
 
 class FormError(Exception):
@@ -74,12 +78,16 @@ def voters_request(form: Any) -> dict[str, Any]:
 
 
 def parcels_request(form: Any) -> dict[str, Any]:
-    """Empty optional fields are left out so the job type applies its defaults."""
+    """Empty optional fields are left out so the job type applies its defaults
+    (the file's CRS, a recognised column preset)."""
     request: dict[str, Any] = {}
     for name in ("source_crs", "source"):
         value = _text(form, name)
         if value:
             request[name] = value
+    mapping = {name: _text(form, name) for name in PARCEL_MAPPING if _text(form, name)}
+    if mapping:
+        request["mapping"] = mapping
     return request
 
 

@@ -75,7 +75,7 @@ def fmt_number(value: Any) -> str:
 def fmt_value(value: Any) -> str:
     """Result/param values as text; nested data as compact JSON (escaped by Jinja)."""
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return fmt_number(value)
 
 

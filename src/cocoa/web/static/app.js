@@ -216,7 +216,7 @@
           renderJobRows(answers[0].jobs || []);
           setText("jobs-total", fmtNumber(answers[0].total));
           renderCounts(answers[1].counts || {});
-          note("Live · updated " + new Date().toLocaleTimeString());
+          note("Live");  // no clock here: the note is an aria-live region
           return true;
         })
         .catch(function (error) {

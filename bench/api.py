@@ -1,0 +1,195 @@
+"""HTTP API read latency and throughput, idle and while a job writes progress.
+
+Starts the real ``cocoa serve`` (Uvicorn, embedded worker) on loopback for
+each backend, exactly as the tests do, then hammers two read endpoints with
+concurrent httpx clients:
+
+* ``GET /api/v1/jobs/{id}``      - one job (the watcher's and CLI's poll)
+* ``GET /api/v1/jobs?limit=50``  - a full page of the listing
+
+once with the worker idle and once while a ``noop`` job commits a progress
+batch every few milliseconds. Target: p99 <= 50 ms while a job runs.
+
+Usage::
+
+    .venv/bin/python bench/api.py [--backends sqlite,postgresql] [--threads 8] [--requests 1600]
+
+PostgreSQL comes from ``COCOA_TEST_PG_URL`` (default: postgres@127.0.0.1:5432).
+This is a benchmark script, not a test: it prints a table and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET_P99_MS = 50.0
+
+
+def load_test_support() -> Any:
+    """``tests/conftest.py`` has the one server launcher; load it by path."""
+    spec = importlib.util.spec_from_file_location("cocoa_bench_conftest", REPO / "tests" / "conftest.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+support = load_test_support()
+
+
+@dataclass
+class Result:
+    backend: str
+    phase: str
+    endpoint: str
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: int
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def row(self) -> str:
+        verdict = "" if self.phase != "job running" else (
+            "ok" if self.percentile(0.99) <= TARGET_P99_MS else "MISSED")
+        return (f"{self.backend:<11} {self.phase:<12} {self.endpoint:<22} {self.requests:>6} "
+                f"{self.throughput:>9.0f} {statistics.median(self.latencies_ms):>8.1f} "
+                f"{self.percentile(0.99):>8.1f} {max(self.latencies_ms):>8.1f} {self.errors:>4}  {verdict}")
+
+
+HEADER = (f"{'backend':<11} {'phase':<12} {'endpoint':<22} {'reqs':>6} {'req/s':>9} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'max ms':>8} {'errs':>4}")
+
+
+@contextmanager
+def database(backend: str, workdir: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / 'bench.db'}"
+        return
+    name = f"cocoa_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(support.PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(support.PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def hammer(server: Any, path: str, total: int, threads: int) -> tuple[float, list[float], int]:
+    """``total`` GETs of ``path`` split over ``threads`` keep-alive clients."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def worker(count: int) -> None:
+        nonlocal errors
+        mine: list[float] = []
+        bad = 0
+        with server.client() as client:
+            client.get(path)  # connect outside the measurement
+            for _ in range(count):
+                start = time.perf_counter()
+                response = client.get(path)
+                mine.append((time.perf_counter() - start) * 1000)
+                bad += response.status_code != 200
+        with lock:
+            latencies.extend(mine)
+            errors += bad
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, [total // threads] * threads))
+    return time.perf_counter() - started, latencies, errors
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark setup timed out")
+        time.sleep(0.05)
+
+
+def run_backend(backend: str, threads: int, total: int) -> list[Result]:
+    from cocoa.config import Settings
+    from cocoa.db.engine import make_engine
+    from cocoa.jobs.manager import JobManager
+
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url:
+        server = support.start_live_server(url, Path(tmp))
+        manager = JobManager(make_engine(url), Settings(database_url=url, data_dir=Path(tmp)))
+        try:
+            ids = [manager.create("noop", {"items": 10, "error_every": 3}, created_by="bench").id
+                   for _ in range(120)]
+            with server.client() as client:
+                wait_for(lambda: client.get("/api/v1/jobs", params={"type": "noop", "status": "completed"})
+                         .json()["total"] == len(ids))
+            paths = {"GET /jobs/{id}": f"/api/v1/jobs/{ids[-1]}",
+                     "GET /jobs?limit=50": "/api/v1/jobs?type=noop&limit=50"}
+            for endpoint, path in paths.items():
+                results.append(Result(backend, "idle", endpoint, total, *hammer(server, path, total, threads)))
+            busy = manager.create("noop", {"items": 100_000, "delay_ms": 1, "batch_size": 10},
+                                  created_by="bench")
+            wait_for(lambda: manager.get(busy.id).processed > 0)
+            for endpoint, path in paths.items():
+                before = manager.get(busy.id).processed
+                measured = hammer(server, path, total, threads)
+                after = manager.get(busy.id)
+                assert after.status.value == "processing", "the job finished during the measurement"
+                results.append(Result(backend, "job running", endpoint, total, *measured))
+                print(f"  [{backend}] job committed {after.processed - before} items "
+                      f"({(after.processed - before) // 10} batches) during {endpoint}", flush=True)
+            manager.control(busy.id, "cancel")
+        finally:
+            manager.engine.dispose()
+            support.stop_live_server(server)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=1600, help="per endpoint and phase")
+    args = parser.parse_args()
+    results: list[Result] = []
+    for backend in args.backends.split(","):
+        print(f"running {backend} ...", flush=True)
+        results.extend(run_backend(backend, args.threads, args.requests))
+    print(f"\n{args.threads} concurrent clients, {args.requests} requests per row, loopback, "
+          f"target p99 <= {TARGET_P99_MS:.0f} ms while a job runs\n")
+    print(HEADER)
+    for result in results:
+        print(result.row())
+
+
+if __name__ == "__main__":
+    main()
