@@ -12,7 +12,7 @@ batch every few milliseconds. Target: p99 <= 50 ms while a job runs.
 
 Usage::
 
-    .venv/bin/python bench/api.py [--backends sqlite,postgresql] [--threads 8] [--requests 1600]
+    .venv/bin/python bench/api.py [--backends sqlite,postgresql] [--clients 8] [--threads] [--requests 1600]
 
 PostgreSQL comes from ``COCOA_TEST_PG_URL`` (default: postgres@127.0.0.1:5432).
 This is a benchmark script, not a test: it prints a table and asserts nothing.
@@ -25,11 +25,10 @@ import importlib.util
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,31 +101,34 @@ def database(backend: str, workdir: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def hammer(server: Any, path: str, total: int, threads: int) -> tuple[float, list[float], int]:
-    """``total`` GETs of ``path`` split over ``threads`` keep-alive clients."""
+def client_run(url: str, token: str, path: str, count: int) -> tuple[list[float], int]:
+    """One keep-alive client: ``count`` sequential GETs, latency of each in ms."""
     latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
+    bad = 0
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        client.get(path)  # connect outside the measurement
+        for _ in range(count):
+            start = time.perf_counter()
+            response = client.get(path)
+            latencies.append((time.perf_counter() - start) * 1000)
+            bad += response.status_code != 200
+    return latencies, bad
 
-    def worker(count: int) -> None:
-        nonlocal errors
-        mine: list[float] = []
-        bad = 0
-        with server.client() as client:
-            client.get(path)  # connect outside the measurement
-            for _ in range(count):
-                start = time.perf_counter()
-                response = client.get(path)
-                mine.append((time.perf_counter() - start) * 1000)
-                bad += response.status_code != 200
-        with lock:
-            latencies.extend(mine)
-            errors += bad
 
+def hammer(server: Any, path: str, total: int, clients: int,
+           processes: bool) -> tuple[float, list[float], int]:
+    """``total`` GETs of ``path`` split over ``clients`` concurrent clients.
+
+    Clients run in separate processes by default: threads of one Python
+    process would measure the client's own GIL queue as server latency.
+    """
+    pool_type = ProcessPoolExecutor if processes else ThreadPoolExecutor
+    args = [(server.url, server.admin_token, path, total // clients)] * clients
     started = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(worker, [total // threads] * threads))
-    return time.perf_counter() - started, latencies, errors
+    with pool_type(clients) as pool:
+        outcomes = list(pool.map(client_run, *zip(*args, strict=True)))
+    elapsed = time.perf_counter() - started
+    return elapsed, [ms for lat, _ in outcomes for ms in lat], sum(bad for _, bad in outcomes)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
@@ -137,7 +139,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def run_backend(backend: str, threads: int, total: int) -> list[Result]:
+def run_backend(backend: str, clients: int, total: int, processes: bool) -> list[Result]:
     from cocoa.config import Settings
     from cocoa.db.engine import make_engine
     from cocoa.jobs.manager import JobManager
@@ -155,13 +157,14 @@ def run_backend(backend: str, threads: int, total: int) -> list[Result]:
             paths = {"GET /jobs/{id}": f"/api/v1/jobs/{ids[-1]}",
                      "GET /jobs?limit=50": "/api/v1/jobs?type=noop&limit=50"}
             for endpoint, path in paths.items():
-                results.append(Result(backend, "idle", endpoint, total, *hammer(server, path, total, threads)))
+                measured = hammer(server, path, total, clients, processes)
+                results.append(Result(backend, "idle", endpoint, total, *measured))
             busy = manager.create("noop", {"items": 100_000, "delay_ms": 1, "batch_size": 10},
                                   created_by="bench")
             wait_for(lambda: manager.get(busy.id).processed > 0)
             for endpoint, path in paths.items():
                 before = manager.get(busy.id).processed
-                measured = hammer(server, path, total, threads)
+                measured = hammer(server, path, total, clients, processes)
                 after = manager.get(busy.id)
                 assert after.status.value == "processing", "the job finished during the measurement"
                 results.append(Result(backend, "job running", endpoint, total, *measured))
@@ -175,16 +178,20 @@ def run_backend(backend: str, threads: int, total: int) -> list[Result]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients")
+    parser.add_argument("--threads", action="store_true",
+                        help="run the clients as threads of this process instead of processes")
     parser.add_argument("--requests", type=int, default=1600, help="per endpoint and phase")
     args = parser.parse_args()
     results: list[Result] = []
     for backend in args.backends.split(","):
         print(f"running {backend} ...", flush=True)
-        results.extend(run_backend(backend, args.threads, args.requests))
-    print(f"\n{args.threads} concurrent clients, {args.requests} requests per row, loopback, "
+        results.extend(run_backend(backend, args.clients, args.requests, not args.threads))
+    mode = "threads" if args.threads else "processes"
+    print(f"\n{args.clients} concurrent clients ({mode}), {args.requests} requests per row, loopback, "
           f"target p99 <= {TARGET_P99_MS:.0f} ms while a job runs\n")
     print(HEADER)
     for result in results:

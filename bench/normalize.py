@@ -19,6 +19,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from cocoa.domain.addresses import household_key, normalize_address
 
@@ -151,18 +152,26 @@ def make_addresses(n: int, seed: int) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+class Rate(NamedTuple):
+    wall: float  # addresses per second of elapsed time: the verdict
+    cpu: float  # addresses per second of this process's CPU time: shows load
+
+
 def _rate(label: str, count: int, fn: Callable[[], object], repeat: int,
-          before: Callable[[], object] = lambda: None) -> float:
+          before: Callable[[], object] = lambda: None) -> Rate:
     """Best of ``repeat`` timed runs (as ``timeit`` does): on a shared machine
-    the fastest run is the one least disturbed by other processes."""
-    best = float("inf")
+    the fastest run is the one least disturbed by other processes. CPU time is
+    reported next to wall time so an oversubscribed machine is visible."""
+    best_wall = best_cpu = float("inf")
     for _ in range(repeat):
         before()
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        best = min(best, time.perf_counter() - start)
-    rate = count / best
-    print(f"{label:<48} {count:>7,} in {best:6.3f}s  = {rate:>10,.0f} addresses/s")
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+    rate = Rate(count / best_wall, count / max(best_cpu, 1e-9))
+    print(f"{label:<46} {count:>7,} in {best_wall:6.3f}s = {rate.wall:>9,.0f}/s"
+          f"   (CPU time: {rate.cpu:>9,.0f}/s)")
     return rate
 
 
@@ -196,20 +205,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     sample = [r[0] for r in random.Random(args.seed + 1).sample(rows, min(args.baseline_sample,
                                                                         len(rows)))]
     try:
-        import usaddress  # type: ignore[import-untyped]
+        import usaddress
     except ImportError:
         print("usaddress is not installed (pip install usaddress): baseline skipped")
     else:
         base = _rate("usaddress.parse (baseline, 10k sample)", len(sample),
                      lambda: [usaddress.parse(s) for s in sample], args.repeat)
-        print(f"household_key is {ours / base:.1f}x usaddress.parse; "
-              f"bare parser is {bare / base:.1f}x")
+        print(f"household_key is {ours.wall / base.wall:.1f}x usaddress.parse "
+              f"(CPU time: {ours.cpu / base.cpu:.1f}x); bare parser {bare.wall / base.wall:.1f}x")
 
-    worst = min(ours, bare)
-    verdict = "PASS" if worst >= BUDGET else "FAIL"
-    print(f"{verdict}: {worst:,.0f} addresses/s (slower of the two) vs budget {BUDGET:,}/s")
+    verdict = "PASS" if ours.wall >= BUDGET else "FAIL"
+    print(f"{verdict}: household_key {ours.wall:,.0f} addresses/s wall-clock, single thread, "
+          f"vs budget {BUDGET:,}/s")
+    if verdict == "FAIL" and ours.cpu >= BUDGET:
+        print(f"  note: {ours.cpu:,.0f}/s in CPU time - the machine is oversubscribed; "
+              "rerun on an idle machine")
     return 0 if verdict == "PASS" else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -37,7 +37,8 @@ def read_events(client: httpx.Client, job_id: str, timeout: float = 60) -> list[
     return events
 
 
-def test_stream_reports_increasing_progress_and_ends_at_completion(module_server: Any, tmp_path: Path) -> None:
+def test_stream_reports_increasing_progress_and_ends_at_completion(module_server: Any,
+                                                                   tmp_path: Path) -> None:
     manager = manager_for(module_server, tmp_path)
     job = create_noop(manager, items=40, delay_ms=20, batch_size=5)
     with module_server.client() as client:

@@ -30,7 +30,8 @@ def page(client: httpx.Client, **params: Any) -> dict[str, Any]:
     return body
 
 
-def test_pages_are_newest_first_and_total_counts_all_matches(idle_server: Any, idle_manager: JobManager) -> None:
+def test_pages_are_newest_first_and_total_counts_all_matches(idle_server: Any,
+                                                             idle_manager: JobManager) -> None:
     created = noop_jobs(idle_manager, 7)
     with idle_server.client() as client:
         pages = [page(client, type="noop", limit=3, offset=o) for o in (0, 3, 6)]
@@ -41,7 +42,8 @@ def test_pages_are_newest_first_and_total_counts_all_matches(idle_server: Any, i
     assert listed == list(reversed(created))
 
 
-def test_offset_past_the_end_is_an_empty_page_with_the_total(idle_server: Any, idle_manager: JobManager) -> None:
+def test_offset_past_the_end_is_an_empty_page_with_the_total(idle_server: Any,
+                                                             idle_manager: JobManager) -> None:
     noop_jobs(idle_manager, 2)
     with idle_server.client() as client:
         body = page(client, type="noop", offset=50)

@@ -47,6 +47,7 @@ CENSUS_PATH = "/geocoder/locations/addressbatch"
 SEARCH_PATH = "/search"
 CENSUS_MAX_ROWS = 10_000
 STOCK_AGENTS = ("python-httpx", "python-requests", "python-urllib")
+STARTUP_TIMEOUT = 30.0  # seconds for StubProcess's child to come up
 
 
 @dataclass(frozen=True)
@@ -373,6 +374,10 @@ class StubProcess:
         self._process = context.Process(target=_serve_in_child, args=(child, self._kwargs),
                                         name="geocoder-stub", daemon=True)
         self._process.start()
+        child.close()
+        if not self._conn.poll(STARTUP_TIMEOUT):  # a dead child must not hang the caller
+            self._process.kill()
+            raise RuntimeError("geocoder stub process did not start (see its stderr)")
         self._url = self._conn.recv()
         return self
 

@@ -177,6 +177,14 @@ STREET_LINES = [
     ("100 I-95", "100 I 95"),
     ("100 ROUTE 66", "100 RTE 66"),
     ("100 OAK CT 5", "100 OAK CT # 5"),
+    # decided edge cases
+    ("FIRST ST", "1ST ST"),  # an ordinal never becomes the house number
+    ("100 MAIN ST UNIT NO 5", "100 MAIN ST UNIT 5"),
+    ("100 MAIN ST APT #", "100 MAIN ST"),
+    ("100 MAIN ST TRAILER", "100 MAIN ST TRLR"),  # TRAILER as the street suffix
+    ("100 ST ROAD 7", "100 SR 7"),
+    ("100 N FL 4", "100 N FL 4"),  # floor 4, not a Florida highway
+    ("100 NE 5TH AVE", "100 NE 5TH AVE"),
     # nothing usable
     ("", ""),
     ("   ", ""),
@@ -349,6 +357,13 @@ def test_normalize_zip(raw: str | None, zip5: str) -> None:
     assert normalize_zip(raw) == zip5
 
 
+def test_empty_address_has_empty_street_key() -> None:
+    # Callers must not make a household of "no address": the key says so.
+    assert normalize_address("").key == ""
+    assert normalize_address(" , ,").key == ""
+    assert household_key("", None, None, None) == "|,"
+
+
 def test_household_key_layout() -> None:
     assert household_key("123 N Main St Apt 4B", "Raleigh", "NC", "27601-0001") == (
         "123 N MAIN ST #4B|27601")
@@ -400,3 +415,5 @@ def test_idempotent_on_address_like_text(line: str, unit: str | None) -> None:
     again = normalize_address(first.street_line)
     assert again.key == first.key
     assert again.street_line == first.street_line
+    # Importers store (street_line, unit) and the geocoder re-parses that pair.
+    assert normalize_address(first.street_line, first.unit or None).key == first.key

@@ -213,6 +213,21 @@ def test_unknown_fields_get_a_400_naming_candidates() -> None:
     assert (mapping.apn_field, mapping.address_field) == ("PIN14", "SITE_ADDR")
 
 
+def test_explicit_keys_overlay_a_recognised_preset() -> None:
+    preset, mapping = pf.resolve_mapping(["parcelnumb", "address", "scity", "szip"],
+                                         {"state": "nc"})
+    assert preset == "regrid" and (mapping.apn_field, mapping.state) == ("parcelnumb", "NC")
+    preset, mapping = pf.resolve_mapping(["PARNO", "ALTPARNO", "SITEADD"], {"apn_field": "altparno"})
+    assert preset == "nc_onemap" and mapping.apn_field == "ALTPARNO"
+    assert mapping.address_field == "SITEADD"
+    with pytest.raises(JobValidationError) as info:
+        pf.resolve_mapping(["PIN14", "SITE_ADDR"], {"apn_field": "PIN14"})
+    assert info.value.code == "unknown_parcel_fields" and "apn_field" in info.value.message
+    with pytest.raises(JobValidationError) as info:
+        pf.resolve_mapping(["PIN14"], {"apn": "PIN14"})
+    assert info.value.code == "invalid_mapping" and info.value.status == 422
+
+
 def test_situs_key_from_line_parts_and_placeholders() -> None:
     _, nc = pf.resolve_mapping(["parno", "siteadd", "saddno", "saddpref", "saddstr",
                                 "saddsttyp", "sunit", "scity", "szip"], None)

@@ -324,3 +324,19 @@ def test_generator_mess_can_be_switched_off() -> None:
     gen = generate("contra_costa", 200, seed=1, mess_rate=0.0)
     assert not gen.errors and not gen.warnings and not gen.mess
     assert len(gen.households) == gen.rows == 200
+
+
+@pytest.mark.parametrize("layout", ["nc_statewide", "oh_swvf", "contra_costa"])
+def test_cheap_voter_id_agrees_with_parse(layout: str) -> None:
+    """The duplicate-id pre-pass must accept and reject exactly what parse does."""
+    gen = generate(layout, 800, seed=17, mess_rate=0.05)
+    extra = ['"AB1"\t' * 3, "\x00", "MU\xd1OZ"]  # odd lines on top of the generated mess
+    data = gen.data + "\n".join(extra).encode("latin-1") + b"\n"
+    stream = io.BytesIO(data)
+    header = read_header_line(stream)
+    assert header is not None
+    detection = resolve_layout(header, layout)
+    reader = RowReader(detection.layout, detection.header)
+    for line, item in iter_rows(stream, reader, header.end, 2):
+        expected = item.external_id if isinstance(item, VoterRecord) else None
+        assert reader.voter_id(line) == expected, line.number

@@ -58,6 +58,20 @@ are kept (``APT 04`` is not ``APT 4``): Publication 28 does not strip them and
 guessing would merge real doors. Designators that carry no number (``REAR``,
 ``FRNT``, ``BSMT``, ``UPPR``, ``LOWR``, ``PH``, ...) *are* the identifier.
 
+A designator with nothing after it (``100 MAIN ST APT``) is dropped. A word
+unit (``REAR``) only counts after a complete street (``100 MAIN ST REAR``), so
+``100 N FRONT ST`` keeps its name.
+
+Re-parsing ``street_line`` always gives the same ``key`` (property-tested):
+every decision above is made so that it reads the same on the abbreviated text.
+
+Known limits (they split a household, they never merge two): a city/state/ZIP
+without a comma stays in the street; a unit written *before* the house number
+(``APT 4B 123 MAIN ST``) is not moved; two-word directionals (``N E``) and
+two-word ordinals (``TWENTY FIRST``) are not joined; name words other than the
+leading type and ``SAINT`` are not abbreviated (``MOUNT``/``MT``,
+``MARTIN LUTHER KING``/``MLK``).
+
 Locality
 --------
 :func:`household_key` appends the locality: the 5-digit ZIP when there is a
@@ -74,7 +88,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["NormalizedAddress", "household_key", "normalize_address"]
+__all__ = [
+    "NormalizedAddress", "household_key", "normalize_address", "normalize_city", "normalize_zip",
+]
 
 # --------------------------------------------------------------------------- tables
 
@@ -896,7 +912,10 @@ def household_key(
 ) -> str:
     """Key shared by every spelling of one residence: street key + locality.
 
-    The locality is the 5-digit ZIP when there is one, else city + state.
+    The locality is the 5-digit ZIP when there is one, else city + state
+    (``street key|27601`` or ``street key|RALEIGH,NC``). A row with no street
+    gives a key starting with ``|``: callers should not group those into one
+    "household" (check ``normalize_address(street).key`` first).
     """
     address = normalize_address(street, unit)
     zip5 = normalize_zip(zip_code)

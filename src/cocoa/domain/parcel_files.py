@@ -31,7 +31,7 @@ import tempfile
 import weakref
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from typing import IO, Any
 
@@ -392,19 +392,24 @@ _ADDRESS_HINTS = ("addr", "situs", "site", "street", "location")
 def resolve_mapping(
     fields: Sequence[str], explicit: dict[str, Any] | None,
 ) -> tuple[str | None, FieldMapping]:
-    """The preset recognised in ``fields`` (case-insensitively), or the
-    explicit mapping checked against them.
+    """The preset recognised in ``fields`` (case-insensitively), with any
+    explicit mapping keys laid over it; without a preset the explicit mapping
+    must name at least the APN and address columns.
 
-    An explicit mapping wins over a preset: the client knows their file.
+    Overlaying lets a client fix one thing (``{"state": "NC"}``, or a
+    different id column) without restating the whole preset.
     """
     by_lower = {f.lower(): f for f in fields}
-    if explicit:
-        return None, _explicit_mapping(by_lower, explicit)
+    overrides = _explicit_columns(by_lower, explicit) if explicit else {}
     for name, preset in PRESETS.items():
         mapping = _apply_preset(by_lower, preset)
         if mapping is not None:
-            return name, mapping
-    raise _unknown_fields(fields)
+            return name, replace(mapping, **overrides)
+    if overrides.get("apn_field") and (
+        overrides.get("address_field") or overrides.get("street_field")
+    ):
+        return None, FieldMapping(**overrides)
+    raise _unknown_fields(fields, explicit)
 
 
 def _apply_preset(by_lower: dict[str, str], preset: dict[str, str]) -> FieldMapping | None:
@@ -420,28 +425,22 @@ def _apply_preset(by_lower: dict[str, str], preset: dict[str, str]) -> FieldMapp
     return FieldMapping(**values)  # type: ignore[arg-type]
 
 
-def _explicit_mapping(by_lower: dict[str, str], explicit: dict[str, Any]) -> FieldMapping:
-    unknown_keys = sorted(set(explicit) - _MAPPING_KEYS)
+def _explicit_columns(by_lower: dict[str, str], explicit: dict[str, Any]) -> dict[str, Any]:
+    """Explicit mapping keys resolved to the file's own column spelling."""
+    unknown_keys = sorted(set(explicit) - _MAPPING_KEYS - {"geometry_field"})
     if unknown_keys:
         raise JobValidationError(
-            f"Unknown mapping keys {unknown_keys}; use {sorted(_MAPPING_KEYS)}.",
-            code="invalid_mapping", status=422)
-    if not explicit.get("apn_field") or not (
-        explicit.get("address_field") or explicit.get("street_field")
-    ):
-        raise JobValidationError(
-            "A field mapping needs 'apn_field' and 'address_field' "
-            "(or 'street_field' with 'number_field').",
+            f"Unknown mapping keys {unknown_keys}; use {sorted(_MAPPING_KEYS | {'geometry_field'})}.",
             code="invalid_mapping", status=422)
     values: dict[str, str | None] = {}
     missing: list[str] = []
     for key, column in explicit.items():
-        if column in (None, ""):
+        if column in (None, "") or key == "geometry_field":
             continue
         if key == "state":
-            values[key] = str(column)
+            values[key] = str(column).strip().upper()
             continue
-        actual = by_lower.get(str(column).lower())
+        actual = by_lower.get(str(column).strip().lower())
         if actual is None:
             missing.append(f"{key}={column!r}")
         values[key] = actual
@@ -451,14 +450,15 @@ def _explicit_mapping(by_lower: dict[str, str], explicit: dict[str, Any]) -> Fie
             f"The file's columns are: {', '.join(by_lower.values())}.",
             code="mapping_field_missing", status=400,
             details={"missing": missing, "columns": list(by_lower.values())})
-    return FieldMapping(**values)  # type: ignore[arg-type]
+    return values
 
 
-def _unknown_fields(fields: Sequence[str]) -> JobValidationError:
+def _unknown_fields(fields: Sequence[str], explicit: dict[str, Any] | None) -> JobValidationError:
     apn = [f for f in fields if any(h in f.lower() for h in _APN_HINTS)]
     addr = [f for f in fields if any(h in f.lower() for h in _ADDRESS_HINTS)]
+    sent = f"The mapping sent ({', '.join(sorted(explicit))}) is incomplete. " if explicit else ""
     return JobValidationError(
-        "The parcel columns were not recognised as NC OneMap (parno, siteadd, scity, szip) "
+        f"{sent}The parcel columns were not recognised as NC OneMap (parno, siteadd, scity, szip) "
         "or Regrid (parcelnumb, address, scity, szip). Send a mapping with 'apn_field' and "
         "'address_field' (optional 'city_field', 'zip_field'). "
         f"Candidate id columns: {', '.join(apn) or 'none'}; "
@@ -761,7 +761,7 @@ def _inspect_csv(
         raise JobValidationError("The CSV is empty.", code="empty_file", status=422)
     geometry_index = _geometry_column(header, mapping)
     fields = [h for i, h in enumerate(header) if i != geometry_index]
-    preset, resolved = resolve_mapping(fields, _without_geometry_key(mapping))
+    preset, resolved = resolve_mapping(fields, mapping)
     count = 0
     sample: list[str] = []
     for row in rows:
@@ -776,12 +776,6 @@ def _inspect_csv(
         format="csv", container=located.container, inner_path=located.inner_path, layer=None,
         crs=crs, crs_origin=origin, preset=preset, mapping=resolved, feature_count=count,
         fields=fields, geometry_field=header[geometry_index])
-
-
-def _without_geometry_key(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not mapping:
-        return mapping
-    return {k: v for k, v in mapping.items() if k != "geometry_field"} or None
 
 
 def _geometry_column(header: Sequence[str], mapping: dict[str, Any] | None) -> int:

@@ -87,6 +87,10 @@ class Layout:
     generate samples and to list in the API); ``required`` are the columns a
     file must have to be imported. Column names are matched case-insensitively,
     ignoring spaces, underscores and hyphens (``FirstName`` = ``first_name``).
+
+    The file's own header decides how many fields a row has: columns beyond
+    the documented ones (Ohio's one-column-per-election tail, which grows every
+    election) are accepted and kept in the source record.
     """
 
     name: str
@@ -102,7 +106,6 @@ class Layout:
     residence: AddressSpec
     mailing: tuple[str, ...] = ()
     integers: tuple[str, ...] = ()
-    extra_columns_allowed: bool = False  # Ohio's election-history tail
 
 
 def _cols(text: str) -> tuple[str, ...]:
@@ -204,7 +207,6 @@ OH_SWVF = Layout(
                           zip_code="RESIDENTIAL_ZIP"),
     mailing=("MAILING_ADDRESS1", "MAILING_SECONDARY_ADDRESS", "MAILING_CITY", "MAILING_STATE",
              "MAILING_ZIP"),
-    extra_columns_allowed=True,
 )
 
 CONTRA_COSTA = Layout(
@@ -265,7 +267,6 @@ SIMPLE_CSV = Layout(
         street=("address",), unit=(), city=("city",), state=("state",),
         zip_code=("zip", "zip_code", "zipcode", "postal_code"),
     ),
-    extra_columns_allowed=True,
 )
 
 LAYOUTS: dict[str, Layout] = {
@@ -441,7 +442,7 @@ class Residence:
     zip_code: str | None
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=65_536)
 def residence(street: str | None, unit: str | None, city: str | None, state: str | None,
               zip_code: str | None) -> Residence | None:
     """Normalise once per distinct spelling: voters share addresses, and the
@@ -517,6 +518,10 @@ class RowReader:
         self._state = self._locate(res.state)
         self._zip = self._locate(res.zip_code)
         self._mail = [p for c in layout.mailing if (p := header.position(c)) is not None]
+        self._delimiter = layout.delimiter.encode("ascii")
+        self._quoted_delimiter = b'"' + self._delimiter + b'"'
+        # Only then can no line be undecodable, so a byte-level split is exact.
+        self._latin1_last = layout.encodings[-1] == "latin-1"
 
     def _locate(self, source: Source) -> Const | tuple[int, ...]:
         if isinstance(source, Const):
@@ -565,6 +570,36 @@ class RowReader:
         return RowIssue(row, "ragged_row",
                         f"row {row}: has {n} fields but the header has {self.width}; "
                         "the row was skipped")
+
+    def voter_id(self, line: Line) -> str | None:
+        """The id ``parse`` would give this line, or None if it would reject it.
+
+        For the pre-pass that finds repeated ids: on bytes, without decoding
+        the line or building a record, whenever that provably agrees with
+        ``parse`` (the delimiter and quote are ASCII, so splitting bytes and
+        text gives the same fields); otherwise the full path.
+        """
+        raw = line.raw
+        if self._id_pos is not None and self._latin1_last and b"\x00" not in raw:
+            parts = self._split_bytes(raw)
+            if parts is not None:
+                if len(parts) != self.width:
+                    return None
+                voter_id = parts[self._id_pos]
+                if voter_id.isascii():
+                    text = voter_id.decode("ascii").strip()
+                    return text if text and len(text) <= MAX_ID_LENGTH else None
+        item = self.parse(line)
+        return item.external_id if isinstance(item, VoterRecord) else None
+
+    def _split_bytes(self, raw: bytes) -> list[bytes] | None:
+        if b'"' not in raw:
+            return raw.split(self._delimiter)
+        if self.layout.quoting == "enclosed" and len(raw) > 1 and raw[:1] == raw[-1:] == b'"':
+            parts = raw[1:-1].split(self._quoted_delimiter)
+            if raw.count(b'"') == 2 * len(parts):
+                return parts
+        return None
 
     def external_id(self, values: list[str]) -> str:
         return values[self._id_pos].strip() if self._id_pos is not None else ""
@@ -662,7 +697,12 @@ def _clean(value: str) -> str:
 
 
 def _join(values: list[str], positions: list[int], sep: str = " ") -> str | None:
-    parts = [t for p in positions if (t := _clean(values[p]))]
+    if len(positions) == 1:
+        return _clean(values[positions[0]]) or None
+    raw = [values[p] for p in positions]
+    if not "".join(raw).strip():  # the common case for mailing addresses
+        return None
+    parts = [t for v in raw if (t := _clean(v))]
     return sep.join(parts) if parts else None
 
 

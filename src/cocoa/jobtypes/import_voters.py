@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -36,7 +36,6 @@ from cocoa.db.tables import households, voters
 from cocoa.domain.voter_files import (
     PARSER_VERSION,
     Layout,
-    Line,
     Residence,
     RowIssue,
     RowReader,
@@ -119,8 +118,9 @@ def _run_state(ctx: RunContext) -> _RunState:
 def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
     """Rows whose voter id appears again later in the file (last row wins).
 
-    Only ids are looked at, except for layouts without an id column, whose
-    key needs the full row (those are hand-made, small files).
+    Mostly only the id bytes are looked at (see ``RowReader.voter_id``);
+    layouts without an id column need the full row for their key (those are
+    hand-made, small files).
     """
     last: dict[str, int] = {}
     superseded: set[int] = set()
@@ -128,7 +128,7 @@ def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
     for line in iter_lines(stream, state.data_offset, state.first_row):
         if is_blank(line.raw, state.layout):
             continue
-        key = _row_key(reader, line)
+        key = reader.voter_id(line)
         if key is None:
             continue
         previous = last.get(key)
@@ -136,17 +136,6 @@ def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
             superseded.add(previous)
         last[key] = line.number
     return superseded
-
-
-def _row_key(reader: RowReader, line: Line) -> str | None:
-    if reader.layout.id_column is None:
-        item = reader.parse(line)
-        return item.external_id if isinstance(item, VoterRecord) else None
-    split = reader.split(line)
-    if isinstance(split, RowIssue):
-        return None
-    key = reader.external_id(split[0])
-    return key if key and len(key) <= 128 else None
 
 
 # --------------------------------------------------------------------------- reading
@@ -330,7 +319,7 @@ def _existing_voters(conn: sa.Connection, source: str,
                       voters.c.household_id)
             .where(voters.c.source == source, _one_of(conn, voters.c.external_id, chunk)))
         for row in rows:
-            external_id, pk, record_hash, household_id = row._tuple()
+            external_id, pk, record_hash, household_id = cast(tuple[Any, ...], row)
             found[external_id] = (pk, record_hash, household_id)
     return found
 
@@ -340,7 +329,7 @@ def _household_ids(conn: sa.Connection, keys: list[str]) -> dict[str, int]:
     for chunk in _chunks(keys):
         rows = conn.execute(sa.select(households.c.address_key, households.c.id)
                             .where(_one_of(conn, households.c.address_key, chunk)))
-        found.update(row._tuple() for row in rows)
+        found.update(cast(tuple[Any, ...], row) for row in rows)
     return found
 
 
