@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from cocoa.db.engine import reading
+from cocoa.db.engine import reading, writing
 from cocoa.db.tables import api_tokens, users
 from cocoa.jobs.jobs import iso, utcnow
 
@@ -53,7 +53,7 @@ def create_user(engine: sa.Engine, username: str, password: str | None, role: Ro
     username = username.strip()
     if not username:
         raise AuthError("Username must not be empty.")
-    with engine.begin() as conn:
+    with writing(engine).begin() as conn:
         exists = conn.execute(sa.select(users.c.id).where(users.c.username == username)).first()
         if exists:
             raise AuthError(f"User {username!r} already exists.")
@@ -65,7 +65,7 @@ def create_user(engine: sa.Engine, username: str, password: str | None, role: Ro
 
 
 def set_password(engine: sa.Engine, username: str, password: str) -> None:
-    with engine.begin() as conn:
+    with writing(engine).begin() as conn:
         result = conn.execute(users.update().where(users.c.username == username)
                               .values(password_hash=_hasher.hash(password)))
     if result.rowcount == 0:
@@ -98,7 +98,7 @@ def create_token(engine: sa.Engine, username: str, name: str = "default") -> tup
         raise AuthError(f"No user {username!r}; create it with `cocoa user create`.")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
-    with engine.begin() as conn:
+    with writing(engine).begin() as conn:
         token_id = conn.execute(api_tokens.insert().values(
             user_id=user.id, name=name[:128] or "default", prefix=token[:12],
             token_hash=hash_token(token), created_at=now,
@@ -143,6 +143,6 @@ def revoke_token(engine: sa.Engine, token_id: int, username: str | None = None) 
     where = [api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None)]
     if username:
         where.append(api_tokens.c.user_id.in_(sa.select(users.c.id).where(users.c.username == username)))
-    with engine.begin() as conn:
+    with writing(engine).begin() as conn:
         result = conn.execute(api_tokens.update().where(*where).values(revoked_at=utcnow()))
     return result.rowcount > 0

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     nominatim_base_url: str = "https://nominatim.openstreetmap.org"
     nominatim_timeout_seconds: float = 30.0
     nominatim_rate_per_second: float = 1.0
+    nominatim_concurrency: int = Field(4, ge=1, description="Parallel requests (always 1 on the public instance).")
+    census_benchmark: str = "Public_AR_Current"
+    local_batch_size: int = Field(1000, ge=1, description="Households per batch when every provider is local.")
     provider_max_retries: int = 5
     provider_backoff_seconds: float = 1.0
     provider_max_backoff_seconds: float = 60.0

@@ -7,18 +7,14 @@ run_batch outside any transaction and ``batch.write`` in one transaction.
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # until pythonpath = ["tests"]
 
 from cocoa.config import Settings  # noqa: E402
 from cocoa.db.tables import geocode_selections, households, jobs, parcels  # noqa: E402
@@ -33,7 +29,6 @@ from cocoa.jobs.types import (  # noqa: E402
     get_job_type,
 )
 from cocoa.jobtypes.geocode_households import GeocodeHouseholds, parse_params  # noqa: E402
-from cocoa.providers import factory  # noqa: E402
 from stubs.geocoder_stub import GeocoderStub, Reply  # noqa: E402
 
 JOB = GeocodeHouseholds()
@@ -251,11 +246,10 @@ def test_error_results_become_item_errors(db_engine: sa.Engine, stub: GeocoderSt
 def test_outage_keeps_finished_work_then_fails_clearly(
         db_engine: sa.Engine, stub: GeocoderStub, monkeypatch: pytest.MonkeyPatch) -> None:
     # One request in flight, so "the first 6 requests" are the first 6 households.
-    monkeypatch.setitem(factory.DEFAULTS, "nominatim_concurrency", 1)
     with db_engine.begin() as conn:
         ids = [add_household(conn, f"{n} NOWHERE ST") for n in range(10)]
     stub.set_outage("/search", Reply(503), after=6)  # batch 1 (4) + half of batch 2
-    settings = settings_for(stub)
+    settings = settings_for(stub).model_copy(update={"nominatim_concurrency": 1})
     result = run(db_engine, settings, create(db_engine, settings, {"provider": "nominatim"}))
 
     assert result.failure is not None
@@ -366,3 +360,15 @@ def test_stored_params_validate_again_unchanged() -> None:
                     "precinct": None, "only_missing": True, "limit": 5,
                     "provider": "local,census"}
     assert parse_params(once, 100) == once
+
+
+def test_offline_jobs_use_big_batches_remote_ones_small(
+        db_engine: sa.Engine, stub: GeocoderStub) -> None:
+    with db_engine.begin() as conn:
+        for n in range(6):
+            add_household(conn, f"{n} D ST")
+    settings = settings_for(stub)  # geocode_batch_size=4
+    local = run(db_engine, settings, create(db_engine, settings, {}))
+    assert [b.checkpoint for b in local.batches] == [{"seq": 6}]
+    remote = run(db_engine, settings, create(db_engine, settings, {"provider": "local,census"}))
+    assert [b.checkpoint for b in remote.batches] == [{"seq": 4}, {"seq": 6}]

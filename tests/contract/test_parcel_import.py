@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from cocoa.config import Settings
 from cocoa.db.tables import households, parcels
 from cocoa.domain.addresses import household_key
-from cocoa.jobs.types import CreateContext, ItemError, JobValidationError, RunContext
+from cocoa.jobs.types import CreateContext, ItemError, JobFailed, JobValidationError, RunContext
 from cocoa.jobtypes.parcel_import import ParcelImport
 from cocoa.samples import parcels as town_mod
 from cocoa.samples.parcels import Town, generate_town
@@ -337,3 +337,24 @@ def test_validation_refuses_wrong_format_claim_and_bad_params(db_engine: sa.Engi
         with pytest.raises(JobValidationError) as info:
             create(db_engine, data, params)
         assert info.value.code == code and info.value.status in (400, 422)
+
+
+def test_bad_ids_are_item_errors_and_the_job_goes_on(db_engine: sa.Engine) -> None:
+    town = generate_town(30, households=False)
+    town.parcels[4].apn = ""
+    town.parcels[9].apn = "X" * 200
+    run = drive(db_engine, create(db_engine, town_mod.to_geojson(town)), batch_size=8)
+    codes = {e.item_index: e.code for e in run.errors if e.severity == "error"}
+    assert codes[4] == "missing_apn" and codes[9] == "apn_too_long"
+    assert run.done and len(stored_parcels(db_engine)) == len(
+        {p.apn for p in town.parcels if p.kind != "empty"} - {"", "X" * 200})
+
+
+def test_a_file_that_breaks_after_validation_fails_the_job(db_engine: sa.Engine) -> None:
+    town = generate_town(40, households=False)
+    data = town_mod.to_gpkg(town)
+    run = create(db_engine, data)
+    run.data = data[:4096]  # the stored blob is damaged after validation
+    with pytest.raises(JobFailed, match="feature 1"):
+        drive(db_engine, run)
+    assert stored_parcels(db_engine) == {}

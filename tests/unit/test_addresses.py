@@ -242,6 +242,9 @@ def test_fields(raw: str, fields: dict[str, str]) -> None:
         ("123 N MAIN ST APT 3-12", None, "123 N MAIN ST #3-12"),
         ("123 N MAIN ST REAR", None, "123 N MAIN ST #REAR"),
         ("", "4B", "#4B"),
+        ("123 N MAIN ST", "APT4B", "123 N MAIN ST #4B"),
+        ("123 N MAIN ST", "#4B", "123 N MAIN ST #4B"),
+        ("123 N MAIN ST", "APT", "123 N MAIN ST"),
     ],
 )
 def test_key(raw: str, unit: str | None, key: str) -> None:

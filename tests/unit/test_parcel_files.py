@@ -315,3 +315,29 @@ def test_zip_with_two_datasets_asks_for_one() -> None:
     with pytest.raises(JobValidationError) as info:
         pf.inspect_parcel_file(out.getvalue())
     assert info.value.code == "zip_ambiguous" and "a/parcels.shp" in info.value.message
+
+
+def test_zip_member_that_is_not_what_its_name_says_is_refused() -> None:
+    vrt = (b'<OGRVRTDataSource><OGRVRTLayer name="x"><SrcDataSource>/etc/passwd'
+           b"</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>")
+    for name in ("parcels.shp", "parcels.geojson"):
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as zf:
+            zf.writestr(name, vrt)
+            zf.writestr("parcels.shx", b"")
+            zf.writestr("parcels.dbf", b"")
+        with pytest.raises(JobValidationError) as info:
+            pf.inspect_parcel_file(out.getvalue())
+        assert info.value.status == 415 and name in info.value.message
+
+
+def test_zipped_csv_and_geojson_are_read() -> None:
+    town = generate_town(25, households=False)
+    for name, data in (("town/parcels.csv", town_mod.to_csv(town)),
+                       ("parcels.geojson", town_mod.to_geojson(town))):
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(name, data)
+        info, features = read_all(out.getvalue())
+        assert info.inner_path == name and info.feature_count == len(town.parcels)
+        assert [a["parno"] for a in features.attributes] == [p.apn for p in town.parcels]

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-READ_ONLY_OPTION = "cocoa_read_only"
+IMMEDIATE_OPTION = "cocoa_immediate"
 
 
 def normalise_url(url: str) -> str:
@@ -58,20 +58,26 @@ def _sqlite_engine(url: str, **kwargs: Any) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        # Writers take the lock up front: a deferred transaction that later
-        # upgrades to a writer fails with SQLITE_BUSY without waiting. Pure
-        # readers (see ``reading``) use a deferred BEGIN and never block.
-        if conn.get_execution_options().get(READ_ONLY_OPTION):
-            conn.exec_driver_sql("BEGIN")
-        else:
+        # Engine writers (see ``writing``) take the lock up front: a deferred
+        # transaction that read first and then writes fails with SQLITE_BUSY
+        # without waiting if another writer committed in between. Everything
+        # else uses a deferred BEGIN, so readers never queue behind a batch.
+        if conn.get_execution_options().get(IMMEDIATE_OPTION):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
 
     return engine
 
 
 def reading(engine: sa.Engine) -> sa.Connection:
-    """A connection for reads only: on SQLite it does not take the write lock."""
-    return engine.execution_options(**{READ_ONLY_OPTION: True}).connect()
+    """A connection for reads only (never takes SQLite's write lock)."""
+    return engine.connect()
+
+
+def writing(engine: sa.Engine) -> sa.Engine:
+    """The same engine, but SQLite transactions take the write lock at BEGIN."""
+    return engine.execution_options(**{IMMEDIATE_OPTION: True})
 
 
 def is_postgres(engine: sa.Engine | sa.Connection) -> bool:

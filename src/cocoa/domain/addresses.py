@@ -533,7 +533,14 @@ def _looks_like_unit_id(token: str) -> bool:
     """
     if token in SUFFIXES or token in UNIT_DESIGNATORS:
         return False  # "LOT RD", "REAR ST": a street word; "APT SP": a designator
-    return len(token) <= 2 or not token.isalpha() or token in DIRECTIONALS
+    if token.isalpha():
+        return len(token) <= 2 or token in DIRECTIONALS
+    return not _is_glued(token)  # "APT4B" is "APT 4B"
+
+
+def _is_glued(token: str) -> bool:
+    """``APT4B``, ``STE100``: a designator and its number typed as one word."""
+    return token[0].isalpha() and not token.isalpha() and bool(_GLUED_UNIT.fullmatch(token))
 
 
 def _tokenize(text: str) -> list[str]:
@@ -706,8 +713,9 @@ def _split_unit(tokens: list[str]) -> tuple[list[str], list[str]]:
                     return tokens[:i], [glued.group(1), glued.group(2), *tokens[i + 1:]]
             continue
         if std in _STANDALONE_UNITS:
-            if (i + 1 == n or tokens[i + 1] in UNIT_DESIGNATORS
-                    or _looks_like_unit_id(tokens[i + 1])) and _ends_street(tokens, i):
+            nxt = tokens[i + 1] if i + 1 < n else ""
+            if (not nxt or nxt in UNIT_DESIGNATORS or _looks_like_unit_id(nxt)
+                    or _is_glued(nxt)) and _ends_street(tokens, i):
                 return tokens[:i], tokens[i:]
             continue
         j = i + 1
@@ -772,7 +780,14 @@ def _parse_unit(tokens: list[str]) -> tuple[str, str]:
             words.append(tok)
             continue
         inner = UNIT_DESIGNATORS.get(tok)
-        words.append(inner if inner else _dehyphen(tok))
+        if inner:
+            words.append(inner)
+            continue
+        glued = _GLUED_UNIT.fullmatch(tok) if tok[0].isalpha() and not tok.isalpha() else None
+        if glued:  # "# APT4B": read as "APT 4B" wherever it appears
+            words += [UNIT_DESIGNATORS[glued.group(1)], glued.group(2)]
+        else:
+            words.append(_dehyphen(tok))
     while words and words[-1] == "#":
         words.pop()
     words = [w for w in words if w]

@@ -267,13 +267,39 @@ def locate_in_zip(zf: zipfile.ZipFile) -> Located:
         return Located("filegdb", "zip", gdbs[0])
     if shps:
         _require_shapefile_parts(shps[0], names)
-        return Located("shapefile", "zip", shps[0])
+        return _checked_member(zf, Located("shapefile", "zip", shps[0]))
     if others:
-        return Located(_INNER_SUFFIXES[os.path.splitext(others[0].lower())[1]], "zip", others[0])
+        fmt = _INNER_SUFFIXES[os.path.splitext(others[0].lower())[1]]
+        return _checked_member(zf, Located(fmt, "zip", others[0]))
     raise JobValidationError(
         "The zip holds no parcel dataset: expected a .shp (with .shx, .dbf, .prj), "
         "a .gdb folder, or a .geojson/.gpkg/.csv file.",
         code="zip_no_dataset", status=422)
+
+
+def _checked_member(zf: zipfile.ZipFile, located: Located) -> Located:
+    """The member's content must match its extension.
+
+    GDAL picks a driver by content, so a ``.shp`` or ``.geojson`` that is
+    really, say, a VRT (XML that can point GDAL at any file on the server)
+    is refused here instead of being opened.
+    """
+    with zf.open(located.inner_path or "") as member:
+        head = member.read(4096)
+    if located.format == "shapefile":
+        ok = head.startswith(_SHP_MAGIC)
+    elif located.format == "csv":
+        ok = True  # read by Python's csv module, never by GDAL
+    else:
+        try:
+            ok = sniff_format(head, None) == located.format
+        except JobValidationError:
+            ok = False
+    if not ok:
+        raise JobValidationError(
+            f"The zip member {located.inner_path!r} is not the {located.format} file its "
+            "name says it is.", code="unsupported_format", status=415)
+    return located
 
 
 def _gdb_root(name: str) -> str:
@@ -309,8 +335,13 @@ def stage_upload(data: bytes | IO[bytes], located: Located) -> StagedFile:
     """
     if located.container != "zip":
         return StagedFile(data, located.staged_suffix)
-    staged = StagedFile(b"", ".zip")
     stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
+    if located.format == "csv":  # read by Python's csv module: stage the member itself
+        with zipfile.ZipFile(stream) as src, src.open(located.inner_path or "") as member:
+            staged = StagedFile(member, ".csv")
+        stream.seek(0)
+        return staged
+    staged = StagedFile(b"", ".zip")
     try:
         with zipfile.ZipFile(stream) as src, \
                 zipfile.ZipFile(staged.path, "w", zipfile.ZIP_STORED, allowZip64=True) as dst:
@@ -677,7 +708,7 @@ def _inspect_gdal(
         if not (meta.get("crs") or source_crs):  # only then do the coordinates matter
             bounds = pyogrio.read_info(path, layer=chosen, force_total_bounds=True)
             bounds = bounds.get("total_bounds")
-    except pyogrio.errors.DataSourceError as exc:
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise _unreadable(located, exc) from exc
     crs, origin = choose_crs(meta.get("crs"), source_crs, _bounds(bounds))
     return ParcelFileInfo(

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from cocoa.config import Settings
-from cocoa.db.engine import is_postgres, reading
+from cocoa.db.engine import is_postgres, reading, writing
 from cocoa.db.tables import job_errors, jobs, upload_chunks, uploads
 from cocoa.jobs.jobs import (
     RETRYABLE,
@@ -82,13 +82,14 @@ class JobManager:
         self.engine = engine
         self.settings = settings
         self.postgres = is_postgres(engine)
+        self.writer = writing(engine)
         self.worker_engine = _worker_engine(engine)
         # In-process listeners (the embedded worker) woken when work appears.
         self._wake_listeners: list[Callable[[], None]] = []
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self.worker_engine is not self.engine:
+        if is_postgres(self.worker_engine):
             self.worker_engine.dispose()
 
     # ------------------------------------------------------------------ create
@@ -103,20 +104,23 @@ class JobManager:
         if job_type.needs_upload and upload is None and upload_id is None:
             raise JobValidationError("A file is required for this job type.", code="file_required")
         job_id = str(uuid.uuid4())
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             stream, upload_id = self._attach_upload(conn, upload, upload_id, created_by)
             ctx = CreateContext(
                 conn=conn, job_id=job_id, params=dict(request), settings=self.settings,
                 upload=stream, upload_filename=upload.filename if upload else None,
             )
-            params = job_type.validate(ctx)
             now = utcnow()
+            # The row exists before validation so rows it writes (a fixed
+            # geocoding selection) can reference it; a refusal rolls back both.
             conn.execute(jobs.insert().values(
                 id=job_id, type=type_name, status=Status.PENDING.value, request=request,
-                params=params, result={}, timeout_seconds=self.settings.job_timeout_seconds,
+                params={}, result={}, timeout_seconds=self.settings.job_timeout_seconds,
                 upload_id=upload_id, retry_of=retry_of, created_by=created_by,
                 created_at=now, updated_at=now,
             ))
+            params = job_type.validate(ctx)
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(params=params))
             self._notify(conn, type_name)
         self._wake_local()
         return self.get(job_id)
@@ -213,7 +217,7 @@ class JobManager:
 
     def control(self, job_id: str, action: str) -> Job:
         """cancel / pause / resume, atomically against the current state."""
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             row = conn.execute(self._locked(sa.select(jobs).where(jobs.c.id == job_id))).one_or_none()
             if row is None:
                 raise JobNotFound(f"No job with id {job_id!r}.")
@@ -390,7 +394,7 @@ class JobManager:
     def release(self, lease: Lease) -> None:
         """Graceful stop: back to pending so any worker resumes it at once."""
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             current = self._fenced_update(conn, lease, updated_at=now)
             status = Status.CANCELLED if current.control is Control.CANCEL else (
                 Status.PAUSED if current.control is Control.PAUSE else Status.PENDING)
@@ -405,7 +409,7 @@ class JobManager:
 
     def fail(self, lease: Lease, message: str) -> Job:
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             current = self._fenced_update(conn, lease, updated_at=now)
             row = conn.execute(jobs.update().where(*_fence(lease)).values(
                 status=Status.FAILED.value, error=message, control=None, lease_owner=None,
@@ -431,7 +435,7 @@ class JobManager:
         now = utcnow()
         limit = self.settings.poison_limit
         affected: list[str] = []
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             expired = conn.execute(self._locked(
                 sa.select(jobs).where(jobs.c.status == Status.PROCESSING.value,
                                       jobs.c.lease_expires_at < now)
@@ -455,7 +459,7 @@ class JobManager:
         """Jobs processing longer than their limit fail with a clear message."""
         now = utcnow()
         failed: list[str] = []
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             running = conn.execute(self._locked(
                 sa.select(jobs).where(jobs.c.status == Status.PROCESSING.value)
             )).all()
@@ -484,7 +488,7 @@ class JobManager:
         """Retention: hide finished jobs older than the limit; purge their blobs."""
         now = utcnow()
         cutoff = now - timedelta(days=self.settings.retention_days)
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             ids = conn.execute(sa.select(jobs.c.id, jobs.c.upload_id).where(
                 jobs.c.status.in_([s.value for s in TERMINAL]),
                 jobs.c.completed_at < cutoff, jobs.c.archived_at.is_(None),
@@ -538,7 +542,7 @@ def _worker_engine(engine: sa.Engine) -> sa.Engine:
     synchronous=NORMAL already behaves this way.)
     """
     if not is_postgres(engine):
-        return engine
+        return writing(engine)
     return sa.create_engine(
         engine.url, pool_pre_ping=True, pool_size=5, max_overflow=10,
         connect_args={"options": "-c synchronous_commit=off"},

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
@@ -60,6 +60,9 @@ from cocoa.providers import (
     parse_chain,
 )
 from cocoa.providers.chain import ChainProvider
+
+if TYPE_CHECKING:
+    from cocoa.config import Settings
 
 FILTERS = ("city", "state", "zip_code", "county", "precinct")
 KNOWN_PARAMS = (*FILTERS, "only_missing", "limit", "provider")
@@ -375,7 +378,7 @@ class GeocodeHouseholds:
         if state.failure is not None:
             _release(ctx)
             raise JobFailed(state.failure)
-        size = ctx.settings.geocode_batch_size
+        size = _batch_size(ctx.settings, state.chain)
         rows = _load(ctx.engine, ctx.job_id, start, size + 1)
         more, rows = len(rows) > size, rows[:size]
         if not rows:
@@ -408,6 +411,17 @@ class GeocodeHouseholds:
         if batch.done:
             _release(ctx)
         return batch
+
+
+def _batch_size(settings: Settings, chain: ChainProvider) -> int:
+    """``geocode_batch_size`` - but at least ``local_batch_size`` when every
+    stage is offline: a 100-household local batch takes ~5 ms, so the
+    per-batch commit would dominate; remote batches stay small so a
+    checkpoint never waits long behind a rate limit."""
+    size = settings.geocode_batch_size
+    if all(not getattr(stage, "memoise", True) for stage in chain.stages):
+        size = max(size, settings.local_batch_size)
+    return size
 
 
 def _prefix(rows: list[Any], by_id: dict[str, GeocodeResult]) -> list[Any]:

@@ -16,16 +16,19 @@ Two phases, one checkpoint each, so a crash in either resumes exactly:
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import numpy as np
+import pyogrio.errors
 import shapely
 import sqlalchemy as sa
 from pyproj import Transformer
 
+from cocoa.db.engine import reading
 from cocoa.db.tables import households, parcels
 from cocoa.domain import parcel_files as pf
 from cocoa.jobs.types import (
@@ -33,6 +36,7 @@ from cocoa.jobs.types import (
     Checkpoint,
     CreateContext,
     ItemError,
+    JobFailed,
     JobValidationError,
     Params,
     RunContext,
@@ -169,12 +173,22 @@ class _Reader:
 
     def read(self, start: int, count: int) -> pf.FeatureSlice:
         if self.info.format in pf.RANDOM_ACCESS_FORMATS:
-            return pf.read_slice(self.staged, self.info, start, count)
+            return self._read(start, count)
         window = self._window
         if window is None or not self._covers(window, start, count):
-            window = pf.read_slice(self.staged, self.info, start, max(count, READ_AHEAD))
+            window = self._read(start, max(count, READ_AHEAD))
             self._window = window
         return window.part(start - window.start, count)
+
+    def _read(self, start: int, count: int) -> pf.FeatureSlice:
+        """A file that validated but breaks mid-way is a job-level failure;
+        everything imported before stays."""
+        try:
+            return pf.read_slice(self.staged, self.info, start, count)
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+                pyogrio.errors.FieldError, csv.Error, UnicodeDecodeError) as exc:
+            raise JobFailed(f"The parcel file could not be read from {pf.feature_ref(start)} "
+                            f"on: {exc}") from exc
 
     def _covers(self, window: pf.FeatureSlice, start: int, count: int) -> bool:
         end = window.start + len(window)
@@ -208,7 +222,7 @@ def _import_batch(ctx: RunContext, start: int) -> Batch:
     total = reader.info.feature_count
     features = reader.read(start, ctx.batch_size) if start < total else None
     if not features or len(features) == 0:
-        return _start_linking(ctx, total)
+        return _start_linking(ctx, start)  # ``start`` features were read, whatever was counted
     prepared = _prepare(ctx, reader, features)
     existing = _existing(ctx, list(prepared.rows))
     imported, updated = _classify(ctx, prepared, existing)
@@ -238,8 +252,7 @@ def _prepare(ctx: RunContext, reader: _Reader, features: pf.FeatureSlice) -> _Pr
     for i, attributes in enumerate(features.attributes):
         index = features.start + i
         apn = pf.field_text(attributes, mapping.apn_field)
-        problem = geo.problems[i] or (None if apn else (
-            "missing_apn", f"The parcel id column {mapping.apn_field!r} is empty."))
+        problem = geo.problems[i] or _apn_problem(apn, mapping.apn_field)
         if problem:
             errors.append(ItemError(pf.feature_ref(index), problem[0], problem[1], index))
             failed += 1
@@ -251,7 +264,7 @@ def _prepare(ctx: RunContext, reader: _Reader, features: pf.FeatureSlice) -> _Pr
         situs = pf.situs_of(attributes, mapping)
         rows.pop(apn, None)  # re-insert so dict order follows the file
         rows[apn] = {  # the columns of _INSERT_COLUMNS, plus where the feature was
-            "source": source, "apn": apn[:128], "situs_address": (situs.address or None)
+            "source": source, "apn": apn, "situs_address": (situs.address or None)
             and situs.address[:300], "situs_key": situs.key and situs.key[:400],
             "geometry_wkb": wkb[i], "min_lon": bounds[i][0], "min_lat": bounds[i][1],
             "max_lon": bounds[i][2], "max_lat": bounds[i][3], "rep_lon": reps[i][0],
@@ -259,6 +272,16 @@ def _prepare(ctx: RunContext, reader: _Reader, features: pf.FeatureSlice) -> _Pr
             "created_at": now, "updated_at": now, "_index": index,
         }
     return _Prepared(rows, errors, failed, repaired)
+
+
+def _apn_problem(apn: str, column: str) -> tuple[str, str] | None:
+    if not apn:
+        return ("missing_apn", f"The parcel id column {column!r} is empty; every parcel "
+                               "needs its APN.")
+    if len(apn) > 128:
+        return ("apn_too_long", f"The parcel id {apn[:40]!r}... is {len(apn)} characters; "
+                                "at most 128 are kept. Is the mapping's apn_field right?")
+    return None
 
 
 def _geometry_columns(geoms: np.ndarray, good: np.ndarray) -> tuple[list[Any], Any, Any]:
@@ -287,7 +310,7 @@ def _existing(ctx: RunContext, apns: list[str]) -> dict[str, str | None]:
     """APN -> import_job_id of rows already stored for this source."""
     found: dict[str, str | None] = {}
     source = ctx.params["source"]
-    with ctx.engine.connect() as conn:
+    with reading(ctx.engine) as conn:
         for chunk in _chunks(apns, 500):
             query = sa.select(parcels.c.apn, parcels.c.import_job_id).where(
                 parcels.c.source == source, parcels.c.apn.in_(chunk))
@@ -370,7 +393,7 @@ def _start_linking(ctx: RunContext, features: int) -> Batch:
     reader = ctx.cache.pop(_READER_KEY, None)
     if isinstance(reader, _Reader):
         reader.close()
-    with ctx.engine.connect() as conn:
+    with reading(ctx.engine) as conn:
         considered = int(conn.execute(
             sa.select(sa.func.count()).select_from(households)
             .where(_considered(ctx.params["source"]))).scalar_one())
@@ -419,7 +442,7 @@ def _link_index(ctx: RunContext) -> _LinkIndex:
     by_key: dict[str, int] = {}
     ids: list[int] = []
     blobs: list[bytes] = []
-    with ctx.engine.connect() as conn:
+    with reading(ctx.engine) as conn:
         result: Any = conn.execute(query)
         for pid, key, blob in result:
             if key and key not in by_key:  # ordered by id: the lowest id keeps a shared key
@@ -441,7 +464,7 @@ def _link_batch(ctx: RunContext, checkpoint: Checkpoint) -> Batch:
                        households.c.parcel_link_method)
              .where(households.c.id > int(checkpoint["after"]), _considered(source))
              .order_by(households.c.id).limit(ctx.batch_size))
-    with ctx.engine.connect() as conn:  # plain tuples: Row attribute access is slow
+    with reading(ctx.engine) as conn:  # plain tuples: Row attribute access is slow
         rows: list[tuple[Any, ...]] = [tuple(r) for r in conn.execute(query)]
     index = _link_index(ctx)
     decisions = _decide(index, rows)

@@ -8,14 +8,14 @@ read with :func:`setting`, falling back to the defaults below, so adding e.g.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import sqlalchemy as sa
 
 from cocoa.providers import nominatim
 from cocoa.providers.base import Provider, ProviderConfigError
-from cocoa.providers.census import BENCHMARK, CensusProvider
+from cocoa.providers.census import CensusProvider
 from cocoa.providers.chain import ChainProvider
 from cocoa.providers.http import RetryingClient, RetryPolicy
 from cocoa.providers.local import LocalProvider
@@ -28,14 +28,6 @@ if TYPE_CHECKING:
 PROVIDER_NAMES = ("local", "census", "nominatim")
 DEFAULT_PROVIDER = "local"
 
-# Defaults for settings not (yet) in cocoa.config.Settings.
-DEFAULTS: dict[str, Any] = {
-    "nominatim_concurrency": 4,  # requests in flight on a self-hosted instance
-    "census_benchmark": BENCHMARK,
-    "provider_rate_guard": None,  # jitter tolerance, seconds; None = ratelimit.default_guard
-}
-
-
 class UnknownProvider(ProviderConfigError):
     def __init__(self, name: str) -> None:
         super().__init__(
@@ -43,10 +35,6 @@ class UnknownProvider(ProviderConfigError):
             f"{', '.join(PROVIDER_NAMES)} (or a comma-separated chain such as 'local,census')"
         )
         self.valid = list(PROVIDER_NAMES)
-
-
-def setting(settings: Settings, name: str) -> Any:
-    return getattr(settings, name, DEFAULTS[name])
 
 
 def parse_chain(spec: str | None) -> list[str]:
@@ -90,13 +78,13 @@ def _build(
         client = _client("census", settings.census_base_url, settings.census_rate_per_second,
                          settings.census_timeout_seconds, None, settings, sleep, transport)
         return CensusProvider(client, settings.census_batch_size,
-                              setting(settings, "census_benchmark"))
+                              settings.census_benchmark)
     base = settings.nominatim_base_url
     public = nominatim.is_public_instance(base)
     rate = nominatim.effective_rate(base, settings.nominatim_rate_per_second)
     client = _client("nominatim", base, rate, settings.nominatim_timeout_seconds,
                      settings.nominatim_user_agent, settings, sleep, transport)
-    concurrency = 1 if public else int(setting(settings, "nominatim_concurrency"))
+    concurrency = 1 if public else settings.nominatim_concurrency
     return NominatimProvider(client, concurrency)
 
 
@@ -107,8 +95,7 @@ def _client(
     policy = RetryPolicy(settings.provider_max_retries, settings.provider_backoff_seconds,
                          settings.provider_max_backoff_seconds)
     return RetryingClient(
-        service=service, base_url=base_url,
-        bucket=shared_bucket(f"{service} {base_url}", rate, setting(settings, "provider_rate_guard")),
+        service=service, base_url=base_url, bucket=shared_bucket(f"{service} {base_url}", rate),
         timeout=timeout, policy=policy, user_agent=user_agent, sleep=sleep,
         transport=transport,
     )

@@ -2,7 +2,8 @@
 
 Policy, in one place so all providers behave alike:
 
-* every attempt (first or retry) first takes a token from the job's bucket;
+* every attempt (first or retry) takes a token from the job's bucket and
+  holds it until the answer (or the failure) is in;
 * 429 and 5xx, timeouts and connection errors are retried with exponential
   backoff and jitter; a ``Retry-After`` header (seconds or HTTP-date) wins
   over the computed backoff because the server knows better;
@@ -94,10 +95,10 @@ class RetryingClient:
         for attempt in range(self.policy.max_retries + 1):
             if attempt:
                 self.stats.retries += 1
-            self.bucket.acquire()
             self.stats.requests_sent += 1
             try:
-                response = self._client.request(method, path, **kwargs)
+                with self.bucket.slot():  # exit marks completion: see ratelimit
+                    response = self._client.request(method, path, **kwargs)
             except httpx.TimeoutException as exc:
                 problem, wait = f"timed out ({type(exc).__name__})", None
             except httpx.TransportError as exc:

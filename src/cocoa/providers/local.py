@@ -10,7 +10,8 @@ Two sources, tried for every candidate key of a request, most specific first
 2. households already geocoded (``matched``) under that key - so apartments
    inherit their building's location and a re-run reuses earlier answers.
 
-No network, no rate limit; one indexed ``IN`` query per source and chunk.
+No network, no rate limit: one indexed lookup per source, the keys bound as a
+single array parameter (see ``_key_in``).
 """
 
 from __future__ import annotations
