@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/normalize.py [--n 100000] [--seed 7]``
 
 Generates mostly-distinct, messy North Carolina style residence addresses
 (``res_street_address`` + city + ZIP as the NCSBE file carries them: runs of
-spaces, spelled-out and abbreviated suffixes/directionals, units written five
+spaces, spelled-out and abbreviated suffixes/directionals, units written a dozen
 ways, lowercase, PO boxes, rural routes, highways), then times
 ``household_key`` over all of them with an empty cache, the bare parser with
 no cache at all, and ``usaddress.parse`` on a 10,000 sample as the baseline.
@@ -221,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  note: {ours.cpu:,.0f}/s in CPU time - the machine is oversubscribed; "
               "rerun on an idle machine")
     return 0 if verdict == "PASS" else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())
