@@ -154,7 +154,8 @@ def with_pg_database(admin_url: str, body: Any) -> dict[str, Any]:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = sa.make_url(normalise_url(admin_url)).set(database=name)
     try:
-        return body(url.render_as_string(hide_password=False))  # type: ignore[no-any-return]
+        result: dict[str, Any] = body(url.render_as_string(hide_password=False))
+        return result
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -264,7 +265,8 @@ def main() -> int:
                                   args.generate)))
         return 0
     if args.child:
-        child(*args.child, batch_size=args.batch_size, pg_url=args.pg_url)
+        backend, fmt, workdir = args.child
+        child(backend, fmt, workdir, batch_size=args.batch_size, pg_url=args.pg_url)
         return 0
     return parent(args)
 

@@ -23,8 +23,7 @@ VOTER_CSV = b"first_name,last_name,address,city,state,zip\nAda,Lovelace,1 Main S
 
 
 def needs_type(name: str) -> None:
-    if name not in all_job_types():
-        pytest.skip(f"job type {name!r} is not registered yet (being written elsewhere)")
+    assert name in all_job_types(), f"job type {name!r} is not registered"
 
 
 def assert_accepted(response: httpx.Response, type_name: str) -> dict[str, Any]:
@@ -136,9 +135,6 @@ def test_geocoding_body_validation(module_server: Any) -> None:
         assert_error(admin.post(GEOCODE, json={"city": "a\x00b"}), 422, "validation_error")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "JobManager.create runs validate() before inserting the jobs row, and geocode_households' "
-    "validate inserts geocode_selections rows whose job_id FK needs that row: 500 (reported)"))
 def test_geocoding_accepted(module_server: Any) -> None:
     needs_type("geocode_households")
     needs_type("import_voters")

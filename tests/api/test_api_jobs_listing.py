@@ -84,8 +84,7 @@ def test_noop_jobs_are_hidden_unless_asked_for(idle_server: Any, idle_manager: J
 
 
 def test_type_filter(idle_server: Any, idle_manager: JobManager) -> None:
-    if "import_voters" not in all_job_types():
-        pytest.skip("import_voters job type not available yet")
+    assert "import_voters" in all_job_types(), "job type import_voters is not registered"
     noop_jobs(idle_manager, 1)
     upload = UploadSource(io.BytesIO(b"first_name,last_name\nAda,Lovelace\n"), "v.csv", "text/csv")
     job = idle_manager.create("import_voters", {"format": "simple_csv", "mode": "full"},

@@ -209,7 +209,7 @@ def serve(
         pass  # fail early and clearly on an unreachable or unmigrated database
     application = create_app(settings, run_worker=worker)
     uvicorn.run(application, host=host or settings.host, port=port or settings.port,
-                log_level="info", timeout_graceful_shutdown=30)
+                log_level="info", timeout_graceful_shutdown=5)
 
 
 @app.command("worker")
