@@ -207,7 +207,7 @@ def voter_formats(_: CurrentUser) -> dict[str, Any]:
 
 def _parcel_request(form: FormData) -> dict[str, Any]:
     job_request: dict[str, Any] = {}
-    for name in ("source", "source_crs"):
+    for name in ("source", "source_crs", "format", "layer"):
         value = form_text(form, name, None, 256)
         if value is not None:
             job_request[name] = value

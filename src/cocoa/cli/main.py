@@ -364,14 +364,21 @@ def import_parcels(
     file: Path,
     source_crs: Annotated[str | None, typer.Option(help="CRS when the file has none, e.g. EPSG:2264.")] = None,
     source: Annotated[str | None, typer.Option(help="Dataset name parcels are keyed under.")] = None,
+    mapping: Annotated[str | None, typer.Option(
+        help='Field mapping as JSON, e.g. \'{"apn_field": "PIN", "address_field": "SITE_ADDR"}\'.')] = None,
+    layer: Annotated[str | None, typer.Option(help="Layer to read from a multi-layer file.")] = None,
     watch_it: Annotated[bool, typer.Option("--watch", help="Follow progress until done.")] = False,
 ) -> None:
     """Import parcels and link households to them."""
     request: dict[str, Any] = {}
-    if source_crs:
-        request["source_crs"] = source_crs
-    if source:
-        request["source"] = source
+    for key, value in (("source_crs", source_crs), ("source", source), ("layer", layer)):
+        if value:
+            request[key] = value
+    if mapping:
+        try:
+            request["mapping"] = json.loads(mapping)
+        except ValueError as exc:
+            fail(f"--mapping must be JSON: {exc}", 6)
     create_and_maybe_watch("parcel_import", request, file, watch_it)
 
 

@@ -182,6 +182,7 @@ households = sa.Table(
 )
 sa.Index("ix_households_city", households.c.city)
 sa.Index("ix_households_zip", households.c.zip_code)
+sa.Index("ix_households_parcel", households.c.parcel_id)
 
 voters = sa.Table(
     "voters",

@@ -45,7 +45,7 @@ from cocoa.jobs.jobs import (
     utcnow,
 )
 from cocoa.jobs.types import Batch, CreateContext, JobValidationError, all_job_types, get_job_type
-from cocoa.jobs.uploads import StoredUpload, UploadPurged, open_upload, store_upload
+from cocoa.jobs.uploads import UploadPurged, open_upload, store_upload
 
 log = logging.getLogger("cocoa.jobs")
 
@@ -99,53 +99,77 @@ class JobManager:
         upload: UploadSource | None = None, retry_of: str | None = None,
         upload_id: str | None = None,
     ) -> Job:
-        """Validate and record a job in one transaction with its upload."""
+        """Validate and record a job in one transaction with its upload.
+
+        Two orders, one transaction each:
+
+        * a job with a file validates *first*, from the client's
+          spooled upload, before the transaction has written anything - on
+          SQLite a deferred transaction then holds no lock while a large file
+          is inspected - and only then stores the file and the job row;
+        * a job without a file inserts the row first, because its
+          validation may write rows that reference it (a fixed geocoding
+          selection).
+
+        A refusal rolls everything back either way.
+        """
         job_type = get_job_type(type_name)
         if job_type.needs_upload and upload is None and upload_id is None:
             raise JobValidationError("A file is required for this job type.", code="file_required")
         job_id = str(uuid.uuid4())
-        with self.writer.begin() as conn:
-            stream, upload_id = self._attach_upload(conn, upload, upload_id, created_by)
-            ctx = CreateContext(
-                conn=conn, job_id=job_id, params=dict(request), settings=self.settings,
-                upload=stream, upload_filename=upload.filename if upload else None,
-            )
-            now = utcnow()
-            # The row exists before validation so rows it writes (a fixed
-            # geocoding selection) can reference it; a refusal rolls back both.
-            conn.execute(jobs.insert().values(
-                id=job_id, type=type_name, status=Status.PENDING.value, request=request,
-                params={}, result={}, timeout_seconds=self.settings.job_timeout_seconds,
-                upload_id=upload_id, retry_of=retry_of, created_by=created_by,
-                created_at=now, updated_at=now,
-            ))
-            params = job_type.validate(ctx)
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(params=params))
-            self._notify(conn, type_name)
+        row = {
+            "id": job_id, "type": type_name, "status": Status.PENDING.value, "request": request,
+            "result": {}, "timeout_seconds": self.settings.job_timeout_seconds,
+            "retry_of": retry_of, "created_by": created_by,
+        }
+        if upload is not None or upload_id is not None:
+            with self.engine.begin() as conn:
+                stream = upload.stream if upload is not None else self._stored_upload(upload_id)
+                params = job_type.validate(self._create_context(conn, job_id, request, stream, upload))
+                if upload is not None:
+                    upload.stream.seek(0)
+                    upload_id = self._store(conn, upload, created_by)
+                self._insert_job(conn, {**row, "params": params, "upload_id": upload_id})
+        else:
+            with self.writer.begin() as conn:
+                self._insert_job(conn, {**row, "params": {}})
+                params = job_type.validate(self._create_context(conn, job_id, request, None, None))
+                conn.execute(jobs.update().where(jobs.c.id == job_id).values(params=params))
+                self._notify(conn, type_name)
         self._wake_local()
         return self.get(job_id)
 
-    def _attach_upload(
-        self, conn: sa.Connection, upload: UploadSource | None, upload_id: str | None,
-        created_by: str | None,
-    ) -> tuple[IO[bytes] | None, str | None]:
-        if upload is not None:
-            stored: StoredUpload = store_upload(
-                conn, upload.stream, filename=upload.filename, content_type=upload.content_type,
-                created_by=created_by, max_bytes=self.settings.max_upload_bytes,
-                chunk_bytes=self.settings.upload_chunk_bytes,
-            )
-            upload.stream.seek(0)
-            return upload.stream, stored.id
-        if upload_id is not None:
-            try:
-                return open_upload(self.engine, upload_id), upload_id
-            except UploadPurged:
-                raise JobValidationError(
-                    "The original file was purged by retention; upload it again.",
-                    code="upload_purged", status=409,
-                ) from None
-        return None, None
+    def _create_context(
+        self, conn: sa.Connection, job_id: str, request: dict[str, Any], stream: IO[bytes] | None,
+        upload: UploadSource | None,
+    ) -> CreateContext:
+        return CreateContext(
+            conn=conn, job_id=job_id, params=dict(request), settings=self.settings, upload=stream,
+            upload_filename=upload.filename if upload else None,
+        )
+
+    def _insert_job(self, conn: sa.Connection, values: dict[str, Any]) -> None:
+        now = utcnow()
+        conn.execute(jobs.insert().values(**values, created_at=now, updated_at=now))
+        self._notify(conn, values["type"])
+
+    def _store(self, conn: sa.Connection, upload: UploadSource, created_by: str | None) -> str:
+        return store_upload(
+            conn, upload.stream, filename=upload.filename, content_type=upload.content_type,
+            created_by=created_by, max_bytes=self.settings.max_upload_bytes,
+            chunk_bytes=self.settings.upload_chunk_bytes,
+        ).id
+
+    def _stored_upload(self, upload_id: str | None) -> IO[bytes]:
+        """The file of an earlier job (for retry)."""
+        assert upload_id is not None
+        try:
+            return open_upload(self.engine, upload_id)
+        except UploadPurged:
+            raise JobValidationError(
+                "The original file was purged by retention; upload it again.",
+                code="upload_purged", status=409,
+            ) from None
 
     # ------------------------------------------------------------------ read
 
@@ -242,7 +266,8 @@ class JobManager:
         job = self.get(job_id)
         if job.status not in RETRYABLE:
             raise IllegalTransition(
-                f"Cannot retry a job that is {job.status.value}; only failed or cancelled jobs can be retried."
+                f"Cannot retry a job that is {job.status.value}; "
+                "only failed or cancelled jobs can be retried."
             )
         return self.create(job.type, job.request, created_by=created_by, retry_of=job.id,
                            upload_id=job.upload_id)

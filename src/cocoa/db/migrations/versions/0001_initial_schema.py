@@ -128,6 +128,7 @@ def upgrade() -> None:
     with op.batch_alter_table("households", schema=None) as batch_op:
         batch_op.create_index("ix_households_city", ["city"], unique=False)
         batch_op.create_index("ix_households_zip", ["zip_code"], unique=False)
+        batch_op.create_index("ix_households_parcel", ["parcel_id"], unique=False)
 
     op.create_table(
         "jobs",
@@ -305,6 +306,7 @@ def downgrade() -> None:
 
     op.drop_table("jobs")
     with op.batch_alter_table("households", schema=None) as batch_op:
+        batch_op.drop_index("ix_households_parcel")
         batch_op.drop_index("ix_households_zip")
         batch_op.drop_index("ix_households_city")
 
