@@ -57,7 +57,7 @@ def create_user(engine: sa.Engine, username: str, password: str | None, role: Ro
         exists = conn.execute(sa.select(users.c.id).where(users.c.username == username)).first()
         if exists:
             raise AuthError(f"User {username!r} already exists.")
-        user_id = conn.execute(users.insert().values(
+        user_id: int = conn.execute(users.insert().values(
             username=username, role=role.value, created_at=utcnow(),
             password_hash=_hasher.hash(password) if password else None,
         ).returning(users.c.id)).scalar_one()
@@ -99,7 +99,7 @@ def create_token(engine: sa.Engine, username: str, name: str = "default") -> tup
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     with writing(engine).begin() as conn:
-        token_id = conn.execute(api_tokens.insert().values(
+        token_id: int = conn.execute(api_tokens.insert().values(
             user_id=user.id, name=name[:128] or "default", prefix=token[:12],
             token_hash=hash_token(token), created_at=now,
         ).returning(api_tokens.c.id)).scalar_one()

@@ -91,7 +91,7 @@ def test_invalid_request_creates_nothing(manager: JobManager) -> None:
     assert info.value.status == 422 and "items" in info.value.message
     with pytest.raises(JobValidationError, match="Unknown job type"):
         manager.create("nope", {}, created_by="t")
-    assert manager.list(include_hidden=True)[1] == 0
+    assert manager.list_jobs(include_hidden=True)[1] == 0
 
 
 def test_upload_is_stored_in_chunks_and_rolled_back_with_a_failed_creation(manager: JobManager) -> None:
@@ -325,12 +325,12 @@ def test_list_filters_total_and_order(manager: JobManager) -> None:
     ids = [noop(manager) for _ in range(5)]
     other = noop(manager, type_name="noop_other")
     manager.control(ids[0], "cancel")
-    page, total = manager.list(type_name="noop", limit=2, offset=1)
+    page, total = manager.list_jobs(type_name="noop", limit=2, offset=1)
     assert total == 5 and [j.id for j in page] == [ids[3], ids[2]]
-    cancelled, total = manager.list(status="cancelled", type_name="noop")
+    cancelled, total = manager.list_jobs(status="cancelled", type_name="noop")
     assert total == 1 and cancelled[0].id == ids[0]
-    assert manager.list()[1] == 0  # internal types are hidden from default listings
-    assert manager.list(include_hidden=True)[0][0].id == other
+    assert manager.list_jobs()[1] == 0  # internal types are hidden from default listings
+    assert manager.list_jobs(include_hidden=True)[0][0].id == other
 
 
 def test_retention_archives_old_finished_jobs_and_purges_their_uploads(manager: JobManager) -> None:
@@ -345,9 +345,9 @@ def test_retention_archives_old_finished_jobs_and_purges_their_uploads(manager: 
                      .values(completed_at=utcnow() - timedelta(days=31), created_at=utcnow() - timedelta(days=40)))
     assert manager.archive_finished() == 1
     assert manager.get(old).archived_at is not None and manager.get(recent).archived_at is None
-    visible = {j.id for j in manager.list(include_hidden=True)[0]}
+    visible = {j.id for j in manager.list_jobs(include_hidden=True)[0]}
     assert old not in visible and recent in visible
-    assert old in {j.id for j in manager.list(include_hidden=True, include_archived=True)[0]}
+    assert old in {j.id for j in manager.list_jobs(include_hidden=True, include_archived=True)[0]}
     with manager.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(upload_chunks)).scalar_one() == 0
         assert conn.execute(sa.select(uploads.c.purged_at)).scalar_one() is not None

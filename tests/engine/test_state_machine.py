@@ -3,6 +3,7 @@ in any order; the engine must never reach an illegal state."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -46,18 +47,14 @@ class JobLifecycle(RuleBasedStateMachine):
     @rule(index=st.integers(0, 50), action=st.sampled_from(["cancel", "pause", "resume"]))
     def control(self, index: int, action: str) -> None:
         job_id = self.ids[index % len(self.ids)]
-        try:
+        with contextlib.suppress(IllegalTransition):
             self.manager.control(job_id, action)
-        except IllegalTransition:
-            pass
 
     @precondition(lambda self: self.ids)
     @rule(index=st.integers(0, 50))
     def retry(self, index: int) -> None:
-        try:
+        with contextlib.suppress(IllegalTransition):
             self.ids.append(self.manager.retry(self.ids[index % len(self.ids)], created_by="h").id)
-        except IllegalTransition:
-            pass
 
     @rule(owner=st.sampled_from(["a", "b"]))
     def claim(self, owner: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.process.test_worker_processes import Workers, wait_for
 
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine
@@ -19,7 +20,6 @@ from cocoa.db.tables import households, voters
 from cocoa.jobs.jobs import Status
 from cocoa.jobs.manager import JobManager, UploadSource
 from cocoa.samples.voters import generate
-from tests.process.test_worker_processes import Workers, wait_for
 
 pytestmark = pytest.mark.slow
 

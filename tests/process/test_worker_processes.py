@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import REPO, cocoa_env
 
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine
@@ -22,7 +23,6 @@ from cocoa.db.migrate import upgrade
 from cocoa.db.tables import jobs, noop_items
 from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import JobManager
-from tests.conftest import REPO, cocoa_env
 
 pytestmark = pytest.mark.slow
 

@@ -79,7 +79,7 @@ def list_jobs(
 ) -> dict[str, Any]:
     """Jobs, newest first. ``total`` counts every match, not just this page."""
     _check_type(type)
-    found, total = manager.list(status=status.value if status else None, type_name=type, limit=limit,
+    found, total = manager.list_jobs(status=status.value if status else None, type_name=type, limit=limit,
                                 offset=offset, include_archived=include_archived)
     return {"jobs": page_dicts(manager, found), "total": total, "limit": limit, "offset": offset}
 

@@ -246,7 +246,7 @@ def jobs_list(
 ) -> None:
     """List recent jobs, newest first."""
     with _manager() as manager:
-        found, total = manager.list(status=status.value if status else None, type_name=type_name,
+        found, total = manager.list_jobs(status=status.value if status else None, type_name=type_name,
                                     limit=limit, include_archived=all_, include_hidden=all_)
     if as_json:
         print(json.dumps({"jobs": [j.to_dict() for j in found], "total": total}, indent=2))

@@ -180,7 +180,7 @@ class JobManager:
             raise JobNotFound(f"No job with id {job_id!r}.")
         return Job.from_row(row)
 
-    def list(
+    def list_jobs(
         self, *, status: str | None = None, type_name: str | None = None, limit: int = 50,
         offset: int = 0, include_archived: bool = False, include_hidden: bool = False,
     ) -> tuple[list[Job], int]:
@@ -211,7 +211,7 @@ class JobManager:
                 sa.select(jobs.c.status, sa.func.count()).where(*where).group_by(jobs.c.status)
             ).all()
         counts = {s.value: 0 for s in Status}
-        counts.update({status: int(n) for status, n in rows})
+        counts.update({str(row[0]): int(row[1]) for row in rows})
         return counts
 
     def errors(self, job_id: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -532,7 +532,7 @@ class JobManager:
         """Purge only blobs no live (unarchived) job still points at."""
         if not upload_ids:
             return
-        still_used = set(conn.execute(sa.select(jobs.c.upload_id).where(
+        still_used: set[str] = set(conn.execute(sa.select(jobs.c.upload_id).where(
             jobs.c.upload_id.in_(upload_ids), jobs.c.archived_at.is_(None)
         )).scalars())
         purgeable = list(upload_ids - still_used)

@@ -184,7 +184,7 @@ def jobs_page(request: Request) -> Response:
     type_name, types, notice = _type_filter(request.query_params.get("type", "")[:64])
     page = _int_arg(request, "page")
     manager = _manager(request)
-    jobs, total = manager.list(status=status or None, type_name=type_name or None,
+    jobs, total = manager.list_jobs(status=status or None, type_name=type_name or None,
                                limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE)
     return render(request, "jobs.html", {
         "jobs": [j.to_dict() for j in jobs], "total": total, "page": page,
