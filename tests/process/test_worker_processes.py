@@ -223,8 +223,12 @@ def test_signals_are_real(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         os.kill(proc.pid, signal.SIGSTOP)
-        with open(f"/proc/{proc.pid}/stat") as stat:
-            assert stat.read().split()[2] == "T"
+
+        def state() -> str:
+            with open(f"/proc/{proc.pid}/stat") as stat:
+                return stat.read().split()[2]
+
+        wait_for(lambda: state() == "T", timeout=10, what="stopped state")
     finally:
         proc.kill()
         proc.wait()

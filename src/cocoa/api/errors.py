@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cocoa.api.schemas import NO_NUL
 from cocoa.jobs.jobs import IllegalTransition
 from cocoa.jobs.manager import JobNotFound
 from cocoa.jobs.types import JobValidationError
@@ -71,17 +72,19 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            {"location": [str(p) for p in e.get("loc", ())], "message": e.get("msg", ""),
+            {"location": [str(p) for p in e.get("loc", ())], "message": _problem_message(e),
              "type": e.get("type", "")}
             for e in exc.errors()
         ]
-        summary = "; ".join(f"{'.'.join(p['location'][1:]) or p['location'][0]}: {p['message']}"
-                            for p in problems[:5])
+        summary = "; ".join(_problem_summary(p) for p in problems[:5])
         return error_response(422, f"Invalid request: {summary}", "validation_error", problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else _DEFAULT_CODES.get(exc.status_code, "error")
+        if message == _FASTAPI_BODY_ERROR:  # e.g. JSON that is not UTF-8, or nested too deep
+            message = ("The request body could not be parsed: send a JSON object encoded as UTF-8 "
+                       "with 'Content-Type: application/json'.")
         if exc.status_code == 404 and message == "Not Found":
             message = f"No such endpoint: {request.method} {request.url.path}"
         elif exc.status_code == 405:
@@ -92,6 +95,28 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error; the details are in the server log.")
+
+
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
+def _problem_message(error: Any) -> str:
+    """Pydantic's message, reworded where it does not say what to fix."""
+    kind, ctx = error.get("type"), error.get("ctx") or {}
+    if kind == "json_invalid":  # FastAPI puts the character offset where a field name goes
+        loc = error.get("loc", ())
+        where = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return f"the body is not valid JSON ({ctx.get('error', 'decode error')}{where})"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == NO_NUL:
+        return "must not contain NUL characters"
+    return str(error.get("msg", ""))
+
+
+def _problem_summary(problem: dict[str, Any]) -> str:
+    location: list[str] = problem["location"]
+    if problem["type"] == "json_invalid":
+        return str(problem["message"])
+    return f"{'.'.join(location[1:]) or location[0]}: {problem['message']}"
 
 
 def use_error_shape_in_openapi(app: FastAPI) -> None:

@@ -24,8 +24,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.types import Message
@@ -33,7 +33,7 @@ from starlette.types import Message
 from cocoa.api.deps import AdminUser, CurrentUser, Manager
 from cocoa.api.errors import ApiError
 from cocoa.api.jobs_routes import job_location
-from cocoa.api.schemas import JobAccepted, VoterFormatList, errors, text
+from cocoa.api.schemas import ErrorBody, JobAccepted, VoterFormatList, errors, text
 from cocoa.auth import User
 from cocoa.jobs.jobs import Job
 from cocoa.jobs.manager import JobManager, UploadSource
@@ -43,6 +43,11 @@ router = APIRouter(tags=["imports"])
 # Room for multipart boundaries and the small text fields next to the file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 16
+# More file parts than the one 'file' are parsed (the size limit still bounds
+# them) so that a client who sends, say, 'format' as a file, or two files,
+# hears exactly that instead of Starlette's "Too many files. Maximum number
+# of files is 1."
+MAX_FORM_FILES = 4
 VOTER_MODES = ("full", "incremental")
 UPLOAD_ERRORS = errors(400, 401, 403, 413, 415, 422)
 
@@ -89,10 +94,14 @@ async def read_upload_form(request: Request, limit: int) -> FormData:
     """The parsed multipart form, within the size limit."""
     _check_headers(request, limit)
     limited = Request(request.scope, _counting_receive(request.receive, limit))
-    return await limited.form(max_files=1, max_fields=MAX_FORM_FIELDS)
+    return await limited.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
 
 
 def form_file(form: FormData, limit: int) -> UploadFile:
+    if len(form.getlist("file")) > 1:
+        message = "Send one file per import: the multipart field 'file' appears more than once."
+        raise ApiError(422, message, "too_many_files",
+                       [{"location": ["body", "file"], "message": message, "type": "too_many"}])
     value = form.get("file")
     if not isinstance(value, UploadFile):
         message = ("Missing file: send it as the multipart field 'file'." if value is None
@@ -135,15 +144,28 @@ def accepted(manager: JobManager, job: Job, response: Response) -> dict[str, Any
     return {"job_id": job.id, "status": "pending", "job": manager.job_dict(job)}
 
 
+def check_field_names(form: FormData, known: tuple[str, ...]) -> None:
+    """422 for a field this endpoint does not take: a typo such as 'fromat'
+    must not silently fall back to the default."""
+    unknown = sorted(set(form.keys()) - {"file", *known})
+    if unknown:
+        message = (f"Unknown multipart field(s) {', '.join(map(repr, unknown))}; this endpoint takes "
+                   f"{', '.join(map(repr, ('file', *known)))}.")
+        raise ApiError(422, message, "unknown_field",
+                       [{"location": ["body", name], "message": "unknown field", "type": "extra_forbidden"}
+                        for name in unknown])
+
+
 async def create_upload_job(
     request: Request, response: Response, manager: Manager, user: User, type_name: str,
-    build_request: Callable[[FormData], dict[str, Any]],
+    build_request: Callable[[FormData], dict[str, Any]], fields: tuple[str, ...],
 ) -> dict[str, Any]:
     """Read the form, validate its fields, then create the job in the threadpool."""
     limit = manager.settings.max_upload_bytes
     form = await read_upload_form(request, limit)
     try:
         upload = form_file(form, limit)
+        check_field_names(form, fields)
         job_request = build_request(form)
         source = UploadSource(upload.file, _printable(upload.filename), _printable(upload.content_type))
         job = await run_in_threadpool(manager.create, type_name, job_request,
@@ -163,6 +185,9 @@ def multipart_body(properties: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- voters
+
+
+VOTER_FIELDS = ("format", "mode")
 
 
 def _voter_request(form: FormData) -> dict[str, Any]:
@@ -185,7 +210,8 @@ def _voter_request(form: FormData) -> dict[str, Any]:
 async def import_voters(request: Request, response: Response, user: AdminUser,
                         manager: Manager) -> dict[str, Any]:
     """Start an ``import_voters`` job for a voter file (CSV/TSV in a known layout)."""
-    return await create_upload_job(request, response, manager, user, "import_voters", _voter_request)
+    return await create_upload_job(request, response, manager, user, "import_voters", _voter_request,
+                                   VOTER_FIELDS)
 
 
 @router.get("/voters/import/formats", response_model=VoterFormatList, responses=errors(401, 503))
@@ -205,9 +231,13 @@ def voter_formats(_: CurrentUser) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- parcels
 
 
+PARCEL_TEXT_FIELDS = ("source", "source_crs", "format", "layer")
+PARCEL_FIELDS = (*PARCEL_TEXT_FIELDS, "mapping")
+
+
 def _parcel_request(form: FormData) -> dict[str, Any]:
     job_request: dict[str, Any] = {}
-    for name in ("source", "source_crs", "format", "layer"):
+    for name in PARCEL_TEXT_FIELDS:
         value = form_text(form, name, None, 256)
         if value is not None:
             job_request[name] = value
@@ -242,7 +272,8 @@ def _json_object(text: str, name: str) -> dict[str, Any]:
 async def import_parcels(request: Request, response: Response, user: AdminUser,
                          manager: Manager) -> dict[str, Any]:
     """Start a ``parcel_import`` job (GeoJSON, zipped Shapefile, GeoPackage, ...)."""
-    return await create_upload_job(request, response, manager, user, "parcel_import", _parcel_request)
+    return await create_upload_job(request, response, manager, user, "parcel_import", _parcel_request,
+                                   PARCEL_FIELDS)
 
 
 # ----------------------------------------------------------------------------- geocoding
@@ -258,16 +289,44 @@ class GeocodeRequest(BaseModel):
     zip_code: Annotated[str, text(16)] | None = None
     county: Annotated[str, text(128)] | None = None
     precinct: Annotated[str, text(128)] | None = None
-    only_missing: bool = Field(True, description="Skip households that already have coordinates.")
-    limit: int | None = Field(None, ge=1, le=2**31 - 1, description="At most this many households.")
+    # Strict: a JSON API takes numbers and booleans as such. Lax parsing let
+    # "limit": "5" and "limit": true through as 5 and 1 - a client bug hidden.
+    only_missing: StrictBool = Field(True, description="Skip households that already have coordinates.")
+    # No upper bound here: the real one is COCOA_MAX_ITEMS_PER_JOB, which the
+    # job type checks with a message naming it (a static 2**31-1 bound told
+    # clients a maximum that is not the one in force).
+    limit: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="At most this many households (1 .. the server's item limit per job).")
     provider: Annotated[str, text(128)] = Field(
         "local", description="local, census, nominatim, or a chain such as 'local,census'.")
 
 
+async def require_json_body(request: Request) -> None:
+    """415 unless the body is declared JSON.
+
+    Why: FastAPI parses only a body whose Content-Type is JSON; a form,
+    ``text/plain`` or no content type reached the model as raw bytes and came
+    back as the baffling 422 "Input should be a valid dictionary or object to
+    extract fields from". A dependency runs after authentication (401/403
+    first) and before the body is validated.
+    """
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
+        got = content_type or "no content type"
+        raise ApiError(415, f"Send the request body as a JSON object with 'Content-Type: application/json' "
+                       f"(got {got!r}).", "unsupported_media_type", {"expected": "application/json"})
+
+
+JsonBody = Annotated[None, Depends(require_json_body)]
+
+
 @router.post("/jobs/geocoding", status_code=202, response_model=JobAccepted,
-             responses=errors(400, 401, 403, 422), tags=["jobs"])
+             responses={**errors(400, 401, 403, 415, 422),
+                        415: {"model": ErrorBody, "description": "The body is not JSON "
+                              "(send Content-Type: application/json)."}}, tags=["jobs"])
 def start_geocoding(body: GeocodeRequest, response: Response, user: AdminUser,
-                    manager: Manager) -> dict[str, Any]:
+                    manager: Manager, _: JsonBody) -> dict[str, Any]:
     """Start a ``geocode_households`` job over the households matching the filters."""
     job = manager.create("geocode_households", body.model_dump(), created_by=user.username)
     return accepted(manager, job, response)

@@ -89,7 +89,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = [
-    "NormalizedAddress", "household_key", "normalize_address", "normalize_city", "normalize_zip",
+    "NormalizedAddress", "address_household_key", "household_key", "normalize_address",
+    "normalize_city", "normalize_zip", "parse_address",
 ]
 
 # --------------------------------------------------------------------------- tables
@@ -423,6 +424,11 @@ _PUNCTUATION = str.maketrans({
     **{c: " " for c in '"()[]{}<>\\*_:!?=+@$%^|~'},
 })
 
+# Any character the table changes: most lines have none, and a regex search
+# for one costs a seventh of the translate it then skips.
+_HAS_PUNCTUATION = re.compile(
+    "[" + "".join(re.escape(chr(c)) for c in sorted(_PUNCTUATION)) + "]").search
+
 # "APT4B", "STE100", "#4B" is handled by the translate table.
 _GLUED_UNIT = re.compile(
     r"(APT|APARTMENT|STE|SUITE|UNIT|RM|ROOM|LOT|BLDG|FL|SPC|SPACE|TRLR|PH)(\d\w*)"
@@ -545,7 +551,9 @@ def _is_glued(token: str) -> bool:
 
 def _tokenize(text: str) -> list[str]:
     """Upper-case, strip punctuation, drop a ``, CITY, ST ZIP`` tail, split."""
-    text = text.upper().translate(_PUNCTUATION)
+    text = text.upper()
+    if _HAS_PUNCTUATION(text):
+        text = text.translate(_PUNCTUATION)
     if "SAINT" in text:
         text = _SAINT.sub("ST", text)
     if "," in text:
@@ -838,12 +846,12 @@ def _parse_street(tokens: list[str]) -> tuple[str, str, str, str]:
 # --------------------------------------------------------------------------- public
 
 
-@lru_cache(maxsize=16384)
-def normalize_address(line: str, unit: str | None = None) -> NormalizedAddress:
-    """Parse one free-form street line (plus an optional separate unit field).
+def parse_address(line: str, unit: str | None = None) -> NormalizedAddress:
+    """:func:`normalize_address` without its cache.
 
-    Never raises on text. Results are cached (voter files repeat addresses,
-    one row per voter in the household); the result is immutable.
+    For callers that already cache at a coarser level (a voter file reader
+    keeps one entry per distinct address *row*): a second, process-wide LRU
+    behind theirs would only cost a lookup and an eviction per miss.
     """
     tokens = _tokenize(line)
     if unit:
@@ -851,6 +859,16 @@ def normalize_address(line: str, unit: str | None = None) -> NormalizedAddress:
         if extra:
             tokens = _with_unit(tokens, extra)
     return _parse_tokens(tokens)
+
+
+@lru_cache(maxsize=16384)
+def normalize_address(line: str, unit: str | None = None) -> NormalizedAddress:
+    """Parse one free-form street line (plus an optional separate unit field).
+
+    Never raises on text. Results are cached (voter files repeat addresses,
+    one row per voter in the household); the result is immutable.
+    """
+    return parse_address(line, unit)
 
 
 def _with_unit(tokens: list[str], extra: list[str]) -> list[str]:
@@ -932,7 +950,13 @@ def household_key(
     gives a key starting with ``|``: callers should not group those into one
     "household" (check ``normalize_address(street).key`` first).
     """
-    address = normalize_address(street, unit)
+    return address_household_key(normalize_address(street, unit), city, state, zip_code)
+
+
+def address_household_key(address: NormalizedAddress, city: str | None, state: str | None,
+                          zip_code: str | None) -> str:
+    """:func:`household_key` of an address already parsed (with its unit), so
+    a caller that needs both the parse and the key parses once."""
     zip5 = normalize_zip(zip_code)
     if zip5:
         return f"{address.key}|{zip5}"

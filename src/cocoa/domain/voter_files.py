@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import IO, Literal
+from typing import IO, Any, Literal, NamedTuple
 
-from cocoa.domain.addresses import household_key, normalize_address, normalize_zip
+from cocoa.domain.addresses import address_household_key, normalize_zip, parse_address
 from cocoa.jobs.types import JobValidationError
 
 Quoting = Literal["enclosed", "csv"]
@@ -430,9 +431,13 @@ class RowIssue:
     fatal: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Residence:
-    """A normalised residence: the household it belongs to."""
+class Residence(NamedTuple):
+    """A normalised residence: the household it belongs to.
+
+    A named tuple of strings, so the garbage collector stops tracking it: a
+    reader caches tens of thousands of them, and every full collection would
+    otherwise walk them all (that was a fifth of an import's CPU time).
+    """
 
     key: str
     street_line: str
@@ -442,15 +447,14 @@ class Residence:
     zip_code: str | None
 
 
-@lru_cache(maxsize=65_536)
 def residence(street: str | None, unit: str | None, city: str | None, state: str | None,
               zip_code: str | None) -> Residence | None:
-    """Normalise once per distinct spelling: voters share addresses, and the
-    normaliser is the most expensive step of a row."""
+    """The normalised residence of one row's address columns (None without a
+    street). :class:`RowReader` caches it per distinct spelling."""
     if not street:
         return None
-    parsed = normalize_address(street, unit)
-    key = household_key(street, city, state, zip_code, unit)
+    parsed = parse_address(street, unit)  # the caller caches; parse once for both
+    key = address_household_key(parsed, city, state, zip_code)
     return Residence(key, parsed.street_line or street, parsed.unit or None, city,
                      state.upper() if state else None, normalize_zip(zip_code) or None)
 
@@ -460,21 +464,34 @@ class VoterRecord:
     """One parsed data row.
 
     ``fields`` holds the canonical voter columns (text trimmed and inner runs
-    of spaces collapsed; dates parsed; empty means None); ``record`` is every
-    source column exactly as given, keyed by the header name.
+    of spaces collapsed; dates parsed; empty means None); ``values`` is every
+    source field exactly as given, in header order (``names``), and
+    :attr:`record` the same keyed by the header name. The dict is built on
+    demand only: an import hashes and serialises the list directly, and a
+    67-entry dict per row was a measurable share of the import.
     """
 
     row: int
     external_id: str
     fields: dict[str, object]
-    record: dict[str, str]
+    values: list[str]
+    names: tuple[str, ...] = field(repr=False)
     household: Residence | None  # None when the row has no street address
     warnings: list[RowIssue] = field(default_factory=list)
 
+    @property
+    def record(self) -> dict[str, str]:
+        """Every source column exactly as given, keyed by the header name."""
+        return dict(zip(self.names, self.values, strict=False))
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One physical line: its number, where it starts, where the next starts."""
+
+class Line(NamedTuple):
+    """One physical line: its number, where it starts, where the next starts.
+
+    A named tuple rather than a frozen dataclass: one is made per line (three
+    passes over every file), and a frozen dataclass's ``__init__`` costs
+    several times as much.
+    """
 
     number: int
     start: int
@@ -494,16 +511,58 @@ def iter_lines(stream: IO[bytes], offset: int, number: int) -> Iterator[Line]:
         number += 1
 
 
+# Characters ``json.dumps(..., ensure_ascii=False)`` escapes in a string.
+_JSON_SPECIAL = re.compile(r'[\x00-\x1f"\\]').search
+
+
+class RecordJson:
+    """Serialise a row's source fields as the JSON object ``{header: value}``.
+
+    Byte for byte what ``json.dumps(record, ensure_ascii=False,
+    separators=(",", ":"))`` gives, but when no value needs escaping (nearly
+    every row) it is one ``str.format`` of a template built from the header
+    once, about ten times faster than the generic encoder.
+    """
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        keys = (json.dumps(n, ensure_ascii=False).replace("{", "{{").replace("}", "}}")
+                for n in names)
+        self._template = "{{" + ",".join(f'{k}:"{{}}"' for k in keys) + "}}"
+
+    def __call__(self, values: list[str]) -> str:
+        if len(values) == len(self.names) and not _JSON_SPECIAL("".join(values)):
+            return self._template.format(*values)
+        return json.dumps(dict(zip(self.names, values, strict=False)), ensure_ascii=False,
+                          separators=(",", ":"))
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Does ``encoding`` decode every ASCII byte to the same character?"""
+    ascii_bytes = bytes(range(128))
+    try:
+        return ascii_bytes.decode(encoding) == ascii_bytes.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+
+
+HOME_CACHE_SIZE = 200_000  # distinct address spellings a reader remembers (~60 MB)
+_MISSING: Any = object()
+_RAGGED: Any = object()  # "wrong number of fields", from RowReader._field_bytes
+
+
 class RowReader:
     """Turns lines of one file into :class:`VoterRecord` or :class:`RowIssue`.
 
-    Built once per file from its header; cheap to call per line.
+    Built once per file from its header (every column position is looked up
+    here, not per row); cheap to call per line.
     """
 
     def __init__(self, layout: Layout, header: Header) -> None:
         self.layout = layout
         self.header = header
         self.width = len(header.names)
+        self.record_json = RecordJson(header.names)
         self._id_pos = header.position(layout.id_column) if layout.id_column else None
         fields = {name: self._locate(src) for name, src in layout.fields.items()}
         # One-column fields (nearly all) take a fast path in ``parse``.
@@ -511,6 +570,7 @@ class RowReader:
                         if isinstance(w, tuple) and len(w) == 1]
         self._other = [(n, w) for n, w in fields.items()
                        if not (isinstance(w, tuple) and len(w) == 1)]
+        self._dates = list(layout.dates.items())
         res = layout.residence
         self._street = [p for c in res.street if (p := header.position(c)) is not None]
         self._unit = [p for c in res.unit if (p := header.position(c)) is not None]
@@ -522,6 +582,27 @@ class RowReader:
         self._quoted_delimiter = b'"' + self._delimiter + b'"'
         # Only then can no line be undecodable, so a byte-level split is exact.
         self._latin1_last = layout.encodings[-1] == "latin-1"
+        # Then a pure-ASCII line decodes the same whichever encoding would win.
+        self._ascii_first = _ascii_compatible(layout.encodings[0])
+        self._homes: dict[tuple[str | None, ...], Residence | None] = {}
+
+    def residence(self, street: str | None, unit: str | None, city: str | None,
+                  state: str | None, zip_code: str | None) -> Residence | None:
+        """:func:`residence`, once per distinct spelling: voters share
+        addresses, and the normaliser is the most expensive step of a row.
+
+        A plain dict per reader (one file) rather than a process-wide
+        ``lru_cache``: its keys and values are tuples of strings, which the
+        garbage collector stops tracking, where an ``lru_cache`` keeps one
+        tracked link object per entry for the life of the process.
+        """
+        key = (street, unit, city, state, zip_code)
+        home = self._homes.get(key, _MISSING)
+        if home is _MISSING:
+            if len(self._homes) >= HOME_CACHE_SIZE:
+                self._homes.clear()  # bounded memory; rows with one address are close
+            home = self._homes[key] = residence(street, unit, city, state, zip_code)
+        return home
 
     def _locate(self, source: Source) -> Const | tuple[int, ...]:
         if isinstance(source, Const):
@@ -530,13 +611,17 @@ class RowReader:
         return tuple(p for n in names if (p := self.header.position(n)) is not None)
 
     def decode(self, line: Line) -> str | RowIssue:
+        raw = line.raw
+        if self._ascii_first and raw.isascii():  # most lines: no fallback to try
+            text = raw.decode("ascii")
+            return text.replace("\x00", "") if "\x00" in text else text
         for encoding in self.layout.encodings:
             try:
-                return line.raw.decode(encoding).replace("\x00", "")
+                return raw.decode(encoding).replace("\x00", "")
             except UnicodeDecodeError as exc:
                 error = exc
         return RowIssue(line.number, "undecodable",
-                        f"row {line.number}: bytes {line.raw[error.start:error.end]!r} at "
+                        f"row {line.number}: bytes {raw[error.start:error.end]!r} at "
                         f"byte {error.start} are not valid in any of "
                         f"{', '.join(self.layout.encodings)}; save the file as UTF-8")
 
@@ -581,24 +666,32 @@ class RowReader:
         """
         raw = line.raw
         if self._id_pos is not None and self._latin1_last and b"\x00" not in raw:
-            parts = self._split_bytes(raw)
-            if parts is not None:
-                if len(parts) != self.width:
-                    return None
-                voter_id = parts[self._id_pos]
-                if voter_id.isascii():
-                    text = voter_id.decode("ascii").strip()
-                    return text if text and len(text) <= MAX_ID_LENGTH else None
+            voter_id = self._field_bytes(raw, self._id_pos)
+            if voter_id is _RAGGED:
+                return None
+            if voter_id is not None and voter_id.isascii():
+                text = voter_id.decode("ascii").strip()
+                return text if text and len(text) <= MAX_ID_LENGTH else None
         item = self.parse(line)
         return item.external_id if isinstance(item, VoterRecord) else None
 
-    def _split_bytes(self, raw: bytes) -> list[bytes] | None:
+    def _field_bytes(self, raw: bytes, pos: int) -> bytes | None:
+        """Field ``pos`` of a line split as bytes; :data:`_RAGGED` when the
+        line has the wrong number of fields, None when only the full path can
+        tell. Counts the delimiters and splits only up to ``pos`` (``count``
+        and ``split`` both scan for non-overlapping matches left to right, so
+        the count is the full split's length minus one)."""
         if b'"' not in raw:
-            return raw.split(self._delimiter)
+            if raw.count(self._delimiter) != self.width - 1:
+                return _RAGGED
+            return raw.split(self._delimiter, pos + 1)[pos]
         if self.layout.quoting == "enclosed" and len(raw) > 1 and raw[:1] == raw[-1:] == b'"':
-            parts = raw[1:-1].split(self._quoted_delimiter)
-            if raw.count(b'"') == 2 * len(parts):
-                return parts
+            inner = raw[1:-1]
+            n = inner.count(self._quoted_delimiter) + 1
+            if raw.count(b'"') == 2 * n:
+                if n != self.width:
+                    return _RAGGED
+                return inner.split(self._quoted_delimiter, pos + 1)[pos]
         return None
 
     def external_id(self, values: list[str]) -> str:
@@ -614,14 +707,15 @@ class RowReader:
             problem = _check_id(line.number, external_id, self.layout)
             if problem:
                 return problem
-        canonical: dict[str, object] = {}
-        for name, pos in self._single:
-            text = values[pos]
-            text = " ".join(text.split()) if "  " in text or "\t" in text else text.strip()
-            canonical[name] = text or None
+        canonical: dict[str, object] = {
+            name: (" ".join(text.split()) if "  " in text or "\t" in text else text.strip())
+            or None
+            for name, pos in self._single for text in (values[pos],)
+        }
         for name, where in self._other:
             canonical[name] = self._value(values, where)
-        self._convert(line.number, canonical, warnings)
+        if self._dates or self.layout.integers:
+            self._convert(line.number, canonical, warnings)
         street = _join(values, self._street)
         unit = _join(values, self._unit)
         canonical["res_street"] = f"{street} {unit}" if street and unit else street
@@ -629,14 +723,14 @@ class RowReader:
         canonical["res_state"] = state = self._value(values, self._state)
         canonical["res_zip"] = zip_code = self._value(values, self._zip)
         canonical["mail_address"] = _join(values, self._mail, ", ")
-        home = residence(street, unit, city, state, zip_code)
+        home = self.residence(street, unit, city, state, zip_code)
         if self._id_pos is None:
             external_id = simple_csv_key(
                 _str(canonical.get("first_name")), _str(canonical.get("last_name")),
                 home.key if home else None, _str(canonical.get("email")),
                 _str(canonical.get("phone")))
-        return VoterRecord(line.number, external_id, canonical,
-                           dict(zip(self.header.names, values, strict=False)), home, warnings)
+        return VoterRecord(line.number, external_id, canonical, values, self.header.names,
+                           home, warnings)
 
     @staticmethod
     def _value(values: list[str], where: Const | tuple[int, ...]) -> str | None:
@@ -651,7 +745,7 @@ class RowReader:
 
     def _convert(self, row: int, canonical: dict[str, object],
                  warnings: list[RowIssue]) -> None:
-        for name, order in self.layout.dates.items():
+        for name, order in self._dates:
             text = canonical.get(name)
             if isinstance(text, str):
                 parsed = parse_date(text, order)
@@ -697,6 +791,8 @@ def _clean(value: str) -> str:
 
 
 def _join(values: list[str], positions: list[int], sep: str = " ") -> str | None:
+    if not positions:
+        return None
     if len(positions) == 1:
         return _clean(values[positions[0]]) or None
     raw = [values[p] for p in positions]
@@ -811,7 +907,13 @@ def count_data_lines(stream: IO[bytes], offset: int, layout: Layout) -> int:
 
 
 def _blank_bytes(layout: Layout) -> bytes:
-    return b' \t\r\n"' + layout.delimiter.encode()
+    return _filler(layout.delimiter)
+
+
+@lru_cache(maxsize=16)
+def _filler(delimiter: str) -> bytes:
+    """Cached: ``is_blank`` runs twice per line of every import."""
+    return b' \t\r\n"' + delimiter.encode()
 
 
 def is_blank(raw: bytes, layout: Layout) -> bool:

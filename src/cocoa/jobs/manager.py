@@ -129,15 +129,15 @@ class JobManager:
                 if upload is not None:
                     upload.stream.seek(0)
                     upload_id = self._store(conn, upload, created_by)
-                self._insert_job(conn, {**row, "params": params, "upload_id": upload_id})
+                created = self._insert_job(conn, {**row, "params": params, "upload_id": upload_id})
         else:
             with self.writer.begin() as conn:
                 self._insert_job(conn, {**row, "params": {}})
                 params = job_type.validate(self._create_context(conn, job_id, request, None, None))
-                conn.execute(jobs.update().where(jobs.c.id == job_id).values(params=params))
-                self._notify(conn, type_name)
+                created = conn.execute(jobs.update().where(jobs.c.id == job_id).values(params=params)
+                                       .returning(*jobs.c)).one()
         self._wake_local()
-        return self.get(job_id)
+        return Job.from_row(created)  # as created (pending), even if a worker claims it now
 
     def _create_context(
         self, conn: sa.Connection, job_id: str, request: dict[str, Any], stream: IO[bytes] | None,
@@ -148,10 +148,12 @@ class JobManager:
             upload_filename=upload.filename if upload else None,
         )
 
-    def _insert_job(self, conn: sa.Connection, values: dict[str, Any]) -> None:
+    def _insert_job(self, conn: sa.Connection, values: dict[str, Any]) -> Any:
         now = utcnow()
-        conn.execute(jobs.insert().values(**values, created_at=now, updated_at=now))
+        row = conn.execute(jobs.insert().values(**values, created_at=now, updated_at=now)
+                           .returning(*jobs.c)).one()
         self._notify(conn, values["type"])
+        return row
 
     def _store(self, conn: sa.Connection, upload: UploadSource, created_by: str | None) -> str:
         return store_upload(
@@ -254,12 +256,13 @@ class JobManager:
             }
             if outcome.finished:
                 values["completed_at"] = values["updated_at"]
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+            row = conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values)
+                               .returning(*jobs.c)).one()
             if outcome.status is Status.PENDING:
                 self._notify(conn, job.type)
         if outcome.status is Status.PENDING:
             self._wake_local()
-        return self.get(job_id)
+        return Job.from_row(row)  # as the transition left it, even if a worker claims it now
 
     def retry(self, job_id: str, *, created_by: str | None) -> Job:
         """A new job with the same input, linked by ``retry_of``."""

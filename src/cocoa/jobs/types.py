@@ -16,6 +16,7 @@ A job type is one small class. The engine calls it in three places:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
@@ -143,19 +144,29 @@ def all_job_types(include_hidden: bool = False) -> list[str]:
 
 
 _BUILTINS_LOADED = False
+_BUILTINS_LOCK = threading.RLock()  # re-entrant: a type module may look up types on import
 
 
 def load_builtin_types() -> None:
-    """Import the job type modules so they register themselves."""
+    """Import the job type modules so they register themselves.
+
+    Thread-safe: a worker starts one thread per job type at once, and each
+    asks for its type first. The flag is set only after every module has
+    registered; setting it first let a second thread see "loaded" while the
+    first was still importing, and fail with "Unknown job type".
+    """
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
         return
-    _BUILTINS_LOADED = True
-    import importlib
+    with _BUILTINS_LOCK:
+        if _BUILTINS_LOADED:
+            return
+        import importlib
 
-    for module in ("noop", "import_voters", "parcel_import", "geocode_households"):
-        try:
-            importlib.import_module(f"cocoa.jobtypes.{module}")
-        except ModuleNotFoundError as exc:  # a type still being built is simply absent
-            if exc.name != f"cocoa.jobtypes.{module}":
-                raise
+        for module in ("noop", "import_voters", "parcel_import", "geocode_households"):
+            try:
+                importlib.import_module(f"cocoa.jobtypes.{module}")
+            except ModuleNotFoundError as exc:  # a type still being built is simply absent
+                if exc.name != f"cocoa.jobtypes.{module}":
+                    raise
+        _BUILTINS_LOADED = True

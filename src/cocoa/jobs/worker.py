@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import traceback
@@ -162,7 +163,9 @@ class Worker:
             self._run_batches(job, lease)
         except LeaseLost:
             log.warning("job %s type=%s: lease lost; this worker stops touching it", job.id, job.type)
-        except sa.exc.OperationalError as exc:
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
             # Database gone: the lease will expire and the job resumes elsewhere.
             log.error("job %s type=%s: database error, abandoning run: %s", job.id, job.type, exc)
         finally:
@@ -194,11 +197,13 @@ class Worker:
                     self._log_end(job)
                     return
                 checkpoint = batch.checkpoint
-        except (LeaseLost, sa.exc.OperationalError):
+        except LeaseLost:
             raise
         except JobFailed as exc:
             self._log_end(self.manager.fail(lease, str(exc)))
         except Exception as exc:  # a bug: fail the job, keep the worker alive
+            if database_unavailable(exc):
+                raise  # not the job's fault: leave it to the lease
             log.error("job %s type=%s crashed:\n%s", job.id, job.type, traceback.format_exc())
             self._log_end(self.manager.fail(
                 lease, f"Internal error while processing ({type(exc).__name__}: {exc}). "
@@ -275,6 +280,29 @@ class Worker:
             except psycopg.Error as exc:
                 log.warning("worker %s: LISTEN connection lost (%s); polling meanwhile", self.id, exc)
                 self._stopping.wait(1.0)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Is ``exc`` the database going away rather than a bug in the job?
+
+    SQLAlchemy wraps driver errors as ``OperationalError`` (or
+    ``InterfaceError`` for a closed connection), but job types that use the
+    driver connection directly (the voter import's ``COPY``) raise the
+    driver's own exception. Either way the job must not be failed for it:
+    the run is abandoned and the job resumes from its checkpoint once the
+    lease expires - failing it would turn a database restart into lost jobs.
+    """
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def _smoothed_rate(previous: float | None, items: int, seconds: float) -> float | None:

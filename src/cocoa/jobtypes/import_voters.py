@@ -23,8 +23,7 @@ voters table inside the batch transaction, so it is right by construction.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any, ClassVar, cast
@@ -71,6 +70,10 @@ _LENGTHS = {c.name: c.type.length if isinstance(c.type, sa.String) and c.type.le
             else 1 << 30 for c in voters.c}
 _HH_LENGTHS = {c.name: c.type.length for c in households.c
                if isinstance(c.type, sa.String) and c.type.length}
+# (position, size) of the sized text columns among VOTER_COLUMNS: the only
+# values that can need truncating, so the only ones a row checks.
+_VOTER_LIMITS = tuple((i, _LENGTHS[name]) for i, name in enumerate(VOTER_COLUMNS)
+                      if _LENGTHS[name] < 1 << 30)
 
 
 def utcnow() -> datetime:
@@ -90,6 +93,12 @@ class _RunState:
     first_row: int
     header_digest: str
     superseded: set[int] = field(default_factory=set)
+
+    @property
+    def hash_prefix(self) -> str:
+        """The part of every record hash's material that is the same for the
+        whole file (see :func:`_voter_row`)."""
+        return "\x1f".join((PARSER_VERSION, self.layout.name, self.header_digest))
 
 
 def _run_state(ctx: RunContext) -> _RunState:
@@ -197,25 +206,23 @@ def _item_error(issue: RowIssue) -> ItemError:
 # --------------------------------------------------------------------------- rows
 
 
-def _voter_row(record: VoterRecord, state: _RunState, job_id: str) -> list[Any]:
+def _voter_row(record: VoterRecord, source: str, hash_prefix: str, job_id: str) -> list[Any]:
     """The voters-table values for one record, in :data:`WRITE_COLUMNS` order
     (text truncated to the column sizes; the full text is always in
     ``record``). The hash is over the raw values, the header and the household
-    key; the record is serialised only if the row is written. The household
-    id and timestamps are filled in at write time."""
-    fields = record.fields
-    row: list[Any] = []
-    for name in VOTER_COLUMNS:
-        value = fields.get(name)
-        if isinstance(value, str) and len(value) > _LENGTHS[name]:
-            value = value[:_LENGTHS[name]]
-        row.append(value)
+    key (``hash_prefix`` is :attr:`_RunState.hash_prefix`); the record is
+    serialised only if the row is written, so until then the ``record`` slot
+    holds the raw values. The household id and timestamps are filled in at
+    write time."""
+    row: list[Any] = list(map(record.fields.get, VOTER_COLUMNS))
+    for i, limit in _VOTER_LIMITS:
+        value = row[i]
+        if isinstance(value, str) and len(value) > limit:
+            row[i] = value[:limit]
     home = record.household
-    material = "\x1f".join((PARSER_VERSION, state.layout.name, state.header_digest,
-                            home.key if home else "", *record.record.values()))
+    material = "\x1f".join((hash_prefix, home.key if home else "", *record.values))
     digest = hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
-    row += [state.layout.name, record.external_id, record.record, digest, job_id, None, None,
-            None]
+    row += [source, record.external_id, record.values, digest, job_id, None, None, None]
     return row
 
 
@@ -228,6 +235,9 @@ EXTERNAL_ID, RECORD, RECORD_HASH = _AT["external_id"], _AT["record"], _AT["recor
 HOUSEHOLD_ID = _AT["household_id"]
 HOUSEHOLD_COLUMNS = ("address_key", "street_line", "unit", "city", "state", "zip_code",
                      "county", "precinct", "voter_count", "created_at", "updated_at")
+_HH_LIMITS = tuple((i, _HH_LENGTHS[c]) for i, c in enumerate(HOUSEHOLD_COLUMNS)
+                   if c in _HH_LENGTHS)
+COUNTY, PRECINCT = _AT["county"], _AT["precinct"]
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
@@ -270,20 +280,17 @@ def _processed(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
              and (p := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))]
     if not procs:
         return rows
-    memo: dict[tuple[int, Any], Any] = {}  # the batch's timestamps are one object
-    out = []
-    for row in rows:
-        values = list(row)
-        for i, proc in procs:
+    out = [list(row) for row in rows]
+    for i, proc in procs:  # column by column: one memo and one tight loop each
+        memo: dict[Any, Any] = {}  # the batch's timestamps are one object, dates repeat
+        for values in out:
             value = values[i]
-            if value is None:
-                continue
-            key = (i, value)
-            if key not in memo:
-                memo[key] = proc(value)
-            values[i] = memo[key]
-        out.append(tuple(values))
-    return out
+            if value is not None:
+                done = memo.get(value)
+                if done is None:
+                    done = memo[value] = proc(value)
+                values[i] = done
+    return [tuple(values) for values in out]
 
 
 def _copy_upsert(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
@@ -304,10 +311,12 @@ def _copy_upsert(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
 def _one_of(conn: sa.Connection, column: sa.ColumnElement[Any],
             values: list[Any]) -> sa.ColumnElement[bool]:
     """``column IN (values)``; on PostgreSQL ``= ANY(:array)``, one parameter
-    instead of thousands (binding and planning them dominated the batch)."""
+    instead of thousands (binding and planning them dominated the batch).
+    Elsewhere one *expanding* parameter: the statement compiles once and is
+    cached, where a literal list coerces and names every value each batch."""
     if conn.dialect.name == "postgresql":
         return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
-    return column.in_(values)
+    return column.in_(sa.bindparam(None, values, expanding=True))
 
 
 def _existing_voters(conn: sa.Connection, source: str,
@@ -347,11 +356,11 @@ def _ensure_households(conn: sa.Connection,
 
 
 def _household_row(home: Residence, voter: list[Any], now: datetime) -> tuple[Any, ...]:
-    values = {"address_key": home.key, "street_line": home.street_line, "unit": home.unit,
-              "city": home.city, "state": home.state, "zip_code": home.zip_code,
-              "county": voter[_AT["county"]], "precinct": voter[_AT["precinct"]],
-              "voter_count": 0, "created_at": now, "updated_at": now}
-    return tuple(_fit(values[c], _HH_LENGTHS.get(c)) for c in HOUSEHOLD_COLUMNS)
+    values = [home.key, home.street_line, home.unit, home.city, home.state, home.zip_code,
+              voter[COUNTY], voter[PRECINCT], 0, now, now]  # HOUSEHOLD_COLUMNS order
+    for i, limit in _HH_LIMITS:
+        values[i] = _fit(values[i], limit)
+    return tuple(values)
 
 
 def _fit(value: Any, limit: int | None) -> Any:
@@ -377,6 +386,7 @@ class _Writer:
     mode: str
     rows: list[list[Any]]
     homes: list[Residence | None]
+    record_json: Callable[[list[str]], str]
 
     def __call__(self, conn: sa.Connection) -> dict[str, int]:
         now = utcnow()
@@ -392,7 +402,7 @@ class _Writer:
             household_id = ids[home.key] if home else None
             if household_id is not None:
                 touched.add(household_id)
-            row[RECORD] = json.dumps(row[RECORD], ensure_ascii=False, separators=(",", ":"))
+            row[RECORD] = self.record_json(row[RECORD])
             row[HOUSEHOLD_ID:] = [household_id, now, now]
             values.append(tuple(row))
         bulk_upsert(conn, voters, WRITE_COLUMNS, values, ("source", "external_id"),
@@ -466,9 +476,10 @@ class ImportVoters:
         offset = int(checkpoint["offset"]) if checkpoint else state.data_offset
         row = int(checkpoint["row"]) if checkpoint else state.first_row
         read = _read_batch(ctx, state, offset, row)
-        rows = [_voter_row(r, state, ctx.job_id) for r in read.records]
-        writer = _Writer(state.layout.name, str(ctx.params.get("mode", "full")), rows,
-                         [r.household for r in read.records])
+        source, prefix, job_id = state.layout.name, state.hash_prefix, ctx.job_id
+        rows = [_voter_row(r, source, prefix, job_id) for r in read.records]
+        writer = _Writer(source, str(ctx.params.get("mode", "full")), rows,
+                         [r.household for r in read.records], state.reader.record_json)
         return Batch(
             checkpoint={"offset": read.offset, "row": read.row},
             processed=read.processed, succeeded=read.processed - read.failed,

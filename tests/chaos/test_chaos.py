@@ -1,0 +1,380 @@
+"""Chaos: all three job types at once on PostgreSQL while workers die.
+
+Three real ``cocoa worker`` processes share one PostgreSQL database. One job
+of each type runs at the same time while a driver SIGKILLs a random worker
+every 1-3 s (and starts a replacement) and restarts the PostgreSQL server
+once mid-run. Afterwards every job must have completed and the data must
+equal a clean run of the same steps (one undisturbed worker, SQLite),
+ignoring ids and timestamps: nothing imported twice, nothing lost.
+
+Why the final state is deterministic although the jobs overlap - the three
+jobs are made independent:
+
+* voter file A (the town's residents) is imported first, before any chaos;
+* ``geocode_households`` (``census`` against a loopback stub) is created
+  next, so its selection is exactly A's households. The stub's synthetic
+  points are a hash of the address spread over the whole state; the test
+  checks none falls inside the parcel town, so point-in-polygon linking
+  never applies and linking does not depend on when a household got its
+  coordinates;
+* ``parcel_import`` of the town links A's households by address, which
+  geocoding does not change;
+* voter file B lives in another ZIP code with other voter ids: its
+  households never match a parcel (linking leaves them alone whenever it
+  sees them) and its voters never touch A's.
+
+Only counters that depend on timing are not compared: how many households
+the linking walk saw (B's may or may not exist yet) and how many requests
+the geocoder sent (a batch lost in a crash is asked again).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from tests.conftest import PG_ADMIN_URL, require_postgres
+from tests.process.test_worker_processes import Workers, wait_for
+from tests.stubs.geocoder_stub import StubProcess
+
+from cocoa.config import Settings
+from cocoa.db.engine import make_engine
+from cocoa.db.migrate import upgrade
+from cocoa.db.tables import households, job_errors, parcels, voters
+from cocoa.jobs.jobs import Job, Status
+from cocoa.jobs.manager import JobManager, UploadSource
+from cocoa.samples.demo import VoterFile, nc_voter_file
+from cocoa.samples.parcels import generate_town, to_shapefile_zip
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+WORKERS = 3
+MIN_KILLS, MAX_KILLS = 12, 20
+KILL_INTERVAL = (1.0, 3.0)  # seconds between kills
+PG_RESTART_AFTER_KILL = 5  # restart PostgreSQL right after this kill
+TOWN_PARCELS = 2500
+B_HOMES = 3000
+FINISH_TIMEOUT = 180.0
+
+WORKER_ENV = {
+    "COCOA_LEASE_SECONDS": "3", "COCOA_BATCH_SIZE": "100", "COCOA_POISON_LIMIT": "1000",
+    "COCOA_CENSUS_RATE_PER_SECOND": "4", "COCOA_PROVIDER_BACKOFF_SECONDS": "0.2",
+    "COCOA_PROVIDER_MAX_BACKOFF_SECONDS": "2",
+}
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Inputs:
+    voters_a: VoterFile
+    voters_b: VoterFile
+    parcels: bytes  # zipped shapefile, NC State Plane feet: reprojected on import
+
+
+def make_inputs() -> Inputs:
+    town = generate_town(TOWN_PARCELS, seed=31, spelling="usps")
+    elsewhere = generate_town(B_HOMES, seed=32, spelling="usps")
+    b_homes = [replace(h, city="FARAWAY", zip_code="28999") for h in elsewhere.households]
+    return Inputs(
+        voters_a=nc_voter_file(town.households, seed=31, id_prefix="AA"),
+        voters_b=nc_voter_file(b_homes, seed=32, id_prefix="BB", voters_per_home=(2, 5)),
+        parcels=to_shapefile_zip(town),
+    )
+
+
+@pytest.fixture(scope="module")
+def inputs() -> Inputs:
+    return make_inputs()
+
+
+@pytest.fixture
+def chaos_pg_url() -> Iterator[str]:
+    """Like conftest's ``pg_url`` (fails in CI without PostgreSQL), but its
+    admin engine pings pooled connections: the one it opened before the
+    server restart is dead by teardown, and ``DROP DATABASE`` must not fail
+    on it."""
+    require_postgres()
+    name = f"cocoa_chaos_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[StubProcess]:
+    with StubProcess(synthetic=True) as server:
+        yield server
+
+
+# --------------------------------------------------------------------------- the steps
+
+
+def upload(data: bytes, name: str) -> UploadSource:
+    return UploadSource(io.BytesIO(data), name, None)
+
+
+def import_a(manager: JobManager, inputs: Inputs) -> Job:
+    return manager.create("import_voters", {"format": "auto", "mode": "full"}, created_by="chaos",
+                          upload=upload(inputs.voters_a.data, "ncvoter_a.txt"))
+
+
+def start_concurrent_jobs(manager: JobManager, inputs: Inputs) -> list[Job]:
+    """Geocoding first: its selection is fixed at creation, so it is A's households."""
+    geocode = manager.create("geocode_households", {"provider": "census"}, created_by="chaos")
+    parcel = manager.create("parcel_import", {"source": "town"}, created_by="chaos",
+                            upload=upload(inputs.parcels, "town.zip"))
+    voters_b = manager.create("import_voters", {"format": "auto", "mode": "full"},
+                              created_by="chaos", upload=upload(inputs.voters_b.data, "ncvoter_b.txt"))
+    return [geocode, parcel, voters_b]
+
+
+def finished(manager: JobManager, job_ids: list[str]) -> bool:
+    """All jobs terminal; a database that is restarting counts as 'not yet'."""
+    try:
+        return all(manager.get(i).is_terminal for i in job_ids)
+    except sa.exc.OperationalError:
+        return False
+
+
+# --------------------------------------------------------------------------- chaos
+
+
+@dataclass
+class Figures:
+    kills: int = 0
+    pg_restarts: int = 0
+    seconds: float = 0.0
+    log: list[str] = field(default_factory=list)
+
+
+def restart_postgres() -> None:
+    """The real server, restarted (fast shutdown: every connection is cut)."""
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+                   check=True, timeout=120, capture_output=True)
+
+
+def postgres_restartable() -> bool:
+    return shutil.which("pg_ctlcluster") is not None and Path("/etc/postgresql").is_dir()
+
+
+def wait_for_postgres(manager: JobManager) -> None:
+    def up() -> bool:
+        try:
+            with manager.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except sa.exc.OperationalError:
+            return False
+
+    wait_for(up, timeout=60, what="PostgreSQL back after restart")
+
+
+def unleash(manager: JobManager, group: Workers, job_ids: list[str], env: dict[str, str],
+            seed: int = 7) -> Figures:
+    """Kill a random live worker every 1-3 s and start a replacement; restart
+    PostgreSQL once. Stops after MAX_KILLS or when every job has ended."""
+    rng = random.Random(seed)
+    figures = Figures()
+    started = time.monotonic()
+    pause = threading.Event()  # never set: wait() is the chaos interval, with no busy loop
+    while figures.kills < MAX_KILLS and not finished(manager, job_ids):
+        pause.wait(rng.uniform(*KILL_INTERVAL))
+        alive = [p for p in group.procs if p.poll() is None]
+        victim = rng.choice(alive)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        group.start(**env)
+        figures.kills += 1
+        figures.log.append(f"{time.monotonic() - started:5.1f}s kill #{figures.kills} pid {victim.pid}")
+        if figures.kills == PG_RESTART_AFTER_KILL:
+            restart_postgres()
+            wait_for_postgres(manager)
+            figures.pg_restarts += 1
+            figures.log.append(f"{time.monotonic() - started:5.1f}s PostgreSQL restarted")
+    figures.seconds = time.monotonic() - started
+    return figures
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def snapshot(engine: sa.Engine) -> dict[str, Counter[str]]:
+    """Every domain row as canonical text, without ids and timestamps;
+    foreign keys replaced by the natural key they point at."""
+    with engine.connect() as conn:
+        apn = {r.id: f"{r.source}/{r.apn}" for r in conn.execute(sa.select(parcels.c.id, parcels.c.source,
+                                                                            parcels.c.apn))}
+        homes = {}
+        home_rows = []
+        for r in conn.execute(sa.select(households)):
+            row = dict(r._mapping)
+            homes[row.pop("id")] = row["address_key"]
+            row["parcel"] = apn.get(row.pop("parcel_id"))
+            for key in ("created_at", "updated_at", "geocoded_at"):
+                row.pop(key)
+            home_rows.append(_json(row))
+        voter_rows = []
+        for r in conn.execute(sa.select(voters)):
+            row = dict(r._mapping)
+            row["household"] = homes.get(row.pop("household_id"))
+            for key in ("id", "created_at", "updated_at", "import_job_id"):
+                row.pop(key)
+            voter_rows.append(_json(row))
+        parcel_rows = []
+        for r in conn.execute(sa.select(parcels)):
+            row = dict(r._mapping)
+            row["geometry_wkb"] = bytes(row["geometry_wkb"]).hex()
+            for key in ("id", "created_at", "updated_at", "import_job_id"):
+                row.pop(key)
+            parcel_rows.append(_json(row))
+    return {"voters": Counter(voter_rows), "households": Counter(home_rows),
+            "parcels": Counter(parcel_rows)}
+
+
+def errors_by_job(engine: sa.Engine, job_ids: list[str]) -> list[Counter[str]]:
+    with engine.connect() as conn:
+        return [Counter(_json([r.item_ref, r.code, r.severity, r.message]) for r in conn.execute(
+            sa.select(job_errors).where(job_errors.c.job_id == job_id))) for job_id in job_ids]
+
+
+STABLE_COUNTERS = {
+    "import_voters": ("rows_read", "item_errors", "item_warnings", "rows_superseded",
+                      "voters_created", "voters_updated", "voters_unchanged", "households_created"),
+    "parcel_import": ("parcels_imported", "parcels_updated", "parcels_repaired", "item_errors",
+                      "item_warnings"),
+    "geocode_households": ("matched", "no_match", "tie", "errors"),
+}
+
+
+def stable_result(job: Job) -> dict[str, Any]:
+    return {k: job.result.get(k) for k in STABLE_COUNTERS[job.type]}
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    manager: JobManager
+    jobs: list[Job]
+    figures: Figures
+    seconds: float  # from the concurrent jobs' creation to the last one's end
+
+
+def run_steps(db_url: str, data_dir: Path, inputs: Inputs, env: dict[str, str], *,
+              workers: int, chaos: bool) -> Run:
+    upgrade(db_url)
+    manager = JobManager(make_engine(db_url), Settings())
+    group = Workers(db_url, data_dir)
+    figures = Figures()
+    try:
+        for _ in range(workers):
+            group.start(**env)
+        first = import_a(manager, inputs)
+        wait_for(lambda: manager.get(first.id).is_terminal, timeout=120, what="voter file A")
+        started = time.monotonic()
+        created = start_concurrent_jobs(manager, inputs)
+        ids = [first.id, *(j.id for j in created)]
+        if chaos:
+            figures = unleash(manager, group, ids, env)
+        wait_for(lambda: finished(manager, ids), timeout=FINISH_TIMEOUT, what="every job ending")
+    finally:
+        group.stop_all()
+    return Run(manager, [manager.get(i) for i in ids], figures, time.monotonic() - started)
+
+
+def duplicates_and_lost(chaos: Counter[str], clean: Counter[str]) -> tuple[int, int]:
+    return sum((chaos - clean).values()), sum((clean - chaos).values())
+
+
+def assert_points_outside_town(engine: sa.Engine) -> None:
+    """The design's premise: no geocoded point can fall in a parcel."""
+    with engine.connect() as conn:
+        box = conn.execute(sa.select(sa.func.min(parcels.c.min_lon), sa.func.min(parcels.c.min_lat),
+                                     sa.func.max(parcels.c.max_lon), sa.func.max(parcels.c.max_lat))).one()
+        inside = conn.execute(sa.select(sa.func.count()).select_from(households).where(
+            households.c.longitude.between(box[0], box[2]), households.c.latitude.between(box[1], box[3]),
+        )).scalar_one()
+        located = conn.execute(sa.select(sa.func.count()).select_from(households).where(
+            households.c.parcel_link_method == "location")).scalar_one()
+    assert inside == 0 and located == 0
+
+
+# --------------------------------------------------------------------------- the test
+
+
+def test_three_job_types_survive_kills_and_a_postgres_restart(
+    chaos_pg_url: str, tmp_path: Path, inputs: Inputs, stub: StubProcess,
+) -> None:
+    if not postgres_restartable():
+        pytest.fail("the chaos test restarts PostgreSQL with pg_ctlcluster, which is missing here")
+    env = {**WORKER_ENV, "COCOA_CENSUS_BASE_URL": stub.census_url}
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "chaos").mkdir()
+    clean = run_steps(f"sqlite:///{tmp_path / 'clean.db'}", tmp_path / "clean", inputs, env,
+                      workers=1, chaos=False)
+    chaos = run_steps(chaos_pg_url, tmp_path / "chaos", inputs, env, workers=WORKERS, chaos=True)
+    try:
+        report(chaos, clean)
+    finally:
+        chaos.manager.dispose()
+        clean.manager.dispose()
+
+
+def report(chaos: Run, clean: Run) -> None:
+    for job, reference in zip(chaos.jobs, clean.jobs, strict=True):
+        assert reference.status is Status.COMPLETED, (reference.type, reference.error)
+        assert job.status is Status.COMPLETED, (job.type, job.error)
+        assert job.processed == job.total, (job.type, job.processed, job.total)
+        assert stable_result(job) == stable_result(reference), job.type
+    assert_points_outside_town(clean.manager.engine)
+    assert_points_outside_town(chaos.manager.engine)
+    ids = [j.id for j in chaos.jobs]
+    chaos_rows = snapshot(chaos.manager.engine)
+    clean_rows = snapshot(clean.manager.engine)
+    chaos_errors = errors_by_job(chaos.manager.engine, ids)
+    clean_errors = errors_by_job(clean.manager.engine, [j.id for j in clean.jobs])
+    pairs = [*((chaos_rows[k], clean_rows[k]) for k in clean_rows), *zip(chaos_errors, clean_errors,
+                                                                         strict=True)]
+    dup_lost = [duplicates_and_lost(a, b) for a, b in pairs]
+    duplicates, lost = sum(d for d, _ in dup_lost), sum(lost for _, lost in dup_lost)
+    figures = chaos.figures
+    crashes = sum(j.crash_count for j in chaos.jobs)
+    items = sum(j.processed for j in chaos.jobs)
+    print("\n".join(figures.log))
+    print(f"chaos: {figures.kills} kills survived ({crashes} leases lost by crashed workers), "
+          f"{figures.pg_restarts} PostgreSQL restart, {len(chaos.jobs)} jobs completed, "
+          f"{items} items, {duplicates} duplicates, {lost} lost; jobs took {chaos.seconds:.0f} s "
+          f"(clean run {clean.seconds:.0f} s); "
+          f"rows compared: " + ", ".join(f"{k} {sum(v.values())}" for k, v in clean_rows.items()))
+    assert (duplicates, lost) == (0, 0)
+    assert chaos_rows == clean_rows
+    assert figures.pg_restarts == 1 and MIN_KILLS <= figures.kills <= MAX_KILLS
+    assert sum(j.attempt for j in chaos.jobs) > len(chaos.jobs)  # some job really was taken over
