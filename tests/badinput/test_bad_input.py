@@ -73,6 +73,7 @@ VOTERS = "/api/v1/voters/import"
 PARCELS = "/api/v1/gis/parcels/import"
 GEOCODE = "/api/v1/jobs/geocoding"
 SEED_CITY = "CORPUSVILLE"
+BIG_CITY = "BIGTOWN"  # more households than one geocoding job may take
 
 
 # ============================================================================ the table
@@ -300,6 +301,21 @@ XFAIL_GEOJSON_MESSAGE = (
     "driver explicitly by prefixing the file path with '<DRIVER>:'\" - it leaks a server path "
     "and advises a GDAL driver prefix; it should say the JSON is not a GeoJSON "
     "FeatureCollection")
+XFAIL_COMPRESSED = (
+    "voter_files.inspect_file reads a gzip or zip upload (NCSBE publishes "
+    "ncvoter_Statewide.zip) as text and answers 'Could not recognise the voter file layout "
+    "from its header (nc_statewide: missing ncid, ...). Pick a format explicitly or fix the "
+    "header.' - the header is fine, the file is compressed; sniff the magic bytes (PK\\x03\\x04, "
+    "\\x1f\\x8b) and say 'the file is compressed (zip/gzip): extract the .txt/.csv and upload "
+    "that' (or import the single member)")
+XFAIL_LONG_ADDRESS = (
+    "import_voters: a residence whose household key is longer than households.address_key "
+    "(400) FAILS THE WHOLE JOB: _household_row stores the key cut to 400 characters "
+    "(_fit), then _Writer._write looks the household up by the full key -> KeyError -> "
+    "'Internal error while processing (KeyError: ...)', nothing of the batch is imported. "
+    "Repro: simple CSV with a row 'Lo,Ng,1 LONG LONG ... (90x) ST,Durham,NC,27701'. One "
+    "bad row must not abort the job: key the household consistently (e.g. truncate or "
+    "hash the key before the lookup) or reject the row as an item error")
 XFAIL_CSV_NO_SAMPLE = (
     "parcel_files._inspect_csv calls shapely.total_bounds on the sampled geometries; when no "
     "data row reaches the geometry column (short rows, or a header and blank lines only) the "
@@ -324,6 +340,20 @@ XFAIL_GEOJSON_LAYER = (
 MIXED = ("\n".join([SIMPLE_HEADER, "Ana,MUÑOZ,1 Oak St,Durham,NC,27701"]).encode("utf-8") + b"\n"
          + "José,NUÑEZ,2 Oak St,Durham,NC,27701\n".encode("latin-1")
          + "Zoë,BRONTË,3 Oak St,Durham,NC,27701\n".encode())
+
+# Households the geocoder must survive: non-ASCII, formulas, HTML, unit
+# spellings, a placeholder, no street. Imported when the server
+# starts, so the geocoding cases have something to select.
+MESSY_SEED = [
+    f"Ana,Muñoz,12 Calle Ñandú Apt 3,{SEED_CITY},NC,27701",
+    f'Fo,Rmula,"=HYPERLINK(""http://evil.example/x"",""click"")",{SEED_CITY},NC,27701',
+    f"Un,It,500 North Main Street APARTMENT B,{SEED_CITY},NC,27701",
+    f"Ha,Sh,500 N Main St # 4B,{SEED_CITY},NC,27701",
+    f"Ht,Ml,<script>alert(1)</script>,{SEED_CITY},NC,27701",
+    f"Ze,Ro,0 DEFAULT STREET,{SEED_CITY},NC,27701",
+    f"Fr,Ac,12 1/2 Main St Unit ½,{SEED_CITY},NC,",
+    f"No,Street,,{SEED_CITY},NC,27701",
+]
 
 NC_MESSY = sample_voters.generate("nc_statewide", 40, seed=11)  # Latin-1, ragged, bad dates, ...
 
@@ -352,10 +382,10 @@ CORPUS: list[Case] = [
     Case("voters_random_bytes", lambda: voter_upload(random_bytes(64 * 1024)), Reject(422, "header")),
     Case("voters_png", lambda: voter_upload(png_bytes(), "photo.png"), Reject(422, "header")),
     Case("voters_gzip", lambda: voter_upload(gzip.compress(simple_csv(simple_rows(5))), "voters.csv.gz"),
-         Reject(422, "header")),
+         Reject(422, "compressed"), xfail=XFAIL_COMPRESSED),
     Case("voters_zip_of_csv", lambda: voter_upload(zip_of({"voters.csv": simple_csv(simple_rows(5))}),
                                                    "voters.zip"),
-         Reject(422, "header")),
+         Reject(422, "compressed"), pg=True, xfail=XFAIL_COMPRESSED),
     Case("voters_empty_file", lambda: voter_upload(b""), Reject(422, "empty", "empty_file"), pg=True),
     Case("voters_blank_lines_only", lambda: voter_upload(b"\n\r\n  \n"), Reject(422, "empty", "empty_file")),
     Case("voters_header_only", lambda: voter_upload(simple_csv([])), Reject(422, "no data rows")),
@@ -373,6 +403,9 @@ CORPUS: list[Case] = [
          lambda: voter_upload(simple_csv([*simple_rows(1), "Big," + "X" * (5 * 1024 * 1024)
                                           + ",9 Wide St,Durham,NC,27701", *simple_rows(1)])),
          Accept(3, imported=3), pg=True),
+    Case("voters_overlong_address",
+         lambda: voter_upload(simple_csv([*simple_rows(1), f"Lo,Ng,1 {'LONG ' * 90}ST,Durham,NC,27701"])),
+         Accept(2, imported=2), pg=True, xfail=XFAIL_LONG_ADDRESS),
     Case("voters_no_newline_at_eof",
          lambda: voter_upload(simple_csv([*simple_rows(2), "Last,Row,77 End St,Durham,NC,27701"])
                               .rstrip(b"\n")),
@@ -564,6 +597,13 @@ CORPUS: list[Case] = [
          lambda: Request("POST", PARCELS, {"files": {"source_crs": (None, "EPSG:4326")}}),
          Reject(422, "multipart field 'file'", "file_required")),
     # ---------------------------------------------------------------- geocoding requests
+    Case("geocode_messy_households_local",
+         lambda: geocode_json({"city": SEED_CITY.lower(), "only_missing": False, "provider": "local"}),
+         Accept(10), pg=True),
+    Case("geocode_selection_over_item_limit", lambda: geocode_json({"city": BIG_CITY}),
+         Reject(400, f"more than the limit of {MAX_ITEMS}", "too_many_items"), pg=True),
+    Case("geocode_selection_over_item_limit_with_limit", lambda: geocode_json({"city": BIG_CITY, "limit": 7}),
+         Accept(7)),
     Case("geocode_invalid_json_body", lambda: geocode_raw(b'{"city": "Durham",'),
          Reject(422, "not valid JSON", "validation_error"), pg=True),
     Case("geocode_body_not_utf8", lambda: geocode_raw(b'{"city": "\xff\xfe"}'), Reject(400, "UTF-8")),
@@ -628,7 +668,10 @@ class _Database:
         if self.backend == "sqlite":
             return f"sqlite:///{self.data_dir / 'cocoa.db'}"
         root.require_postgres()
-        self.admin = sa.create_engine(root.PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        # NullPool: the drop at teardown gets a fresh connection, not one a
+        # long corpus run may have seen terminated.
+        self.admin = sa.create_engine(root.PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
+                                      poolclass=sa.pool.NullPool)
         with self.admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
         return str(sa.make_url(root.PG_ADMIN_URL).set(database=self.name)
@@ -663,8 +706,10 @@ def _serve(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         try:
             corpus = Corpus(server, engine)
             with corpus.client() as client:  # households for the geocoding cases
-                job = finish(client, start(client, voter_upload(simple_csv(simple_rows(10)))))
-                assert job["status"] == "completed", job
+                for rows in ([*simple_rows(10), *MESSY_SEED], simple_rows(40, BIG_CITY),
+                             simple_rows(15, BIG_CITY)):
+                    job = finish(client, start(client, voter_upload(simple_csv(rows))))
+                    assert job["status"] == "completed", job
             yield corpus
         finally:
             engine.dispose()
@@ -743,7 +788,12 @@ def check_accept(corpus: Corpus, client: httpx.Client, response: httpx.Response,
         assert error["message"], error
     fatal = {e["item"]: e["code"] for e in errors if e["severity"] == "error"}
     assert fatal == expect.errors, f"item errors {fatal} != expected {expect.errors}"
-    if job["type"] == "import_voters":
+    if job["type"] == "geocode_households":
+        assert progress["processed"] == progress["total"] == expect.processed, progress
+        outcomes = sum(result.get(k, 0) for k in ("matched", "no_match", "tie", "errors"))
+        assert outcomes == progress["processed"], f"households without an outcome: {result}"
+        imported = result.get("matched", 0)
+    elif job["type"] == "import_voters":
         assert progress["processed"] == expect.processed, progress
         assert progress["failed"] == len(fatal), progress
         accounted = sum(result.get(k, 0) for k in ("voters_created", "voters_updated", "voters_unchanged",
@@ -761,8 +811,22 @@ def check_accept(corpus: Corpus, client: httpx.Client, response: httpx.Response,
         expect.check(corpus.engine, job)
 
 
+def server_log(corpus: Corpus) -> bytes:
+    return bytes(corpus.server.log_path.read_bytes())
+
+
+def assert_no_crash_logged(log: bytes) -> None:
+    """Nothing reached the 500 handler or escaped a worker thread.
+
+    Checked per case on the log written since the case began, so a known
+    (xfail) crash does not hide, or get blamed on, the cases after it."""
+    text = log.decode(errors="replace")
+    assert "unhandled error" not in text and "Traceback" not in text, text[-5000:]
+
+
 def run_case(corpus: Corpus, case: Case) -> None:
     assert corpus.server.process.poll() is None, "the server died before this case"
+    log_start = len(server_log(corpus))
     with corpus.client() as client:
         response = send(client, case.build())
         assert response.status_code < 500, f"{response.status_code} {response.text[:2000]}"
@@ -771,6 +835,7 @@ def run_case(corpus: Corpus, case: Case) -> None:
         else:
             check_accept(corpus, client, response, case.expect)
     assert corpus.server.process.poll() is None, "the server died during this case"
+    assert_no_crash_logged(server_log(corpus)[log_start:])
 
 
 def params(cases: list[Case]) -> list[Any]:
@@ -782,6 +847,7 @@ def survives(corpus: Corpus) -> None:
     """The same server still does normal work: a small import completes and
     the geocoding worker runs, and nothing went to the 500 handler."""
     assert corpus.server.process.poll() is None, "the server process died"
+    log_start = len(server_log(corpus))
     with corpus.client() as client:
         assert client.get("/readyz").status_code == 200
         job = finish(client, start(client, voter_upload(simple_csv(simple_rows(5, "AFTERTOWN")))))
@@ -789,8 +855,7 @@ def survives(corpus: Corpus) -> None:
         assert job["result"]["voters_created"] == 5, job
         geo = finish(client, start(client, geocode_json({"city": "AFTERTOWN", "provider": "local"})))
         assert geo["status"] == "completed" and geo["progress"]["processed"] == 5, geo
-    log = corpus.server.log_path.read_text(errors="replace")
-    assert "unhandled error" not in log and "Traceback" not in log, log[-5000:]
+    assert_no_crash_logged(server_log(corpus)[log_start:])
 
 
 # ============================================================================ tests

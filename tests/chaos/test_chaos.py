@@ -12,10 +12,10 @@ jobs are made independent:
 
 * voter file A (the town's residents) is imported first, before any chaos;
 * ``geocode_households`` (``census`` against a loopback stub) is created
-  next, so its selection is exactly A's households. The stub's synthetic
-  points are a hash of the address spread over the whole state; the test
-  checks none falls inside the parcel town, so point-in-polygon linking
-  never applies and linking does not depend on when a household got its
+  next, so its selection is exactly A's households. The stub knows each of
+  them at a point derived from its address but placed on the coast, 150 km
+  from the parcel town (the test checks), so point-in-polygon linking never
+  applies and linking does not depend on when a household got its
   coordinates;
 * ``parcel_import`` of the town links A's households by address, which
   geocoding does not change;
@@ -30,6 +30,7 @@ the geocoder sent (a batch lost in a crash is asked again).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
@@ -57,6 +58,7 @@ from cocoa.db.migrate import upgrade
 from cocoa.db.tables import households, job_errors, parcels, voters
 from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import JobManager, UploadSource
+from cocoa.jobtypes.geocode_households import build_request
 from cocoa.samples.demo import VoterFile, nc_voter_file
 from cocoa.samples.parcels import generate_town, to_shapefile_zip
 
@@ -66,8 +68,8 @@ WORKERS = 3
 MIN_KILLS, MAX_KILLS = 12, 20
 KILL_INTERVAL = (1.0, 3.0)  # seconds between kills
 PG_RESTART_AFTER_KILL = 5  # restart PostgreSQL right after this kill
-TOWN_PARCELS = 2500
-B_HOMES = 3000
+TOWN_PARCELS = 4000
+B_HOMES = 6000
 FINISH_TIMEOUT = 180.0
 
 WORKER_ENV = {
@@ -124,7 +126,7 @@ def chaos_pg_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[StubProcess]:
-    with StubProcess(synthetic=True) as server:
+    with StubProcess() as server:
         yield server
 
 
@@ -150,6 +152,29 @@ def start_concurrent_jobs(manager: JobManager, inputs: Inputs) -> list[Job]:
     return [geocode, parcel, voters_b]
 
 
+def far_point(key: str) -> tuple[float, float]:
+    """A stable point for an address, on the coast near Wilmington: 150 km
+    from the parcel town near Durham."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return (34.0 + int.from_bytes(digest[:4], "big") / 2**32 * 0.5,
+            -77.9 + int.from_bytes(digest[4:8], "big") / 2**32 * 0.5)
+
+
+def teach_stub(stub: StubProcess, engine: sa.Engine) -> int:
+    """Put every household in the stub's address book, exactly as the census
+    provider will ask for it (the street without the unit)."""
+    with engine.connect() as conn:
+        rows = list(conn.execute(sa.select(households.c.id, households.c.address_key,
+                                           households.c.street_line, households.c.unit,
+                                           households.c.city, households.c.state,
+                                           households.c.zip_code)))
+    for row in rows:
+        request = build_request(row)
+        stub.add(request.street, request.city, request.state, request.zip_code,
+                 *far_point(request.street + "|" + (request.zip_code or "")))
+    return len(rows)
+
+
 def finished(manager: JobManager, job_ids: list[str]) -> bool:
     """All jobs terminal; a database that is restarting counts as 'not yet'."""
     try:
@@ -165,7 +190,6 @@ def finished(manager: JobManager, job_ids: list[str]) -> bool:
 class Figures:
     kills: int = 0
     pg_restarts: int = 0
-    seconds: float = 0.0
     log: list[str] = field(default_factory=list)
 
 
@@ -214,7 +238,6 @@ def unleash(manager: JobManager, group: Workers, job_ids: list[str], env: dict[s
             wait_for_postgres(manager)
             figures.pg_restarts += 1
             figures.log.append(f"{time.monotonic() - started:5.1f}s PostgreSQL restarted")
-    figures.seconds = time.monotonic() - started
     return figures
 
 
@@ -288,8 +311,8 @@ class Run:
     seconds: float  # from the concurrent jobs' creation to the last one's end
 
 
-def run_steps(db_url: str, data_dir: Path, inputs: Inputs, env: dict[str, str], *,
-              workers: int, chaos: bool) -> Run:
+def run_steps(db_url: str, data_dir: Path, inputs: Inputs, stub: StubProcess,
+              env: dict[str, str], *, workers: int, chaos: bool) -> Run:
     upgrade(db_url)
     manager = JobManager(make_engine(db_url), Settings())
     group = Workers(db_url, data_dir)
@@ -299,6 +322,7 @@ def run_steps(db_url: str, data_dir: Path, inputs: Inputs, env: dict[str, str], 
             group.start(**env)
         first = import_a(manager, inputs)
         wait_for(lambda: manager.get(first.id).is_terminal, timeout=120, what="voter file A")
+        teach_stub(stub, manager.engine)
         started = time.monotonic()
         created = start_concurrent_jobs(manager, inputs)
         ids = [first.id, *(j.id for j in created)]
@@ -338,9 +362,10 @@ def test_three_job_types_survive_kills_and_a_postgres_restart(
     env = {**WORKER_ENV, "COCOA_CENSUS_BASE_URL": stub.census_url}
     (tmp_path / "clean").mkdir()
     (tmp_path / "chaos").mkdir()
-    clean = run_steps(f"sqlite:///{tmp_path / 'clean.db'}", tmp_path / "clean", inputs, env,
-                      workers=1, chaos=False)
-    chaos = run_steps(chaos_pg_url, tmp_path / "chaos", inputs, env, workers=WORKERS, chaos=True)
+    clean = run_steps(f"sqlite:///{tmp_path / 'clean.db'}", tmp_path / "clean", inputs, stub,
+                      env, workers=1, chaos=False)
+    chaos = run_steps(chaos_pg_url, tmp_path / "chaos", inputs, stub, env, workers=WORKERS,
+                      chaos=True)
     try:
         report(chaos, clean)
     finally:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cocoa.config import Settings
 from cocoa.db.tables import job_errors, jobs, noop_items, upload_chunks, uploads
-from cocoa.jobs.jobs import IllegalTransition, Status, utcnow
+from cocoa.jobs.jobs import IllegalTransition, Job, Status, utcnow
 from cocoa.jobs.manager import JobManager, JobNotFound, Lease, LeaseLost, UploadSource
 from cocoa.jobs.types import Batch, ItemError, JobValidationError
 from cocoa.jobs.uploads import UploadTooLarge, open_upload
@@ -47,6 +47,11 @@ def expire_lease(manager: JobManager, job_id: str) -> None:
     with manager.engine.begin() as conn:
         conn.execute(jobs.update().where(jobs.c.id == job_id)
                      .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+
+
+def commit(manager: JobManager, lease: Lease, batch: Batch, rate: float | None) -> Job:
+    """Commit as a worker does: from the job as it was last committed."""
+    return manager.commit_batch(lease, batch, rate=rate, current=manager.get(lease.job_id))
 
 
 def item_rows(manager: JobManager, job_id: str) -> list[int]:
@@ -169,7 +174,7 @@ def test_commit_batch_is_atomic_with_its_writes(manager: JobManager) -> None:
     batch = Batch(checkpoint={"next": 5}, processed=5, succeeded=5,
                   errors=[ItemError("row 2", "bad", "bad row")], write=broken_write)
     with pytest.raises(RuntimeError):
-        manager.commit_batch(lease, batch, rate=1.0)
+        commit(manager, lease, batch, rate=1.0)
     job = manager.get(job_id)
     assert job.checkpoint is None and job.processed == 0 and job.error_count == 0
     assert item_rows(manager, job_id) == []
@@ -181,14 +186,14 @@ def test_batches_accumulate_progress_result_and_errors(manager: JobManager) -> N
     job_id = noop(manager, items=10)
     lease, _ = claim(manager)
     manager.set_total(lease, 10)
-    job = manager.commit_batch(lease, Batch(
+    job = commit(manager, lease, Batch(
         checkpoint={"next": 4}, processed=4, succeeded=3, failed=1, counts={"rows": 4},
         errors=[ItemError("row 3", "bad_date", "registr_dt '13/45/2020' is not a date", 3)],
     ), rate=100.0)
     assert job.status is Status.PROCESSING and job.checkpoint == {"next": 4}
     progress = job.progress()
     assert progress["percent"] == 40.0 and progress["eta_seconds"] == 0.1
-    job = manager.commit_batch(lease, Batch(checkpoint={"next": 10}, processed=6, succeeded=6,
+    job = commit(manager, lease, Batch(checkpoint={"next": 10}, processed=6, succeeded=6,
                                             counts={"rows": 6}, done=True), rate=100.0)
     assert job.status is Status.COMPLETED and job.result == {"rows": 10}
     assert job.progress()["percent"] == 100.0 and job.lease_owner is None
@@ -200,7 +205,7 @@ def test_percent_stays_below_100_until_completed(manager: JobManager) -> None:
     job_id = noop(manager, items=4)
     lease, _ = claim(manager)
     manager.set_total(lease, 4)
-    job = manager.commit_batch(lease, Batch(checkpoint={"next": 4}, processed=4), rate=None)
+    job = commit(manager, lease, Batch(checkpoint={"next": 4}, processed=4), rate=None)
     assert job.status is Status.PROCESSING and job.progress()["percent"] == 99.9
     assert manager.get(job_id).progress()["percent"] < 100
 
@@ -222,7 +227,7 @@ def test_fenced_worker_cannot_write_after_losing_its_lease(manager: JobManager) 
         conn.execute(noop_items.insert().values(job_id=job_id, item=99))
 
     with pytest.raises(LeaseLost):
-        manager.commit_batch(old, Batch(checkpoint={"next": 9}, processed=9, write=write), rate=None)
+        commit(manager, old, Batch(checkpoint={"next": 9}, processed=9, write=write), rate=None)
     with pytest.raises(LeaseLost):
         manager.fail(old, "I was frozen")
     job = manager.get(job_id)
@@ -252,7 +257,7 @@ def test_timeout_fails_job_with_clear_message(manager: JobManager) -> None:
     job = manager.get(job_id)
     assert job.status is Status.FAILED and job.error and "Timed out" in job.error and "1 min" in job.error
     with pytest.raises(LeaseLost):
-        manager.commit_batch(lease, Batch(checkpoint={}, processed=1), rate=None)
+        commit(manager, lease, Batch(checkpoint={}, processed=1), rate=None)
 
 
 def test_timeout_counts_processing_time_not_paused_time(manager: JobManager) -> None:
@@ -268,7 +273,7 @@ def test_timeout_counts_processing_time_not_paused_time(manager: JobManager) -> 
 def test_release_returns_job_to_pending_and_resume_continues_from_checkpoint(manager: JobManager) -> None:
     job_id = noop(manager, items=10)
     lease, _ = claim(manager)
-    manager.commit_batch(lease, Batch(checkpoint={"next": 5}, processed=5), rate=None)
+    commit(manager, lease, Batch(checkpoint={"next": 5}, processed=5), rate=None)
     manager.release(lease)
     job = manager.get(job_id)
     assert job.status is Status.PENDING and job.lease_owner is None and job.checkpoint == {"next": 5}
@@ -298,13 +303,13 @@ def test_pause_and_cancel_take_effect_at_the_batch_boundary(manager: JobManager)
     assert job.status is Status.PROCESSING and job.control is not None
     with pytest.raises(IllegalTransition, match="already requested"):
         manager.control(job_id, "pause")
-    job = manager.commit_batch(lease, Batch(checkpoint={"next": 3}, processed=3), rate=None)
+    job = commit(manager, lease, Batch(checkpoint={"next": 3}, processed=3), rate=None)
     assert job.status is Status.PAUSED and job.lease_owner is None
     assert manager.claim("w1") is None  # paused jobs are not claimed
     manager.control(job_id, "resume")
     lease, _ = claim(manager)
     manager.control(job_id, "cancel")
-    job = manager.commit_batch(lease, Batch(checkpoint={"next": 6}, processed=3), rate=None)
+    job = commit(manager, lease, Batch(checkpoint={"next": 6}, processed=3), rate=None)
     assert job.status is Status.CANCELLED and job.processed == 6 and job.completed_at is not None
 
 

@@ -69,6 +69,7 @@ class JobLifecycle(RuleBasedStateMachine):
         try:
             if outcome == "commit":
                 job = self.manager.commit_batch(lease, Batch(checkpoint={"n": 1}, processed=1, done=done),
+                                                current=self.manager.get(lease.job_id),
                                                 rate=1.0)
                 if job.status is Status.PROCESSING:
                     return

@@ -177,7 +177,7 @@ class Worker:
         ctx = self._context(job)
         try:
             if job.total is None:
-                self.manager.set_total(lease, job_type.plan(ctx))
+                job = self.manager.set_total(lease, job_type.plan(ctx))
             checkpoint = job.checkpoint
             rate = job.rate_per_second
             last_commit = time.monotonic()
@@ -190,7 +190,7 @@ class Worker:
                 batch = job_type.run_batch(ctx, checkpoint)
                 now = time.monotonic()
                 rate = _smoothed_rate(rate, batch.processed, now - last_commit)
-                job = self.manager.commit_batch(lease, batch, rate=rate)
+                job = self.manager.commit_batch(lease, batch, rate=rate, current=job)
                 last_commit = now
                 ctx.result = job.result
                 if job.status is not Status.PROCESSING:

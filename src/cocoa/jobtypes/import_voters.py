@@ -402,9 +402,9 @@ class _Writer:
             household_id = ids[home.key] if home else None
             if household_id is not None:
                 touched.add(household_id)
-            row[RECORD] = self.record_json(row[RECORD])
-            row[HOUSEHOLD_ID:] = [household_id, now, now]
-            values.append(tuple(row))
+            # A new tuple, the rows left as read: calling the writer twice is harmless.
+            values.append((*row[:RECORD], self.record_json(row[RECORD]),
+                           *row[RECORD + 1:HOUSEHOLD_ID], household_id, now, now))
         bulk_upsert(conn, voters, WRITE_COLUMNS, values, ("source", "external_id"),
                     tuple(c for c in WRITE_COLUMNS
                           if c not in ("source", "external_id", "created_at")))
