@@ -330,15 +330,21 @@ class JobManager:
             picked = conn.execute(candidate.with_only_columns(jobs.c.type)).scalar()
         return str(picked)
 
-    def heartbeat(self, leases: Iterable[Lease]) -> set[str]:
-        """Extend the leases still held; return the ids this worker lost."""
+    def heartbeat(self, leases: Iterable[Lease], totals: dict[str, int] | None = None) -> set[str]:
+        """Extend the leases still held; return the ids this worker lost.
+
+        ``totals`` publishes planned totals that no batch has committed yet
+        (a slow first batch), so progress shows "0 / N" within a heartbeat.
+        """
         lost: set[str] = set()
         expires = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+        totals = totals or {}
         with self.worker_engine.begin() as conn:
             for lease in leases:
-                result = conn.execute(
-                    jobs.update().where(*_fence(lease)).values(lease_expires_at=expires)
-                )
+                values: dict[str, Any] = {"lease_expires_at": expires}
+                if lease.job_id in totals:
+                    values["total"] = sa.func.coalesce(jobs.c.total, totals[lease.job_id])
+                result = conn.execute(jobs.update().where(*_fence(lease)).values(**values))
                 if result.rowcount == 0:
                     lost.add(lease.job_id)
         return lost
@@ -409,8 +415,9 @@ class JobManager:
         }
         if batch.phase is not None:
             values["phase"] = batch.phase
-        if batch.total is not None:
-            values["total"] = batch.total
+        if batch.total is not None or current.total is not None:
+            # The planned total travels with the first commit (see Worker).
+            values["total"] = batch.total if batch.total is not None else current.total
         return values
 
     def _finish_values(self, current: Job, batch: Batch, now: Any) -> dict[str, Any]:
@@ -419,7 +426,7 @@ class JobManager:
             "status": Status.COMPLETED.value, "control": None, "lease_owner": None,
             "lease_expires_at": None, "processing_seconds": _run_seconds(current, now), "completed_at": now,
         }
-        if batch.total is None:
+        if batch.total is None and current.total is not None:
             # A type whose plan over-counted (e.g. skipped blank lines) still ends at 100%.
             values["total"] = current.processed + batch.processed
         return values

@@ -15,6 +15,7 @@ its current batch, hands the job back to the queue and exits.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -53,6 +54,7 @@ class Worker:
         self._exited = threading.Event()
         self._running: dict[str, tuple[Lease, threading.Thread]] = {}  # type -> job
         self._lost: set[str] = set()
+        self._unpublished_totals: dict[str, int] = {}
         self._lock = threading.Lock()
         manager.add_wake_listener(self._wake.set)
 
@@ -171,13 +173,18 @@ class Worker:
         finally:
             with self._lock:
                 self._lost.discard(job.id)
+                self._unpublished_totals.pop(job.id, None)
 
     def _run_batches(self, job: Job, lease: Lease) -> None:
         job_type = get_job_type(job.type)
         ctx = self._context(job)
         try:
             if job.total is None:
-                job = self.manager.set_total(lease, job_type.plan(ctx))
+                # Published by the first commit, or by the next heartbeat if
+                # that batch is slow: one round trip less per job.
+                job = dataclasses.replace(job, total=job_type.plan(ctx))
+                with self._lock:
+                    self._unpublished_totals[job.id] = job.total  # type: ignore[assignment]
             checkpoint = job.checkpoint
             rate = job.rate_per_second
             last_commit = time.monotonic()
@@ -191,6 +198,8 @@ class Worker:
                 now = time.monotonic()
                 rate = _smoothed_rate(rate, batch.processed, now - last_commit)
                 job = self.manager.commit_batch(lease, batch, rate=rate, current=job)
+                with self._lock:
+                    self._unpublished_totals.pop(job.id, None)
                 last_commit = now
                 ctx.result = job.result
                 if job.status is not Status.PROCESSING:
@@ -241,10 +250,11 @@ class Worker:
         while not self._exited.wait(self.settings.heartbeat_seconds):
             with self._lock:
                 leases = [lease for lease, _ in self._running.values()]
+                totals = dict(self._unpublished_totals)
             if not leases:
                 continue
             try:
-                lost = self.manager.heartbeat(leases)
+                lost = self.manager.heartbeat(leases, totals)
             except sa.exc.OperationalError as exc:
                 log.warning("worker %s: heartbeat failed: %s", self.id, exc)
                 continue
@@ -264,6 +274,14 @@ class Worker:
             except sa.exc.OperationalError as exc:
                 log.warning("worker %s: maintenance skipped, database unavailable: %s", self.id, exc)
 
+    def _on_notify(self, type_name: str) -> None:
+        """Wake the claim loop unless this worker already runs that type: its
+        job thread picks up the next job of its own type by itself."""
+        with self._lock:
+            busy = type_name in self._running
+        if not busy:
+            self._wake.set()
+
     def _listen_loop(self) -> None:
         """LISTEN on PostgreSQL; reconnects after outages, polling covers the gap."""
         import psycopg
@@ -275,8 +293,8 @@ class Worker:
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self._wake.set()
+                        for notify in conn.notifies(timeout=1.0, stop_after=1):
+                            self._on_notify(notify.payload)
             except psycopg.Error as exc:
                 log.warning("worker %s: LISTEN connection lost (%s); polling meanwhile", self.id, exc)
                 self._stopping.wait(1.0)
