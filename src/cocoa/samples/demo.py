@@ -37,6 +37,7 @@ from cocoa.db.tables import jobs
 from cocoa.domain.voter_files import NC_STATEWIDE
 from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import JobManager, UploadSource
+from cocoa.jobs.worker import Worker
 from cocoa.samples.parcels import SampleHousehold, Town, generate_town, to_geojson
 from cocoa.samples.voters import FIRST_NAMES, LAST_NAMES
 
@@ -174,8 +175,6 @@ def load_demo(manager: JobManager, console: Console) -> None:
     demo = build_town()
     console.print(f"Loading the demo town: {demo.voters.rows} voter rows, "
                   f"{len(demo.town.parcels)} parcels ...", highlight=False)
-    from cocoa.jobs.worker import Worker
-
     worker = Worker(manager, worker_id=f"{DEMO_USER}-worker", types=list(DEMO_TYPES))
     thread = worker.start_in_thread()
     try:

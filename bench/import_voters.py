@@ -1,0 +1,146 @@
+"""Voter import, end to end: upload over HTTP to job completed.
+
+A generated 100,000-row NC statewide file is uploaded to a real `cocoa serve
+--no-worker` on loopback and processed by a separate `cocoa worker` process,
+on SQLite and PostgreSQL. The baseline, measured in the same run, is a raw
+load of the same rows with no parsing or normalising: PostgreSQL `COPY` into
+a text table, SQLite `executemany` into a text table. Peak RSS is the worker
+process's high-water mark (VmHWM).
+
+    .venv/bin/python bench/import_voters.py [--rows 100000] [--batch-size 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cocoa.samples.voters import generate  # noqa: E402
+from tests.conftest import REPO, cocoa_env, start_live_server, stop_live_server  # noqa: E402
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def fresh_pg() -> str:
+    name = f"bench_iv_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def rows_of(data: bytes) -> tuple[list[str], list[list[str]]]:
+    text = data.decode("latin-1")
+    reader = csv.reader(io.StringIO(text), delimiter="\t")
+    header = next(reader)
+    return header, [r for r in reader if len(r) == len(header)]
+
+
+def baseline_sqlite(path: Path, data: bytes) -> float:
+    header, rows = rows_of(data)
+    started = time.perf_counter()
+    conn = sqlite3.connect(path)
+    conn.execute(f"CREATE TABLE raw ({', '.join(f'c{i} TEXT' for i in range(len(header)))})")
+    conn.executemany(f"INSERT INTO raw VALUES ({', '.join('?' * len(header))})", rows)
+    conn.commit()
+    conn.close()
+    return len(rows) / (time.perf_counter() - started)
+
+
+def baseline_postgres(url: str, data: bytes) -> float:
+    header, rows = rows_of(data)
+    started = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        conn.execute(f"CREATE TABLE raw ({', '.join(f'c{i} text' for i in range(len(header)))})")
+        with conn.cursor().copy("COPY raw FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    return len(rows) / (time.perf_counter() - started)
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def end_to_end(db_url: str, workdir: Path, data: bytes, batch_size: int) -> tuple[float, float, dict[str, int]]:
+    server = start_live_server(db_url, workdir, worker=False)
+    worker = subprocess.Popen([sys.executable, "-m", "cocoa.cli.main", "worker"], cwd=REPO,
+                              env=cocoa_env(db_url, workdir, COCOA_BATCH_SIZE=str(batch_size)),
+                              stdout=(workdir / "worker.log").open("wb"), stderr=subprocess.STDOUT)
+    try:
+        with server.client() as client:
+            client.timeout = 600
+            started = time.perf_counter()
+            response = client.post("/api/v1/voters/import", files={"file": ("ncvoter.txt", data)},
+                                   data={"format": "auto"})
+            response.raise_for_status()
+            job_id = response.json()["job_id"]
+            while True:
+                job = client.get(f"/api/v1/jobs/{job_id}").json()
+                if job["status"] in ("completed", "failed", "cancelled"):
+                    break
+                time.sleep(0.05)  # polling a benchmark's finish line
+            elapsed = time.perf_counter() - started
+        rss = peak_rss_mb(worker.pid)
+        assert job["status"] == "completed", job["error"]
+        return job["progress"]["processed"] / elapsed, rss, job["result"]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        stop_live_server(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    args = parser.parse_args()
+    data = generate("nc_statewide", args.rows, seed=1).data
+    print(f"file: {args.rows:,} rows, {len(data) / 1e6:.1f} MB", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in ("sqlite", "postgresql"):
+            work = Path(tmp) / backend
+            work.mkdir()
+            if backend == "sqlite":
+                base = baseline_sqlite(work / "raw.db", data)
+                url = f"sqlite:///{work / 'cocoa.db'}"
+            else:
+                url = fresh_pg()
+                base = baseline_postgres(url.replace("postgresql://", "postgresql://", 1), data)
+            rate, rss, result = end_to_end(url, work, data, args.batch_size)
+            results.append((backend, rate, base, rss))
+            print(f"{backend:10} {rate:8.0f} rows/s end to end   baseline {base:9.0f} rows/s   "
+                  f"ratio {rate / base:.3f}   worker peak RSS {rss:.0f} MB   "
+                  f"created {result.get('voters_created')} households {result.get('households_created')}",
+                  flush=True)
+    print()
+    print("| backend | end-to-end rows/s | raw-load baseline rows/s | ratio | worker peak RSS (MB) | target |")
+    print("|---|---:|---:|---:|---:|---|")
+    targets = {"sqlite": 10_000, "postgresql": 20_000}
+    for backend, rate, base, rss in results:
+        verdict = "PASS" if rate >= targets[backend] and rss < 300 else "FAIL"
+        print(f"| {backend} | {rate:.0f} | {base:.0f} | {rate / base:.3f} | {rss:.0f} | "
+              f"≥{targets[backend]:,} rows/s, <300 MB: {verdict} |")
+
+
+if __name__ == "__main__":
+    main()
