@@ -23,13 +23,13 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import psycopg
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cocoa.samples.voters import generate  # noqa: E402
 from tests.conftest import REPO, cocoa_env, start_live_server, stop_live_server  # noqa: E402
+
+from cocoa.samples.voters import generate  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

@@ -280,68 +280,8 @@ def names_include(*expected: str) -> Callable[[sa.Engine, dict[str, Any]], None]
 
 # ---------------------------------------------------------------------------- known bugs
 # Each is in a file someone else owns right now; the case is xfail(strict) so
-# it turns into a failure (to un-mark) the moment the owner fixes it.
-
-XFAIL_UTF16_NO_BOM = (
-    "voter_files.inspect_file only recognises UTF-16 by its BOM; a UTF-16-LE file without BOM "
-    "(NUL after every ASCII byte) is refused as 'Could not recognise the voter file layout ... "
-    "simple_csv: missing first_name, last_name' although the header has both: the message "
-    "should say the file is UTF-16 and to save it as UTF-8")
-XFAIL_NUL_HEADER = (
-    "voter_files: data rows drop NUL bytes when decoded (RowReader.decode) but the header does "
-    "not, so header 'first_name\\x00,last_name,...' is refused with 'simple_csv: missing "
-    "first_name' - a column the user can see in the file; strip NULs from the header too "
-    "(or name the NUL in the message)")
-XFAIL_CR_ONLY = (
-    "voter_files.iter_lines splits on LF only: a file with CR-only line endings (Excel 'CSV "
-    "(Macintosh)') is one long header line and is refused with 'The file has a header but no "
-    "data rows.' although it has 3 rows; treat a lone CR as a line end (or say 'CR-only line "
-    "endings: save with LF or CRLF')")
-XFAIL_GEOJSON_MESSAGE = (
-    "parcel_files._choose_layer passes GDAL's error through for a JSON file that is not "
-    "GeoJSON: \"GDAL could not open the dataset: '/tmp/cocoa-parcels-XXXX.geojson' not "
-    "recognized as being in a supported file format.; It might help to specify the correct "
-    "driver explicitly by prefixing the file path with '<DRIVER>:'\" - it leaks a server path "
-    "and advises a GDAL driver prefix; it should say the JSON is not a GeoJSON "
-    "FeatureCollection")
-XFAIL_COMPRESSED = (
-    "voter_files.inspect_file reads a gzip or zip upload (NCSBE publishes "
-    "ncvoter_Statewide.zip) as text and answers 'Could not recognise the voter file layout "
-    "from its header (nc_statewide: missing ncid, ...). Pick a format explicitly or fix the "
-    "header.' - the header is fine, the file is compressed; sniff the magic bytes (PK\\x03\\x04, "
-    "\\x1f\\x8b) and say 'the file is compressed (zip/gzip): extract the .txt/.csv and upload "
-    "that' (or import the single member)")
-XFAIL_LONG_ADDRESS = (
-    "import_voters: a residence whose household key is longer than households.address_key "
-    "(400) FAILS THE WHOLE JOB: _household_row stores the key cut to 400 characters "
-    "(_fit), then _Writer._write looks the household up by the full key -> KeyError -> "
-    "'Internal error while processing (KeyError: ...)', nothing of the batch is imported. "
-    "Repro: simple CSV with a row 'Lo,Ng,1 LONG LONG ... (90x) ST,Durham,NC,27701'. One "
-    "bad row must not abort the job: key the household consistently (e.g. truncate or "
-    "hash the key before the lookup) or reject the row as an item error")
-XFAIL_CSV_NO_SAMPLE = (
-    "parcel_files._inspect_csv calls shapely.total_bounds on the sampled geometries; when no "
-    "data row reaches the geometry column (short rows, or a header and blank lines only) the "
-    "sample is empty and numpy raises 'ValueError: zero-size array to reduction operation fmin' "
-    "-> HTTP 500. Repro: POST a CSV b'parno,siteadd,WKT\\nP1,1 MAIN ST\\n' (or "
-    "b'parno,siteadd,WKT\\n\\n') to /gis/parcels/import")
-XFAIL_EMPTY_COLLECTION = (
-    "parcel_files.inspect_parcel_file resolves the field mapping before it counts features, "
-    "so an empty FeatureCollection is refused with 400 unknown_parcel_fields 'The parcel "
-    "columns were not recognised ... Send a mapping ... all columns: .' instead of 422 "
-    "empty_file 'The file holds no features.'")
-XFAIL_WKT_MESSAGE = (
-    "parcel_files.parse_text_geometries turns unparsable WKT/GeoJSON text into None, so a "
-    "CSV row with WKT 'POLYGON((1 2' is reported as empty_geometry 'The feature has no "
-    "geometry (empty or null)' - it has one, it is malformed; say the WKT could not be parsed "
-    "(and where)")
-XFAIL_GEOJSON_LAYER = (
-    "parcel_import: a GeoJSON without a top-level \"name\" member is accepted (202) but the "
-    "job FAILS with \"The parcel file could not be read from feature 1 on: Layer "
-    "'cocoa-parcels-XXXX' could not be opened\": GDAL names such a layer after the staged "
-    "temp file, inspect_parcel_file stores that name in params.file.layer, and the worker "
-    "stages the upload under a new random name, so the stored layer no longer exists "
-    "(store layer=None for single-layer GeoJSON/CSV, or stage under a fixed name)")
+# it turns into a failure (to un-mark) the moment the owner fixes it. None open
+# right now.
 
 # ---------------------------------------------------------------------------- the corpus
 
@@ -378,7 +318,7 @@ CORPUS: list[Case] = [
          Reject(422, "UTF-16", "unsupported_encoding"), pg=True),
     Case("voters_utf16le_without_bom",
          lambda: voter_upload(simple_csv(simple_rows(3)).decode().encode("utf-16-le")),
-         Reject(422, "UTF-16"), xfail=XFAIL_UTF16_NO_BOM),
+         Reject(422, "UTF-16")),
     Case("voters_mixed_latin1_and_utf8_lines", lambda: voter_upload(MIXED),
          Accept(3, imported=3, check=names_include("Ana MUÑOZ", "José NUÑEZ", "Zoë BRONTË")), pg=True),
     Case("voters_ragged_rows",
@@ -390,10 +330,10 @@ CORPUS: list[Case] = [
     Case("voters_random_bytes", lambda: voter_upload(random_bytes(64 * 1024)), Reject(422, "header")),
     Case("voters_png", lambda: voter_upload(png_bytes(), "photo.png"), Reject(422, "header")),
     Case("voters_gzip", lambda: voter_upload(gzip.compress(simple_csv(simple_rows(5))), "voters.csv.gz"),
-         Reject(422, "compressed"), xfail=XFAIL_COMPRESSED),
+         Reject(422, "compressed")),
     Case("voters_zip_of_csv", lambda: voter_upload(zip_of({"voters.csv": simple_csv(simple_rows(5))}),
                                                    "voters.zip"),
-         Reject(422, "compressed"), pg=True, xfail=XFAIL_COMPRESSED),
+         Reject(422, "compressed"), pg=True),
     Case("voters_empty_file", lambda: voter_upload(b""), Reject(422, "empty", "empty_file"), pg=True),
     Case("voters_blank_lines_only", lambda: voter_upload(b"\n\r\n  \n"), Reject(422, "empty", "empty_file")),
     Case("voters_header_only", lambda: voter_upload(simple_csv([])), Reject(422, "no data rows")),
@@ -413,7 +353,7 @@ CORPUS: list[Case] = [
          Accept(3, imported=3), pg=True),
     Case("voters_overlong_address",
          lambda: voter_upload(simple_csv([*simple_rows(1), f"Lo,Ng,1 {'LONG ' * 90}ST,Durham,NC,27701"])),
-         Accept(2, imported=2), pg=True, xfail=XFAIL_LONG_ADDRESS),
+         Accept(2, imported=2), pg=True),
     Case("voters_no_newline_at_eof",
          lambda: voter_upload(simple_csv([*simple_rows(2), "Last,Row,77 End St,Durham,NC,27701"])
                               .rstrip(b"\n")),
@@ -424,10 +364,10 @@ CORPUS: list[Case] = [
     Case("voters_nul_bytes_in_header",
          lambda: voter_upload(simple_csv(simple_rows(2), header="first_name\x00,last_name,address,city,"
                                                                 "state,zip")),
-         Accept(2, imported=2), xfail=XFAIL_NUL_HEADER),
+         Accept(2, imported=2)),
     Case("voters_cr_only_line_endings",
          lambda: voter_upload(simple_csv(simple_rows(3), newline="\r")),
-         Accept(3, imported=3), xfail=XFAIL_CR_ONLY),
+         Accept(3, imported=3)),
     Case("voters_spreadsheet_formulas", lambda: voter_upload(FORMULAS),
          Accept(4, imported=4, check=names_include('=HYPERLINK("http://evil.example/x","click") Doe',
                                                    "+SUM(1) Roe", "@cmd Poe", "-2+3 Loe"))),
@@ -525,7 +465,7 @@ CORPUS: list[Case] = [
          Reject(422, "Unterminated string"), pg=True),
     Case("parcels_geojson_not_a_feature_collection",
          lambda: parcel_upload(json.dumps({"parcels": [1, 2, 3]}).encode()),
-         Reject(422, "FeatureCollection"), xfail=XFAIL_GEOJSON_MESSAGE),
+         Reject(422, "FeatureCollection")),
     Case("parcels_geojson_bare_geometry",
          lambda: parcel_upload(json.dumps({"type": "Polygon", "coordinates": square(1)}).encode()),
          Reject(400, "parcel columns were not recognised")),
@@ -535,7 +475,7 @@ CORPUS: list[Case] = [
          Accept(4, errors={"feature 2": "empty_geometry", "feature 4": "not_polygon"}, imported=2), pg=True),
     Case("parcels_geojson_without_name_member",
          lambda: parcel_upload(geojson([feature(1), feature(2)], name=None)),
-         Accept(2, imported=2), pg=True, xfail=XFAIL_GEOJSON_LAYER),
+         Accept(2, imported=2), pg=True),
     Case("parcels_geojson_nul_in_properties",
          lambda: parcel_upload(geojson([{**feature(1), "properties": {
              **feature(1)["properties"], "ownname": "NUL\x00OWNER"}}, feature(2)])),
@@ -546,11 +486,11 @@ CORPUS: list[Case] = [
     Case("parcels_csv_rows_shorter_than_geometry_column",
          lambda: parcel_upload(b"parno,siteadd,WKT\nP1,1 MAIN ST\nP2,2 MAIN ST\n", "parcels.csv"),
          Accept(2, errors={"feature 1": "empty_geometry", "feature 2": "empty_geometry"}, imported=0),
-         pg=True, xfail=XFAIL_CSV_NO_SAMPLE),
+         pg=True),
     Case("parcels_csv_header_only", lambda: parcel_upload(b"parno,siteadd,WKT\n\n", "parcels.csv"),
-         Reject(422, "no features", "empty_file"), xfail=XFAIL_CSV_NO_SAMPLE),
+         Reject(422, "no features", "empty_file")),
     Case("parcels_geojson_empty_feature_collection", lambda: parcel_upload(geojson([])),
-         Reject(422, "no features", "empty_file"), xfail=XFAIL_EMPTY_COLLECTION),
+         Reject(422, "no features", "empty_file")),
     Case("parcels_coordinates_not_on_earth",
          lambda: parcel_upload(geojson([feature(1), feature(2, {"type": "Polygon", "coordinates": [
              [[2e6, 8e5], [2e6 + 10, 8e5], [2e6 + 10, 8e5 + 10], [2e6, 8e5]]]})])),
@@ -576,8 +516,7 @@ CORPUS: list[Case] = [
          Accept(2, errors={"feature 1": "empty_geometry"}, imported=1)),
     Case("parcels_csv_unparsable_wkt_message",
          lambda: parcel_upload(b"parno,siteadd,WKT\nP1,1 MAIN ST,POLYGON((1 2\n", "parcels.csv"),
-         Accept(1, errors={"feature 1": "empty_geometry"}, messages={"feature 1": "WKT"}, imported=0),
-         xfail=XFAIL_WKT_MESSAGE),
+         Accept(1, errors={"feature 1": "empty_geometry"}, messages={"feature 1": "WKT"}, imported=0)),
     Case("parcels_unknown_fields_without_mapping",
          lambda: parcel_upload(json.dumps({"type": "FeatureCollection", "features": [
              {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": square(1)},

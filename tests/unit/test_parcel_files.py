@@ -7,6 +7,7 @@ town); nothing binary is committed.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import tempfile
@@ -341,3 +342,65 @@ def test_zipped_csv_and_geojson_are_read() -> None:
         info, features = read_all(out.getvalue())
         assert info.inner_path == name and info.feature_count == len(town.parcels)
         assert [a["parno"] for a in features.attributes] == [p.apn for p in town.parcels]
+
+
+# ------------------------------------------------------------------ bad input
+
+
+SQUARE = [[[-78.9, 35.9], [-78.89, 35.9], [-78.89, 35.91], [-78.9, 35.9]]]
+
+
+def feature_collection(n: int, **top: Any) -> bytes:
+    features = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": SQUARE},
+                 "properties": {"parno": f"P{i}", "siteadd": f"{i} MAIN ST"}}
+                for i in range(1, n + 1)]
+    return json.dumps({"type": "FeatureCollection", **top, "features": features}).encode()
+
+
+def test_geojson_without_name_is_read_after_staging_again() -> None:
+    info, features = read_all(feature_collection(2))  # read_all stages a second copy
+    assert info.layer is None
+    assert [a["parno"] for a in features.attributes] == ["P1", "P2"]
+
+
+@pytest.mark.parametrize(("data", "filename"), [
+    (feature_collection(0), None),
+    (b"parno,siteadd,WKT\n\n", "parcels.csv"),
+])
+def test_a_file_without_features_says_so(data: bytes, filename: str | None) -> None:
+    with pytest.raises(JobValidationError) as info:
+        pf.inspect_parcel_file(data, filename)
+    assert (info.value.status, info.value.code) == (422, "empty_file")
+    assert "no features" in info.value.message
+
+
+def test_csv_rows_without_geometry_are_accepted_as_item_errors() -> None:
+    info, features = read_all(b"parno,siteadd,WKT\nP1,1 MAIN ST\n", filename="parcels.csv")
+    assert info.feature_count == 1 and info.crs == pf.WGS84
+    out = pf.prepare_geometries(features.geometries, None, features.unparsed)
+    assert out.problems[0] is not None and out.problems[0][0] == "empty_geometry"
+
+
+def test_json_that_is_not_geojson_gets_no_server_path() -> None:
+    with pytest.raises(JobValidationError) as info:
+        pf.inspect_parcel_file(json.dumps({"parcels": [1, 2]}).encode())
+    message = info.value.message
+    assert info.value.status == 422 and "FeatureCollection" in message
+    assert tempfile.gettempdir() not in message and "DRIVER" not in message
+
+
+def test_unparsable_wkt_says_so_with_the_parser_reason() -> None:
+    data = b'parno,siteadd,WKT\nP1,1 MAIN ST,POLYGON((1 2\nP2,2 MAIN ST,"POINT (1 2)"\n'
+    _, features = read_all(data, filename="parcels.csv")
+    assert list(features.unparsed) == [0]
+    part = features.part(1, 1)
+    assert part.unparsed == {}
+    out = pf.prepare_geometries(features.geometries, None, features.unparsed)
+    assert out.problems[0] is not None
+    assert out.problems[0][0] == "empty_geometry" and "WKT could not be parsed" in out.problems[0][1]
+
+
+def test_scrub_paths_hides_staged_uploads() -> None:
+    text = pf.scrub_paths("Layer 'cocoa-parcels-ab12' could not be opened; "
+                          "/vsizip/{/tmp/cocoa-parcels-x.zip}/a/b.shp: bad")
+    assert text == "Layer 'the uploaded file' could not be opened; the uploaded file: bad"

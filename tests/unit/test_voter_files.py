@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 
 import pytest
@@ -16,6 +17,7 @@ from cocoa.domain.voter_files import (
     VoterRecord,
     detect_layout,
     inspect_file,
+    iter_lines,
     iter_rows,
     parse_date,
     read_header_line,
@@ -261,6 +263,59 @@ def test_inspect_rejects_files_without_data(data: bytes, code: str) -> None:
         inspect_file(io.BytesIO(data), "auto", 100)
     assert info.value.code == code and info.value.status == 422
     assert info.value.message.endswith(".")
+
+
+SIMPLE_ROWS = ["Ann,Lee,a@x.org,1 Main St,Durham,NC,27701", "Bo,Ng,,2 Main St,Durham,NC,27701",
+               "Cy,Oh,,3 Main St,Durham,NC,27701"]
+
+
+@pytest.mark.parametrize(("data", "code", "says"), [
+    ("\n".join([SIMPLE_HEADER, *SIMPLE_ROWS]).encode("utf-16-le"), "unsupported_encoding",
+     "UTF-16"),
+    ("\n".join([SIMPLE_HEADER, *SIMPLE_ROWS]).encode("utf-16-be"), "unsupported_encoding",
+     "UTF-16"),
+    (gzip.compress(SIMPLE_HEADER.encode() + b"\n"), "compressed_file", "gzip"),
+    (b"PK\x03\x04" + b"\x00" * 60, "compressed_file", "zip"),
+])
+def test_inspect_names_utf16_and_compressed_files(data: bytes, code: str, says: str) -> None:
+    with pytest.raises(JobValidationError) as info:
+        inspect_file(io.BytesIO(data), "auto", 100)
+    assert info.value.code == code and info.value.status == 422
+    assert says in info.value.message
+
+
+def test_nul_bytes_in_the_header_are_dropped_like_in_rows() -> None:
+    header = SIMPLE_HEADER.replace("first_name", "first_\x00name\x00")
+    found = records("\n".join([header, *SIMPLE_ROWS]).encode())
+    assert [r.fields["first_name"] for r in found] == ["Ann", "Bo", "Cy"]
+
+
+@pytest.mark.parametrize("newline", ["\r", "\n", "\r\n"])
+def test_bare_cr_line_endings_keep_offsets_and_row_numbers(newline: str) -> None:
+    data = (newline.join([SIMPLE_HEADER, "", *SIMPLE_ROWS]) + newline).encode()
+    stream = io.BytesIO(data)
+    found = inspect_file(stream, "auto", 100)
+    lines = list(iter_lines(stream, 0, 1))
+    assert found.rows == 3 and [line.number for line in lines] == [1, 2, 3, 4, 5]
+    assert all(data[line.start:line.end].rstrip(b"\r\n") == line.raw for line in lines)
+    resumed = list(iter_lines(stream, lines[3].start, lines[3].number))  # a checkpoint
+    assert [(line.number, line.raw) for line in resumed] == [(4, b"Bo,Ng,,2 Main St,Durham,"
+                                                             b"NC,27701"), *(
+        (line.number, line.raw) for line in lines[4:])]
+    assert [r.row for r in records(data)] == [3, 4, 5]
+
+
+def test_stray_cr_inside_a_line_of_an_lf_file_stays_data() -> None:
+    data = "\n".join([SIMPLE_HEADER, "Ann,Lee,a@x.org,1 Main\rSt,Durham,NC,27701"]).encode()
+    assert [line.number for line in iter_lines(io.BytesIO(data), 0, 1)] == [1, 2]
+
+
+def test_overlong_address_is_a_warning_and_no_household() -> None:
+    data = "\n".join([SIMPLE_HEADER, *SIMPLE_ROWS[:1],
+                      f"Lo,Ng,,1 {'LONG ' * 90}ST,Durham,NC,27701"]).encode()
+    first, long = records(data)
+    assert first.household is not None and long.household is None
+    assert [(w.row, w.code, w.fatal) for w in long.warnings] == [(3, "address_too_long", False)]
 
 
 def test_inspect_names_missing_required_columns() -> None:

@@ -41,6 +41,7 @@ import pyogrio.raw
 import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
+from shapely.errors import GEOSException
 
 from cocoa.domain.addresses import household_key
 from cocoa.jobs.types import JobValidationError
@@ -699,9 +700,11 @@ def _inspect_gdal(
     mapping: dict[str, Any] | None, layer: str | None,
 ) -> ParcelFileInfo:
     path = gdal_path(staged, located)
-    chosen = _choose_layer(path, layer)
+    chosen = _choose_layer(path, layer, located)
     try:
         meta = pyogrio.read_info(path, layer=chosen, force_feature_count=True)
+        if int(meta["features"]) == 0:  # before the mapping: an empty file has no columns
+            raise _no_features()
         fields = [str(f) for f in meta["fields"]]
         preset, resolved = resolve_mapping(fields, mapping)
         bounds: Any = None
@@ -713,8 +716,21 @@ def _inspect_gdal(
     crs, origin = choose_crs(meta.get("crs"), source_crs, _bounds(bounds))
     return ParcelFileInfo(
         format=located.format, container=located.container, inner_path=located.inner_path,
-        layer=chosen, crs=crs, crs_origin=origin, preset=preset, mapping=resolved,
-        feature_count=int(meta["features"]), fields=fields)
+        layer=_stored_layer(located, chosen), crs=crs, crs_origin=origin, preset=preset,
+        mapping=resolved, feature_count=int(meta["features"]), fields=fields)
+
+
+def _stored_layer(located: Located, chosen: str | None) -> str | None:
+    """The layer the worker must read. GeoJSON has exactly one, and GDAL
+    names it after the staged file (which the worker stages anew under
+    another temporary name) when the file has no top-level ``name``: so
+    none is stored and the worker reads the only layer there is (also for
+    jobs validated before, whose params still name the first staged copy)."""
+    return None if located.format == "geojson" else chosen
+
+
+def _no_features() -> JobValidationError:
+    return JobValidationError("The file holds no features.", code="empty_file", status=422)
 
 
 def _bounds(values: Any) -> tuple[float, float, float, float]:
@@ -724,19 +740,17 @@ def _bounds(values: Any) -> tuple[float, float, float, float]:
     return minx, miny, maxx, maxy
 
 
-def _choose_layer(path: str, wanted: str | None) -> str | None:
+def _choose_layer(path: str, wanted: str | None, located: Located) -> str | None:
     """The one polygon layer; several need an explicit ``layer`` param."""
     try:
         layers = [(str(n), str(g)) for n, g in pyogrio.list_layers(path)]
     except pyogrio.errors.DataSourceError as exc:
-        raise JobValidationError(
-            f"GDAL could not open the dataset: {exc}", code="unreadable_file", status=422,
-        ) from exc
+        raise _unopenable(located, exc) from exc
     names = [n for n, _ in layers]
     if wanted:
         if wanted not in names:
             raise JobValidationError(
-                f"Layer {wanted!r} is not in the file; its layers are {names}.",
+                scrub_paths(f"Layer {wanted!r} is not in the file; its layers are {names}."),
                 code="unknown_layer", status=422)
         return wanted
     polygonal = [n for n, g in layers if "polygon" in g.lower() or g.lower() in ("unknown", "none")]
@@ -752,8 +766,39 @@ def _choose_layer(path: str, wanted: str | None) -> str | None:
 
 def _unreadable(located: Located, exc: Exception) -> JobValidationError:
     return JobValidationError(
-        f"The {located.format} file could not be read: {exc}",
+        f"The {located.format} file could not be read: {scrub_paths(str(exc))}",
         code="unreadable_file", status=422)
+
+
+_NOT_RECOGNISED = "not recognized as being in a supported file format"
+
+
+def _unopenable(located: Located, exc: Exception) -> JobValidationError:
+    """GDAL could not open the staged upload at all."""
+    text = str(exc)
+    if _NOT_RECOGNISED in text and located.format == "geojson":
+        return JobValidationError(
+            "The file is JSON but not a GeoJSON FeatureCollection: expected "
+            '{"type": "FeatureCollection", "features": [...]} with polygon features.',
+            code="not_geojson", status=422)
+    if _NOT_RECOGNISED in text:
+        return JobValidationError(
+            f"The {located.format} file is not in a format that can be read; check that it "
+            "is not damaged or truncated.", code="unreadable_file", status=422)
+    return JobValidationError(f"The file could not be opened: {scrub_paths(text)}",
+                              code="unreadable_file", status=422)
+
+
+# A staged upload's path (or a GDAL path into it), and GDAL's advice to name a driver.
+_STAGED_PATH = re.compile(
+    r"(?:/vsizip/)?\{?[^\s'\"{}]*cocoa-parcels-[^\s'\"{}/]*\}?(?:/[^\s'\":]*)?")
+_DRIVER_HINT = re.compile(r";?\s*It might help to specify the correct driver.*", re.DOTALL)
+
+
+def scrub_paths(message: str) -> str:
+    """A GDAL message fit for the client: server paths of staged uploads
+    become "the uploaded file" and the advice to prefix a driver is dropped."""
+    return _DRIVER_HINT.sub("", _STAGED_PATH.sub("the uploaded file", message)).strip()
 
 
 # ----------------------------------------------------------------------------- CSV
@@ -792,7 +837,20 @@ def _inspect_csv(
         raise JobValidationError("The CSV is empty.", code="empty_file", status=422)
     geometry_index = _geometry_column(header, mapping)
     fields = [h for i, h in enumerate(header) if i != geometry_index]
+    count, sample = _csv_sample(rows, geometry_index)
+    if count == 0:
+        raise _no_features()
     preset, resolved = resolve_mapping(fields, mapping)
+    crs, origin = choose_crs(None, source_crs, _sample_bounds(sample))
+    return ParcelFileInfo(
+        format="csv", container=located.container, inner_path=located.inner_path, layer=None,
+        crs=crs, crs_origin=origin, preset=preset, mapping=resolved, feature_count=count,
+        fields=fields, geometry_field=header[geometry_index])
+
+
+def _csv_sample(rows: Iterator[list[str]], geometry_index: int) -> tuple[int, list[str]]:
+    """(non-blank data rows, the first geometry texts): the texts tell
+    whether coordinates look like lon/lat."""
     count = 0
     sample: list[str] = []
     for row in rows:
@@ -801,12 +859,15 @@ def _inspect_csv(
         count += 1
         if len(sample) < _CSV_SAMPLE and geometry_index < len(row):
             sample.append(row[geometry_index])
-    bounds = tuple(shapely.total_bounds(parse_text_geometries(sample)))
-    crs, origin = choose_crs(None, source_crs, bounds)
-    return ParcelFileInfo(
-        format="csv", container=located.container, inner_path=located.inner_path, layer=None,
-        crs=crs, crs_origin=origin, preset=preset, mapping=resolved, feature_count=count,
-        fields=fields, geometry_field=header[geometry_index])
+    return count, sample
+
+
+def _sample_bounds(sample: Sequence[str]) -> tuple[float, float, float, float]:
+    """Bounds of the parsable sampled geometries; NaN when there are none."""
+    geoms = parse_text_geometries(sample)
+    if not len(geoms):
+        return _bounds(None)
+    return _bounds(shapely.total_bounds(geoms))
 
 
 def _geometry_column(header: Sequence[str], mapping: dict[str, Any] | None) -> int:
@@ -825,16 +886,39 @@ def _geometry_column(header: Sequence[str], mapping: dict[str, Any] | None) -> i
 
 def parse_text_geometries(values: Sequence[str | None]) -> np.ndarray:
     """WKT or GeoJSON strings to shapely geometries; unparsable → None."""
+    return parse_text_geometries_checked(values)[0]
+
+
+def parse_text_geometries_checked(
+    values: Sequence[str | None],
+) -> tuple[np.ndarray, dict[int, str]]:
+    """:func:`parse_text_geometries`, and for each text that could not be
+    parsed (position -> message) why, for the feature's item error."""
     out = np.empty(len(values), dtype=object)
+    unparsed: dict[int, str] = {}
     for i, value in enumerate(values):
         text = (value or "").strip()
         if not text:
             out[i] = None
-        elif text.startswith("{"):
-            out[i] = shapely.from_geojson(text, on_invalid="ignore")
-        else:
-            out[i] = shapely.from_wkt(text, on_invalid="ignore")
-    return out
+            continue
+        geojson = text.startswith("{")
+        parse = shapely.from_geojson if geojson else shapely.from_wkt
+        out[i] = parse(text, on_invalid="ignore")
+        if out[i] is None:
+            unparsed[i] = _unparsable(text, "GeoJSON" if geojson else "WKT", parse)
+    return out, unparsed
+
+
+def _unparsable(text: str, kind: str, parse: Any) -> str:
+    """The item error message for geometry text the parser refused (parsed
+    again, raising, only to tell why: this is the rare path)."""
+    try:
+        parse(text)
+        reason = "it is not a geometry"
+    except (GEOSException, ValueError) as exc:
+        reason = str(exc).removeprefix("ParseException: ")
+    return (f"The geometry {kind} could not be parsed ({reason[:200]}): "
+            f"{text[:60]!r}{'...' if len(text) > 60 else ''}; fix it in the source file.")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -851,6 +935,7 @@ class FeatureSlice:
     geometries: np.ndarray
     names: list[str]
     columns: list[list[Any]]
+    unparsed: dict[int, str] = field(default_factory=dict)  # relative index -> why
 
     def __len__(self) -> int:
         return len(self.geometries)
@@ -864,8 +949,9 @@ class FeatureSlice:
     def part(self, offset: int, count: int) -> FeatureSlice:
         """Features ``offset .. offset+count-1`` of this slice (relative)."""
         end = offset + count
+        unparsed = {i - offset: why for i, why in self.unparsed.items() if offset <= i < end}
         return FeatureSlice(self.start + offset, self.geometries[offset:end], self.names,
-                            [c[offset:end] for c in self.columns])
+                            [c[offset:end] for c in self.columns], unparsed)
 
 
 # Formats GDAL can seek in (an index or SQL offset); GeoJSON and CSV are
@@ -879,7 +965,7 @@ def read_slice(staged: StagedFile, info: ParcelFileInfo, start: int, count: int)
         return _read_csv_slice(staged.path, info, start, count)
     path = gdal_path(staged, info.located)
     meta, _fids, geometry, columns = pyogrio.raw.read(
-        path, layer=info.layer, skip_features=start, max_features=count,
+        path, layer=_stored_layer(info.located, info.layer), skip_features=start, max_features=count,
         datetime_as_string=True)
     names = [str(n) for n in meta["fields"]]
     values = [_json_column(col) for col in columns]
@@ -931,7 +1017,8 @@ def _read_csv_slice(path: str, info: ParcelFileInfo, start: int, count: int) -> 
         texts.append(padded[geometry_index])
         records.append([padded[i] or None for i in keep])
     columns = [list(c) for c in zip(*records, strict=True)] if records else [[] for _ in keep]
-    return FeatureSlice(start, parse_text_geometries(texts), [header[i] for i in keep], columns)
+    geometries, unparsed = parse_text_geometries_checked(texts)
+    return FeatureSlice(start, geometries, [header[i] for i in keep], columns, unparsed)
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -952,18 +1039,22 @@ class PreparedGeometries:
 _POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
 
-def prepare_geometries(geoms: np.ndarray, transformer: Transformer | None) -> PreparedGeometries:
+def prepare_geometries(geoms: np.ndarray, transformer: Transformer | None,
+                       unparsed: dict[int, str] | None = None) -> PreparedGeometries:
     """Reproject to WGS84, repair invalid polygons, keep only polygonal parts.
 
     Repair happens after reprojection because validity in WGS84 is what the
     stored geometry must have. Everything is vectorised over the slice.
+    ``unparsed`` (position -> message) says which missing geometries were
+    text that could not be parsed (see :func:`parse_text_geometries_checked`).
     """
     geoms = np.array(geoms, dtype=object, copy=True)  # callers may cache the input
     problems: list[tuple[str, str] | None] = [None] * len(geoms)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    why = unparsed or {}
     for i in np.flatnonzero(missing):
-        problems[i] = ("empty_geometry", "The feature has no geometry (empty or null); "
-                                         "fix or remove it in the source file.")
+        problems[i] = ("empty_geometry", why.get(int(i)) or (
+            "The feature has no geometry (empty or null); fix or remove it in the source file."))
     geoms[missing] = None  # later steps skip what is already a problem
     if transformer is not None:
         geoms = shapely.transform(geoms, _projector(transformer), include_z=None)
@@ -1050,6 +1141,7 @@ __all__ = [
     "DEFAULT_ZIP_LIMITS", "FORMATS", "FeatureSlice", "FieldMapping", "PRESETS",
     "ParcelFileInfo", "PreparedGeometries", "Situs", "StagedFile", "ZipLimits",
     "check_zip_safety", "choose_crs", "feature_ref", "field_text", "gdal_path", "inspect_parcel_file",
-    "locate_in_zip", "parse_text_geometries", "prepare_geometries", "read_slice",
-    "resolve_mapping", "situs_of", "sniff_format", "stage_upload", "wgs84_transformer",
+    "locate_in_zip", "parse_text_geometries", "parse_text_geometries_checked",
+    "prepare_geometries", "read_slice", "resolve_mapping", "scrub_paths", "situs_of",
+    "sniff_format", "stage_upload", "wgs84_transformer",
 ]

@@ -408,9 +408,11 @@ def detect_layout(header: str | bytes) -> Detection:
 
 
 def _decode_header(header: str | bytes) -> str:
+    """The header as text; NUL bytes are dropped, as :meth:`RowReader.decode`
+    drops them from data rows."""
     if isinstance(header, str):
-        return header.lstrip("\ufeff")
-    raw = header.removeprefix(UTF8_BOM)
+        return header.lstrip("\ufeff").replace("\x00", "")
+    raw = header.removeprefix(UTF8_BOM).replace(b"\x00", b"")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -501,7 +503,11 @@ class Line(NamedTuple):
 
 def iter_lines(stream: IO[bytes], offset: int, number: int) -> Iterator[Line]:
     """Yield lines from ``offset`` (which must be a line start), numbered from
-    ``number``; line endings (LF or CRLF) are removed from ``raw``."""
+    ``number``; line endings (LF, CRLF, or a bare CR in a file whose lines end
+    that way) are removed from ``raw``."""
+    if cr_line_endings(stream):
+        yield from _iter_cr_lines(stream, offset, number)
+        return
     stream.seek(offset)
     position = offset
     for chunk in stream:
@@ -509,6 +515,46 @@ def iter_lines(stream: IO[bytes], offset: int, number: int) -> Iterator[Line]:
         yield Line(number, position, end, chunk.rstrip(b"\r\n"))
         position = end
         number += 1
+
+
+def cr_line_endings(stream: IO[bytes]) -> bool:
+    """Does the file end its lines with a bare CR (old Mac, Excel's "CSV
+    (Macintosh)")? Decided once per pass from the first line, so the per-line
+    loop of every other file stays as it was (and a stray CR inside a line of
+    an LF file stays data)."""
+    stream.seek(0)
+    return _has_bare_cr(stream.readline(_SNIFF_LINE))
+
+
+def _iter_cr_lines(stream: IO[bytes], offset: int, number: int) -> Iterator[Line]:
+    """:func:`iter_lines` for a CR file: each LF-terminated chunk split after
+    every line ending (bare CR, CRLF or LF), so offsets stay exact."""
+    stream.seek(offset)
+    position = offset
+    for chunk in stream:
+        for piece in _split_lines(chunk):
+            end = position + len(piece)
+            yield Line(number, position, end, piece.rstrip(b"\r\n"))
+            position = end
+            number += 1
+
+
+_SNIFF_LINE = 64 * 1024
+_LINE_PIECE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _has_bare_cr(chunk: bytes) -> bool:
+    """Does a line as read (LF-terminated, or the last or cut-short one) hold a CR not
+    part of its final CRLF? One ``find`` (C speed): the first CR of a CRLF
+    line is the one just before its LF."""
+    cr = chunk.find(b"\r")
+    return cr >= 0 and (cr != len(chunk) - 2 or chunk[-1] != 0x0A)
+
+
+def _split_lines(chunk: bytes) -> Iterator[bytes]:
+    """A chunk split after every line ending (LF, CRLF or a bare CR), endings
+    kept; lazily, as a CR file is one chunk however long it is."""
+    return (match.group() for match in _LINE_PIECE.finditer(chunk))
 
 
 # Characters ``json.dumps(..., ensure_ascii=False)`` escapes in a string.
@@ -729,6 +775,9 @@ class RowReader:
                 _str(canonical.get("first_name")), _str(canonical.get("last_name")),
                 home.key if home else None, _str(canonical.get("email")),
                 _str(canonical.get("phone")))
+        if home is not None and len(home.key) > MAX_HOUSEHOLD_KEY:
+            warnings.append(_address_too_long(line.number, home.key))
+            home = None
         return VoterRecord(line.number, external_id, canonical, values, self.header.names,
                            home, warnings)
 
@@ -762,6 +811,7 @@ class RowReader:
 
 
 MAX_ID_LENGTH = 128  # voters.external_id
+MAX_HOUSEHOLD_KEY = 400  # households.address_key
 
 
 def _check_id(row: int, external_id: str, layout: Layout) -> RowIssue | None:
@@ -772,6 +822,13 @@ def _check_id(row: int, external_id: str, layout: Layout) -> RowIssue | None:
         return RowIssue(row, "bad_id", f"row {row}: the voter id is {len(external_id)} "
                         f"characters long (at most {MAX_ID_LENGTH}); the row was skipped")
     return None
+
+
+def _address_too_long(row: int, key: str) -> RowIssue:
+    return RowIssue(row, "address_too_long",
+                    f"row {row}: the residence address is {len(key)} characters long once "
+                    f"normalised (at most {MAX_HOUSEHOLD_KEY}); the voter was imported "
+                    "without a household", fatal=False)
 
 
 def _str(value: object) -> str | None:
@@ -876,10 +933,7 @@ def inspect_file(stream: IO[bytes], format: str, max_items: int) -> FileInspecti
     if format != "auto":
         get_layout(format)
     stream.seek(0)
-    start = stream.read(4)
-    if start[:2] in _UTF16_BOMS:
-        raise JobValidationError("The file is UTF-16 encoded; save it as UTF-8 or Latin-1 CSV.",
-                                 code="unsupported_encoding", status=422)
+    _check_raw_text(stream.read(_SNIFF_BYTES))
     header_line = read_header_line(stream)
     if header_line is None:
         raise JobValidationError("The file is empty: expected a header row and data rows.",
@@ -899,10 +953,42 @@ def inspect_file(stream: IO[bytes], format: str, max_items: int) -> FileInspecti
                           header_line.end, header_line.number + 1, rows)
 
 
+_SNIFF_BYTES = 512
+_COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"PK\x05\x06": "zip",
+                     b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"7z\xbc\xaf\x27\x1c": "7z"}
+
+
+def _check_raw_text(start: bytes) -> None:
+    """Refuse, with what to do, files that are not plain 8-bit text: UTF-16
+    (with or without a BOM) and compressed archives."""
+    for magic, kind in _COMPRESSED_MAGIC.items():
+        if start.startswith(magic):
+            raise JobValidationError(
+                f"The file is compressed ({kind}); extract the .txt/.csv voter file from it "
+                "and upload that.", code="compressed_file", status=422,
+                details={"compression": kind})
+    if start[:2] in _UTF16_BOMS or _looks_utf16(start):
+        raise JobValidationError("The file is UTF-16 encoded; save it as UTF-8 or Latin-1 CSV.",
+                                 code="unsupported_encoding", status=422)
+
+
+def _looks_utf16(start: bytes) -> bool:
+    """UTF-16 without a BOM: text in it is mostly ASCII, so every other byte
+    (the odd ones for little-endian, the even ones for big-endian) is NUL."""
+    if len(start) < 8:
+        return False
+    even, odd = start[0::2], start[1::2]
+    return (odd.count(0) >= 0.9 * len(odd) > even.count(0)
+            or even.count(0) >= 0.9 * len(even) > odd.count(0))
+
+
 def count_data_lines(stream: IO[bytes], offset: int, layout: Layout) -> int:
     """Non-blank lines from ``offset`` to the end (bytes only: no decoding)."""
-    stream.seek(offset)
     filler = _blank_bytes(layout)
+    if cr_line_endings(stream):
+        stream.seek(offset)
+        return sum(1 for chunk in stream for piece in _split_lines(chunk) if piece.strip(filler))
+    stream.seek(offset)
     return sum(1 for chunk in stream if chunk.strip(filler))
 
 

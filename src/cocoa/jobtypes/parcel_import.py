@@ -188,7 +188,7 @@ class _Reader:
         except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
                 pyogrio.errors.FieldError, csv.Error, UnicodeDecodeError) as exc:
             raise JobFailed(f"The parcel file could not be read from {pf.feature_ref(start)} "
-                            f"on: {exc}") from exc
+                            f"on: {pf.scrub_paths(str(exc))}") from exc
 
     def _covers(self, window: pf.FeatureSlice, start: int, count: int) -> bool:
         end = window.start + len(window)
@@ -241,7 +241,7 @@ def _import_batch(ctx: RunContext, start: int) -> Batch:
 
 
 def _prepare(ctx: RunContext, reader: _Reader, features: pf.FeatureSlice) -> _Prepared:
-    geo = pf.prepare_geometries(features.geometries, reader.transformer)
+    geo = pf.prepare_geometries(features.geometries, reader.transformer, features.unparsed)
     good = np.array([p is None for p in geo.problems], dtype=bool)
     wkb, bounds, reps = _geometry_columns(geo.geometries, good)
     mapping, source, now = reader.info.mapping, ctx.params["source"], datetime.now(UTC)
