@@ -289,37 +289,32 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+TIMESTAMPS = ("created_at", "updated_at", "geocoded_at")
+
+
+def _canonical(row: Any, drop: tuple[str, ...], **replace_with: Any) -> str:
+    values = {k: v for k, v in row._mapping.items() if k not in drop and k not in TIMESTAMPS}
+    values.update(replace_with)
+    return _json(values)
+
+
 def snapshot(engine: sa.Engine) -> dict[str, Counter[str]]:
     """Every domain row as canonical text, without ids and timestamps;
     foreign keys replaced by the natural key they point at."""
     with engine.connect() as conn:
-        apn = {r.id: f"{r.source}/{r.apn}" for r in conn.execute(sa.select(parcels.c.id, parcels.c.source,
-                                                                            parcels.c.apn))}
-        homes = {}
-        home_rows = []
-        for r in conn.execute(sa.select(households)):
-            row = dict(r._mapping)
-            homes[row.pop("id")] = row["address_key"]
-            row["parcel"] = apn.get(row.pop("parcel_id"))
-            for key in ("created_at", "updated_at", "geocoded_at"):
-                row.pop(key)
-            home_rows.append(_json(row))
-        voter_rows = []
-        for r in conn.execute(sa.select(voters)):
-            row = dict(r._mapping)
-            row["household"] = homes.get(row.pop("household_id"))
-            for key in ("id", "created_at", "updated_at", "import_job_id"):
-                row.pop(key)
-            voter_rows.append(_json(row))
-        parcel_rows = []
-        for r in conn.execute(sa.select(parcels)):
-            row = dict(r._mapping)
-            row["geometry_wkb"] = bytes(row["geometry_wkb"]).hex()
-            for key in ("id", "created_at", "updated_at", "import_job_id"):
-                row.pop(key)
-            parcel_rows.append(_json(row))
-    return {"voters": Counter(voter_rows), "households": Counter(home_rows),
-            "parcels": Counter(parcel_rows)}
+        home_rows = list(conn.execute(sa.select(households)))
+        parcel_rows = list(conn.execute(sa.select(parcels)))
+        voter_rows = list(conn.execute(sa.select(voters)))
+    apn = {r.id: f"{r.source}/{r.apn}" for r in parcel_rows}
+    home = {r.id: r.address_key for r in home_rows}
+    return {
+        "voters": Counter(_canonical(r, ("id", "import_job_id", "household_id"),
+                                     household=home.get(r.household_id)) for r in voter_rows),
+        "households": Counter(_canonical(r, ("id", "parcel_id"), parcel=apn.get(r.parcel_id))
+                              for r in home_rows),
+        "parcels": Counter(_canonical(r, ("id", "import_job_id", "geometry_wkb"),
+                                      geometry=bytes(r.geometry_wkb).hex()) for r in parcel_rows),
+    }
 
 
 def errors_by_job(engine: sa.Engine, job_ids: list[str]) -> list[Counter[str]]:

@@ -41,6 +41,9 @@ jobs = sa.Table(
     sa.Column("phase", sa.String(64), nullable=True),
     sa.Column("total", sa.Integer, nullable=True),
     sa.Column("processed", sa.Integer, nullable=False, server_default="0"),
+    # Items done in the batch now running, not yet committed: shown with the
+    # progress so a slow batch still moves, reset by every commit and claim.
+    sa.Column("batch_progress", sa.Integer, nullable=False, server_default="0"),
     sa.Column("succeeded", sa.Integer, nullable=False, server_default="0"),
     sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error_count", sa.Integer, nullable=False, server_default="0"),

@@ -114,6 +114,7 @@ class Job:
     phase: str | None
     total: int | None
     processed: int
+    batch_progress: int
     succeeded: int
     failed: int
     error_count: int
@@ -151,20 +152,23 @@ class Job:
 
     def progress(self) -> dict[str, Any]:
         total = self.total
+        processed = self.processed + (self.batch_progress if self.status is Status.PROCESSING else 0)
+        if total is not None:
+            processed = min(processed, total)
         if self.status is Status.COMPLETED:
             percent = 100.0
         elif total:
             # 100 is reserved for "completed": a job at its last item is not done.
-            percent = min(round(100.0 * self.processed / total, 1), 99.9)
+            percent = min(round(100.0 * processed / total, 1), 99.9)
         else:
             percent = 0.0
         running = self.status is Status.PROCESSING
         rate = self.rate_per_second if running else None
         eta = None
         if rate and total is not None and rate > 0:
-            eta = round(max(total - self.processed, 0) / rate, 1)
+            eta = round(max(total - processed, 0) / rate, 1)
         return {
-            "processed": self.processed, "total": total, "percent": percent,
+            "processed": processed, "total": total, "percent": percent,
             "succeeded": self.succeeded, "failed": self.failed,
             "rate_per_second": round(rate, 1) if rate else None, "eta_seconds": eta,
             "phase": self.phase,

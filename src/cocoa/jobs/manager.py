@@ -318,7 +318,7 @@ class JobManager:
                         attempt=jobs.c.attempt + 1,
                         lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
                         started_at=sa.func.coalesce(jobs.c.started_at, now),
-                        run_started_at=now, updated_at=now,
+                        run_started_at=now, updated_at=now, batch_progress=0,
                     ).returning(*jobs.c)
                 ).one_or_none()
         except IntegrityError:
@@ -352,6 +352,11 @@ class JobManager:
     def set_total(self, lease: Lease, total: int) -> Job:
         with self._single_statement() as conn:
             return self._fenced_update(conn, lease, total=total, updated_at=utcnow())
+
+    def report_progress(self, lease: Lease, done_in_batch: int) -> None:
+        """Items finished in the running batch (display only, not a checkpoint)."""
+        with self._single_statement() as conn:
+            self._fenced_update(conn, lease, batch_progress=done_in_batch, updated_at=utcnow())
 
     def _single_statement(self) -> AbstractContextManager[sa.Connection]:
         """For operations that are one statement (atomic on its own): on
@@ -411,7 +416,7 @@ class JobManager:
             "succeeded": current.succeeded + batch.succeeded,
             "failed": current.failed + batch.failed,
             "error_count": current.error_count + len(batch.errors),
-            "rate_per_second": rate, "updated_at": now,
+            "rate_per_second": rate, "updated_at": now, "batch_progress": 0,
         }
         if batch.phase is not None:
             values["phase"] = batch.phase

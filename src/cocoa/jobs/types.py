@@ -104,6 +104,8 @@ class RunContext:
     open_upload: Callable[[], IO[bytes]]
     # Set when the worker is asked to stop; a long batch may check it.
     should_stop: Callable[[], bool] = lambda: False
+    # A slow batch may report items done so far (shown, not checkpointed).
+    report_progress: Callable[[int], None] = lambda done_in_batch: None
     cache: dict[str, Any] = field(default_factory=dict)  # per-run memo, not persisted
 
 

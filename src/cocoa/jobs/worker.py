@@ -179,7 +179,7 @@ class Worker:
 
     def _run_batches(self, job: Job, lease: Lease) -> None:
         job_type = get_job_type(job.type)
-        ctx = self._context(job)
+        ctx = self._context(job, lease)
         try:
             if job.total is None:
                 # Published by the first commit, or by the next heartbeat if
@@ -220,7 +220,7 @@ class Worker:
                 lease, f"Internal error while processing ({type(exc).__name__}: {exc}). "
                        "Work committed so far is kept; see the worker log."))
 
-    def _context(self, job: Job) -> RunContext:
+    def _context(self, job: Job, lease: Lease) -> RunContext:
         engine = self.manager.engine
         upload_id = job.upload_id
 
@@ -234,7 +234,14 @@ class Worker:
             batch_size=self.settings.batch_size, upload_id=upload_id, result=dict(job.result),
             open_upload=_open,  # type: ignore[arg-type]
             should_stop=lambda: self._stopping.is_set() or job.id in self._lost,
+            report_progress=lambda done: self._report_progress(lease, done),
         )
+
+    def _report_progress(self, lease: Lease, done_in_batch: int) -> None:
+        try:
+            self.manager.report_progress(lease, done_in_batch)
+        except (LeaseLost, sa.exc.OperationalError) as exc:
+            log.warning("job %s: progress not recorded: %s", lease.job_id, exc)
 
     @staticmethod
     def _log_end(job: Job) -> None:

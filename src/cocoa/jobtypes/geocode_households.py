@@ -391,10 +391,7 @@ class GeocodeHouseholds:
     def _geocode(self, ctx: RunContext, state: _RunState, start: int, rows: list[Any],
                  more: bool) -> Batch:
         before = state.chain.stats
-        try:
-            results, outage = state.chain.geocode([build_request(r) for r in rows]), None
-        except ProviderOutage as exc:
-            results, outage = exc.partial, exc
+        results, outage = _geocode_in_steps(ctx, state.chain, [build_request(r) for r in rows])
         after = state.chain.stats
         by_id = {r.id: r for r in results}
         finished = _prefix(rows, by_id)
@@ -411,6 +408,30 @@ class GeocodeHouseholds:
         if batch.done:
             _release(ctx)
         return batch
+
+
+def _geocode_in_steps(
+    ctx: RunContext, chain: ChainProvider, requests: list[GeocodeRequest],
+) -> tuple[list[GeocodeResult], ProviderOutage | None]:
+    """Geocode a batch, reporting progress every ``geocode_progress_every``
+    households when a single-address provider (one request per address, about
+    a second each on public Nominatim) makes a batch slow. Batch providers
+    (Census) answer a batch in one request: there is no progress inside it."""
+    step = ctx.settings.geocode_progress_every if _one_address_per_request(chain) else len(requests)
+    results: list[GeocodeResult] = []
+    for start in range(0, len(requests), max(step, 1)):
+        try:
+            results.extend(chain.geocode(requests[start:start + step]))
+        except ProviderOutage as exc:
+            results.extend(exc.partial)
+            return results, exc
+        if start + step < len(requests):
+            ctx.report_progress(len(results))
+    return results, None
+
+
+def _one_address_per_request(chain: ChainProvider) -> bool:
+    return any(stage.name == "nominatim" for stage in chain.stages)
 
 
 def _batch_size(settings: Settings, chain: ChainProvider) -> int:

@@ -159,6 +159,7 @@ def upgrade() -> None:
         sa.Column("phase", sa.String(length=64), nullable=True),
         sa.Column("total", sa.Integer(), nullable=True),
         sa.Column("processed", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("batch_progress", sa.Integer(), server_default="0", nullable=False),
         sa.Column("succeeded", sa.Integer(), server_default="0", nullable=False),
         sa.Column("failed", sa.Integer(), server_default="0", nullable=False),
         sa.Column("error_count", sa.Integer(), server_default="0", nullable=False),
