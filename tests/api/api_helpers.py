@@ -7,35 +7,19 @@ root one by path under its own name instead of ``import conftest``.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import tests.conftest as root  # noqa: E402  (pythonpath includes the repo root)
 
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine
 from cocoa.jobs.jobs import Job
 from cocoa.jobs.manager import JobManager
 
-
-def _load_root_conftest() -> Any:
-    name = "cocoa_tests_root_conftest"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parent.parent / "conftest.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-root = _load_root_conftest()
 LiveServer = root.LiveServer
 T = TypeVar("T")
 

@@ -23,7 +23,6 @@ marked ``pg=True`` run again on PostgreSQL, where type and NUL handling differ.
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import io
 import itertools
 import json
@@ -31,7 +30,6 @@ import random
 import re
 import stat
 import struct
-import sys
 import time
 import uuid
 import zipfile
@@ -44,26 +42,10 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import tests.conftest as root  # noqa: E402  (pythonpath includes the repo root)
 
 from cocoa.samples import parcels as sample_parcels
 from cocoa.samples import voters as sample_voters
-
-
-def _root_conftest() -> Any:
-    """``tests/conftest.py`` as a module (the same trick as ``tests/api/api_helpers``)."""
-    name = "cocoa_tests_root_conftest"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parent.parent / "conftest.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-root = _root_conftest()
 
 MAX_ITEMS = 50
 MAX_UPLOAD = 8 * 1024 * 1024
