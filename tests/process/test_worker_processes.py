@@ -78,6 +78,47 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "
     raise AssertionError(f"{what} not reached within {timeout}s")
 
 
+def freeze_between_transactions(proc: subprocess.Popen[bytes], manager: JobManager, job_id: str) -> None:
+    """SIGSTOP ``proc`` at a moment when it holds no lock on the job.
+
+    A process frozen *inside* a write transaction keeps its locks: on SQLite
+    that blocks every writer of the file, on PostgreSQL the job's row until
+    ``idle_in_transaction_session_timeout``. No lease can fence that, so the
+    test freezes the worker between transactions - the case leases are for -
+    and retries when the signal lands mid-commit (a few ms out of every 200)."""
+    for _ in range(100):
+        proc.send_signal(signal.SIGSTOP)
+        wait_for(lambda: _process_state(proc.pid) == "T", timeout=5, what="worker stopped")
+        if _job_row_writable(manager, job_id):
+            return
+        proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: _process_state(proc.pid) != "T", timeout=5, what="worker resumed")
+    raise AssertionError("the worker was inside a transaction at every one of 100 freezes")
+
+
+def _process_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _job_row_writable(manager: JobManager, job_id: str) -> bool:
+    """Whether the job's row can be locked for writing within half a second."""
+    engine = sa.create_engine(manager.engine.url, poolclass=sa.pool.NullPool,
+                              connect_args={} if manager.postgres else {"timeout": 0.5})
+    try:
+        with engine.connect() as conn:
+            if manager.postgres:
+                conn.exec_driver_sql("SET lock_timeout = '500ms'")
+                conn.execute(sa.select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.rollback()
+        return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
 def items_of(manager: JobManager, job_id: str) -> list[int]:
     with manager.engine.connect() as conn:
         return sorted(conn.execute(sa.select(noop_items.c.item).where(noop_items.c.job_id == job_id)).scalars())
@@ -116,7 +157,7 @@ def test_frozen_worker_cannot_overwrite_the_rescued_job(database: JobManager, wo
     job = database.create("noop", {"items": 60, "delay_ms": 20, "batch_size": 10}, created_by="t")
     frozen = workers.start()
     wait_for(lambda: database.get(job.id).processed >= 10, what="first batch")
-    frozen.send_signal(signal.SIGSTOP)
+    freeze_between_transactions(frozen, database, job.id)
     first_attempt = database.get(job.id).attempt
     rescuer = workers.start()
     wait_for(lambda: database.get(job.id).attempt > first_attempt, what="rescue claim")

@@ -84,7 +84,7 @@ class JobManager:
         self.settings = settings
         self.postgres = is_postgres(engine)
         self.writer = writing(engine)
-        self.worker_engine = _worker_engine(engine)
+        self.worker_engine = _worker_engine(engine, settings)
         # In-process listeners (the embedded worker) woken when work appears.
         self._wake_listeners: list[Callable[[], None]] = []
 
@@ -592,7 +592,7 @@ class JobManager:
             conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, type_name)))
 
 
-def _worker_engine(engine: sa.Engine) -> sa.Engine:
+def _worker_engine(engine: sa.Engine, settings: Settings) -> sa.Engine:
     """Worker transactions on PostgreSQL commit without waiting for fsync.
 
     Safe because each of them is atomic and self-describing: if the server
@@ -603,12 +603,17 @@ def _worker_engine(engine: sa.Engine) -> sa.Engine:
     and control operations use the normal, fully durable engine: a job the API
     answered 202 for never disappears. (SQLite in WAL mode with
     synchronous=NORMAL already behaves this way.)
+
+    A worker frozen mid-transaction (a paused VM, SIGSTOP) would hold its
+    job's row lock forever and no lease could rescue the job, so the server
+    ends such sessions after twice the lease (at least a minute).
     """
     if not is_postgres(engine):
         return writing(engine)
+    idle_ms = int(max(60.0, 2 * settings.lease_seconds) * 1000)
     return sa.create_engine(
         engine.url, pool_pre_ping=True, pool_size=5, max_overflow=10,
-        connect_args={"options": "-c synchronous_commit=off"},
+        connect_args={"options": f"-c synchronous_commit=off -c idle_in_transaction_session_timeout={idle_ms}"},
     )
 
 
