@@ -380,8 +380,9 @@ class JobManager:
             else:
                 boundary = self._boundary_params(current, now)
             row = _fenced_update_row(conn, lease, values, boundary)  # LeaseLost rolls back the batch too
-            if row.status != Status.PROCESSING.value:
-                self._notify(conn, current.type)
+        # No NOTIFY here when the job ends: the worker takes the next job of
+        # this type itself, and announces the type free when it stops (see
+        # announce_type_free) - one round trip less per job.
         return Job.from_row(row)
 
     def _progress_values(
@@ -552,6 +553,13 @@ class JobManager:
     def _wake_local(self) -> None:
         for callback in self._wake_listeners:
             callback()
+
+    def announce_type_free(self, type_name: str) -> None:
+        """A worker stopped running ``type_name``: wake the workers that
+        skipped its pending jobs because it was busy."""
+        if self.postgres:
+            with self._single_statement() as conn:
+                self._notify(conn, type_name)
 
     def _notify(self, conn: sa.Connection, type_name: str) -> None:
         if self.postgres:

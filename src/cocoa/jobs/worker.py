@@ -156,6 +156,13 @@ class Worker:
             with self._lock:
                 self._running.pop(job.type, None)
             self._wake.set()  # the slot of this type is free again
+            self._announce_type_free(job.type)
+
+    def _announce_type_free(self, type_name: str) -> None:
+        try:
+            self.manager.announce_type_free(type_name)
+        except sa.exc.OperationalError as exc:  # other workers' polling covers it
+            log.warning("worker %s: could not announce %s free: %s", self.id, type_name, exc)
 
     def _claim_next_of(self, type_name: str) -> Job | None:
         return self.manager.claim(self.id, only_types=[type_name])
