@@ -79,7 +79,11 @@ sa.Index(
     sqlite_where=jobs.c.status == "processing",
     postgresql_where=jobs.c.status == "processing",
 )
-sa.Index("ix_jobs_claim", jobs.c.status, jobs.c.type, jobs.c.created_at)
+# Claims take the oldest pending job by (created_at, id). With id in the index
+# the database walks it in order and stops at the first row, instead of
+# sorting every pending job on each claim (3.5 ms with 5,000 queued).
+sa.Index("ix_jobs_claim", jobs.c.status, jobs.c.type, jobs.c.created_at, jobs.c.id)  # next job of one type
+sa.Index("ix_jobs_queue", jobs.c.status, jobs.c.created_at, jobs.c.id)  # next job of any free type
 sa.Index("ix_jobs_listing", jobs.c.archived_at, jobs.c.created_at)
 
 job_errors = sa.Table(

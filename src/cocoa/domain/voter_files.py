@@ -27,10 +27,11 @@ import csv
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
+from operator import itemgetter
 from typing import IO, Any, Literal, NamedTuple
 
 from cocoa.domain.addresses import address_household_key, normalize_zip, parse_address
@@ -487,6 +488,25 @@ class VoterRecord:
         return dict(zip(self.names, self.values, strict=False))
 
 
+# The canonical voter fields, in the order ``RowReader.parse_row`` returns
+# them (the voters table's order). Every layout's ``fields`` are among them;
+# the last five come from the residence and mailing columns.
+CANONICAL_FIELDS = (
+    "first_name", "middle_name", "last_name", "name_suffix", "birth_date", "birth_year",
+    "registration_date", "party", "status", "precinct", "county", "phone", "email",
+    "res_street", "res_city", "res_state", "res_zip", "mail_address",
+)
+_RESIDENCE_FIELDS = ("res_street", "res_city", "res_state", "res_zip", "mail_address")
+_SLOT = {name: i for i, name in enumerate(CANONICAL_FIELDS)}
+_FIRST_NAME, _LAST_NAME, _EMAIL, _PHONE = (
+    _SLOT["first_name"], _SLOT["last_name"], _SLOT["email"], _SLOT["phone"])
+_RES_STREET, _RES_CITY, _RES_STATE, _RES_ZIP, _MAIL_ADDRESS = (_SLOT[n] for n in _RESIDENCE_FIELDS)
+
+ParsedRow = tuple[str, list[Any], list[str], "Residence | None", "list[RowIssue] | tuple[()]"]
+"""What :meth:`RowReader.parse_row` gives for a good row: ``(external_id,
+canonical values, source values, residence, warnings)``."""
+
+
 class Line(NamedTuple):
     """One physical line: its number, where it starts, where the next starts.
 
@@ -611,12 +631,25 @@ class RowReader:
         self.record_json = RecordJson(header.names)
         self._id_pos = header.position(layout.id_column) if layout.id_column else None
         fields = {name: self._locate(src) for name, src in layout.fields.items()}
-        # One-column fields (nearly all) take a fast path in ``parse``.
-        self._single = [(n, w[0]) for n, w in fields.items()
-                        if isinstance(w, tuple) and len(w) == 1]
-        self._other = [(n, w) for n, w in fields.items()
+        unknown = set(fields) - set(CANONICAL_FIELDS)
+        if unknown:
+            raise ValueError(f"layout {layout.name}: unknown canonical fields {sorted(unknown)}")
+        # One-column fields (nearly all) take a fast path in ``parse_row``: one
+        # C-level pick of their values, one comprehension to clean them, one
+        # C-level spread of the results into their canonical slots.
+        single = [(n, w[0]) for n, w in fields.items() if isinstance(w, tuple) and len(w) == 1]
+        self._pick = _picker([pos for _, pos in single])
+        names = [n for n, _ in single]
+        self._spread = _picker([names.index(n) if n in names else len(names)
+                                for n in CANONICAL_FIELDS])
+        self._other = [(_SLOT[n], w) for n, w in fields.items()
                        if not (isinstance(w, tuple) and len(w) == 1)]
-        self._dates = list(layout.dates.items())
+        # Conversions apply to layout fields only (``_convert`` looked them up
+        # before the residence columns were filled in).
+        self._dates = [(_SLOT[n], order, n) for n, order in layout.dates.items() if n in fields]
+        self._integers = [(_SLOT[n], n) for n in layout.integers if n in fields]
+        # The canonical dict of ``parse``: the layout's fields, then the residence.
+        self._field_slots = [(n, _SLOT[n]) for n in (*fields, *_RESIDENCE_FIELDS)]
         res = layout.residence
         self._street = [p for c in res.street if (p := header.position(c)) is not None]
         self._unit = [p for c in res.unit if (p := header.position(c)) is not None]
@@ -624,6 +657,7 @@ class RowReader:
         self._state = self._locate(res.state)
         self._zip = self._locate(res.zip_code)
         self._mail = [p for c in layout.mailing if (p := header.position(c)) is not None]
+        self._mail_pick = _picker(self._mail)
         self._delimiter = layout.delimiter.encode("ascii")
         self._quoted_delimiter = b'"' + self._delimiter + b'"'
         # Only then can no line be undecodable, so a byte-level split is exact.
@@ -684,13 +718,7 @@ class RowReader:
         # one too, which gives an unnamed last column and the widths match.)
         if n != self.width:
             return self._ragged(line.number, n, stray_quote)
-        notes: list[RowIssue] = []
-        if stray_quote:
-            notes.append(RowIssue(
-                line.number, "stray_quote",
-                f"row {line.number}: a double quote does not open or close a quoted field; "
-                "it was kept as part of the value", fatal=False))
-        return values, notes
+        return values, [_stray_quote(line.number)] if stray_quote else []
 
     def _ragged(self, row: int, n: int, stray_quote: bool) -> RowIssue:
         if stray_quote:
@@ -744,42 +772,56 @@ class RowReader:
         return values[self._id_pos].strip() if self._id_pos is not None else ""
 
     def parse(self, line: Line) -> VoterRecord | RowIssue:
-        split = self.split(line)
-        if isinstance(split, RowIssue):
-            return split
-        values, warnings = split
-        external_id = self.external_id(values)
-        if self._id_pos is not None:
-            problem = _check_id(line.number, external_id, self.layout)
-            if problem:
-                return problem
-        canonical: dict[str, object] = {
-            name: (" ".join(text.split()) if "  " in text or "\t" in text else text.strip())
-            or None
-            for name, pos in self._single for text in (values[pos],)
-        }
-        for name, where in self._other:
-            canonical[name] = self._value(values, where)
-        if self._dates or self.layout.integers:
-            self._convert(line.number, canonical, warnings)
+        item = self.parse_row(line)
+        if isinstance(item, RowIssue):
+            return item
+        external_id, row, values, home, warnings = item
+        fields = {name: row[slot] for name, slot in self._field_slots}
+        return VoterRecord(line.number, external_id, fields, values, self.header.names, home,
+                           list(warnings))
+
+    def parse_row(self, line: Line) -> ParsedRow | RowIssue:
+        """:meth:`parse` without the :class:`VoterRecord`: ``(external_id,
+        canonical values in CANONICAL_FIELDS order, source values, residence,
+        warnings)``. What an import needs, at a fraction of the allocations
+        (a batch's worth of dicts and records kept the garbage collector busy).
+        The warnings are an empty tuple when there are none."""
+        text = self.decode(line)
+        if type(text) is not str:
+            return text  # type: ignore[return-value]  # a RowIssue
+        values, stray_quote = split_line(text, self.layout)
+        if len(values) != self.width:
+            return self._ragged(line.number, len(values), stray_quote)
+        warnings: list[RowIssue] | tuple[()] = [_stray_quote(line.number)] if stray_quote else ()
+        id_pos = self._id_pos
+        if id_pos is not None:
+            external_id = values[id_pos].strip()
+            if not external_id or len(external_id) > MAX_ID_LENGTH:
+                return _check_id(line.number, external_id, self.layout)  # type: ignore[return-value]
+        cleaned = [(" ".join(text.split()) if "  " in text or "\t" in text else text.strip())
+                   or None for text in self._pick(values)]
+        cleaned.append(None)  # what the slots of fields the layout lacks get
+        row: list[Any] = list(self._spread(cleaned))
+        for slot, where in self._other:
+            row[slot] = self._value(values, where)
+        if self._dates or self._integers:
+            warnings = self._convert(line.number, row, warnings)
         street = _join(values, self._street)
         unit = _join(values, self._unit)
-        canonical["res_street"] = f"{street} {unit}" if street and unit else street
-        canonical["res_city"] = city = self._value(values, self._city)
-        canonical["res_state"] = state = self._value(values, self._state)
-        canonical["res_zip"] = zip_code = self._value(values, self._zip)
-        canonical["mail_address"] = _join(values, self._mail, ", ")
+        row[_RES_STREET] = f"{street} {unit}" if street and unit else street
+        row[_RES_CITY] = city = self._value(values, self._city)
+        row[_RES_STATE] = state = self._value(values, self._state)
+        row[_RES_ZIP] = zip_code = self._value(values, self._zip)
+        row[_MAIL_ADDRESS] = _join_picked(self._mail_pick(values), ", ") if self._mail else None
         home = self.residence(street, unit, city, state, zip_code)
-        if self._id_pos is None:
+        if id_pos is None:
             external_id = simple_csv_key(
-                _str(canonical.get("first_name")), _str(canonical.get("last_name")),
-                home.key if home else None, _str(canonical.get("email")),
-                _str(canonical.get("phone")))
+                _str(row[_FIRST_NAME]), _str(row[_LAST_NAME]), home.key if home else None,
+                _str(row[_EMAIL]), _str(row[_PHONE]))
         if home is not None and len(home.key) > MAX_HOUSEHOLD_KEY:
-            warnings.append(_address_too_long(line.number, home.key))
+            warnings = [*warnings, _address_too_long(line.number, home.key)]
             home = None
-        return VoterRecord(line.number, external_id, canonical, values, self.header.names,
-                           home, warnings)
+        return external_id, row, values, home, warnings
 
     @staticmethod
     def _value(values: list[str], where: Const | tuple[int, ...]) -> str | None:
@@ -792,22 +834,26 @@ class RowReader:
                 return text
         return None
 
-    def _convert(self, row: int, canonical: dict[str, object],
-                 warnings: list[RowIssue]) -> None:
-        for name, order in self._dates:
-            text = canonical.get(name)
+    def _convert(self, row: int, values: list[Any], warnings: list[RowIssue] | tuple[()],
+                 ) -> list[RowIssue] | tuple[()]:
+        """Dates and whole numbers in place; returns the warnings (a new list
+        when one is added)."""
+        for slot, order, name in self._dates:
+            text = values[slot]
             if isinstance(text, str):
-                parsed = parse_date(text, order)
-                canonical[name] = parsed
+                parsed = values[slot] = parse_date(text, order)
                 if parsed is None:
-                    warnings.append(_bad_value(row, "bad_date", name, text,
-                                               "MM/DD/YYYY" if order == "MDY" else "YYYY-MM-DD"))
-        for name in self.layout.integers:
-            text = canonical.get(name)
+                    warnings = [*warnings, _bad_value(
+                        row, "bad_date", name, text,
+                        "MM/DD/YYYY" if order == "MDY" else "YYYY-MM-DD")]
+        for slot, name in self._integers:
+            text = values[slot]
             if isinstance(text, str):
-                canonical[name] = int(text) if text.isdigit() and len(text) <= 9 else None
-                if canonical[name] is None:
-                    warnings.append(_bad_value(row, "bad_number", name, text, "a whole number"))
+                number = values[slot] = int(text) if text.isdigit() and len(text) <= 9 else None
+                if number is None:
+                    warnings = [*warnings, _bad_value(row, "bad_number", name, text,
+                                                      "a whole number")]
+        return warnings
 
 
 MAX_ID_LENGTH = 128  # voters.external_id
@@ -857,6 +903,30 @@ def _join(values: list[str], positions: list[int], sep: str = " ") -> str | None
         return None
     parts = [t for v in raw if (t := _clean(v))]
     return sep.join(parts) if parts else None
+
+
+def _join_picked(raw: tuple[str, ...], sep: str) -> str | None:
+    """:func:`_join` of values already picked (several of them)."""
+    if not "".join(raw).strip():  # the common case for mailing addresses
+        return None
+    parts = [t for v in raw if (t := _clean(v))]
+    return sep.join(parts) if parts else None
+
+
+def _picker(positions: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """``itemgetter`` that always returns a tuple (also for one position or none)."""
+    if len(positions) > 1:
+        return itemgetter(*positions)
+    if positions:
+        pos = positions[0]
+        return lambda values: (values[pos],)
+    return lambda values: ()
+
+
+def _stray_quote(row: int) -> RowIssue:
+    return RowIssue(row, "stray_quote",
+                    f"row {row}: a double quote does not open or close a quoted field; "
+                    "it was kept as part of the value", fatal=False)
 
 
 @lru_cache(maxsize=65_536)  # a file has a few thousand distinct dates

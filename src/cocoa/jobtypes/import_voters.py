@@ -23,22 +23,22 @@ voters table inside the batch transaction, so it is right by construction.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, ClassVar, cast
+from typing import IO, Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from cocoa.db.tables import households, voters
 from cocoa.domain.voter_files import (
+    CANONICAL_FIELDS,
     PARSER_VERSION,
     Layout,
     Residence,
     RowIssue,
     RowReader,
-    VoterRecord,
     count_data_lines,
     get_layout,
     inspect_file,
@@ -61,11 +61,7 @@ from cocoa.jobs.types import (
 
 MODES = ("full", "incremental")
 IN_CHUNK = 5000  # ids per IN (...) list: far below both backends' parameter limits
-VOTER_COLUMNS = (
-    "first_name", "middle_name", "last_name", "name_suffix", "birth_date", "birth_year",
-    "registration_date", "party", "status", "precinct", "county", "phone", "email",
-    "res_street", "res_city", "res_state", "res_zip", "mail_address",
-)
+VOTER_COLUMNS = CANONICAL_FIELDS  # what RowReader.parse_row gives, in this order
 _LENGTHS = {c.name: c.type.length if isinstance(c.type, sa.String) and c.type.length
             else 1 << 30 for c in voters.c}
 _HH_LENGTHS = {c.name: c.type.length for c in households.c
@@ -93,11 +89,12 @@ class _RunState:
     first_row: int
     header_digest: str
     superseded: set[int] = field(default_factory=set)
+    dates: dict[Any, Any] = field(default_factory=dict)  # see _Writer.dates
 
     @property
     def hash_prefix(self) -> str:
         """The part of every record hash's material that is the same for the
-        whole file (see :func:`_voter_row`)."""
+        whole file (see :func:`_read_batch`)."""
         return "\x1f".join((PARSER_VERSION, self.layout.name, self.header_digest))
 
 
@@ -149,12 +146,18 @@ def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
 
 # --------------------------------------------------------------------------- reading
 
+# One voter to write, as the reader leaves it: (canonical values in
+# VOTER_COLUMNS order, truncated to the column sizes; external id; the source
+# values; record hash; residence). Serialising the source record and adding
+# the household id and timestamps is left to the write, for the rows written.
+_Voter = tuple[list[Any], str, list[str], str, Residence | None]
+
 
 @dataclass(slots=True)
 class _Read:
     """One batch worth of rows, before any database work."""
 
-    records: list[VoterRecord] = field(default_factory=list)
+    voters: list[_Voter] = field(default_factory=list)
     errors: list[ItemError] = field(default_factory=list)
     processed: int = 0
     failed: int = 0
@@ -166,36 +169,57 @@ class _Read:
 
 
 def _read_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _Read:
+    """Parse up to ``batch_size`` non-blank rows from ``offset``.
+
+    One flat loop on purpose: per row it is the parse, the hash and an append
+    (no record object, no per-row dict), which is most of an import's CPU.
+    """
     out = _Read(offset=offset, row=row)
+    parse, layout, superseded = state.reader.parse_row, state.layout, state.superseded
+    prefix, limit = state.hash_prefix + "\x1f", ctx.batch_size
+    voters_, errors = out.voters, out.errors
+    processed = failed = warned = skipped = 0
+    sha256 = hashlib.sha256
     stream = ctx.open_upload()
     try:
         for line in iter_lines(stream, offset, row):
-            if is_blank(line.raw, state.layout):
-                out.offset, out.row = line.end, line.number + 1
-                continue
-            if out.processed >= ctx.batch_size:
-                out.done = False
-                break
-            _take(out, state, state.reader.parse(line))
+            if not is_blank(line.raw, layout):
+                if processed >= limit:
+                    out.done = False
+                    break
+                processed += 1
+                item = parse(line)
+                if isinstance(item, RowIssue):
+                    failed += 1
+                    errors.append(_item_error(item))
+                else:
+                    values, external_id, source_values, home, warnings = (
+                        item[1], item[0], item[2], item[3], item[4])
+                    if warnings:
+                        warned += len(warnings)
+                        errors.extend(map(_item_error, warnings))
+                    if line.number in superseded:
+                        skipped += 1
+                    else:
+                        _truncate(values)
+                        # The hash material is "\x1f".join((hash_prefix, key, *values)).
+                        material = (prefix + (home.key if home else "") + "\x1f"
+                                    + "\x1f".join(source_values))
+                        digest = sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+                        voters_.append((values, external_id, source_values, digest, home))
             out.offset, out.row = line.end, line.number + 1
     finally:
         stream.close()
+    out.processed, out.failed, out.warnings, out.superseded = processed, failed, warned, skipped
     return out
 
 
-def _take(out: _Read, state: _RunState, item: VoterRecord | RowIssue) -> None:
-    out.processed += 1
-    if isinstance(item, RowIssue):
-        out.failed += 1
-        out.errors.append(_item_error(item))
-        return
-    for warning in item.warnings:
-        out.warnings += 1
-        out.errors.append(_item_error(warning))
-    if item.row in state.superseded:
-        out.superseded += 1
-        return
-    out.records.append(item)
+def _truncate(values: list[Any]) -> None:
+    """Text cut to the column sizes (the full text is in the source record)."""
+    for i, size in _VOTER_LIMITS:
+        value = values[i]
+        if value is not None and len(value) > size:
+            values[i] = value[:size]
 
 
 def _item_error(issue: RowIssue) -> ItemError:
@@ -203,41 +227,212 @@ def _item_error(issue: RowIssue) -> ItemError:
                      item_index=issue.row, severity="error" if issue.fatal else "warning")
 
 
-# --------------------------------------------------------------------------- rows
-
-
-def _voter_row(record: VoterRecord, source: str, hash_prefix: str, job_id: str) -> list[Any]:
-    """The voters-table values for one record, in :data:`WRITE_COLUMNS` order
-    (text truncated to the column sizes; the full text is always in
-    ``record``). The hash is over the raw values, the header and the household
-    key (``hash_prefix`` is :attr:`_RunState.hash_prefix`); the record is
-    serialised only if the row is written, so until then the ``record`` slot
-    holds the raw values. The household id and timestamps are filled in at
-    write time."""
-    row: list[Any] = list(map(record.fields.get, VOTER_COLUMNS))
-    for i, limit in _VOTER_LIMITS:
-        value = row[i]
-        if isinstance(value, str) and len(value) > limit:
-            row[i] = value[:limit]
-    home = record.household
-    material = "\x1f".join((hash_prefix, home.key if home else "", *record.values))
-    digest = hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
-    row += [source, record.external_id, record.values, digest, job_id, None, None, None]
-    return row
-
-
 # --------------------------------------------------------------------------- writing
 
 WRITE_COLUMNS = (*VOTER_COLUMNS, "source", "external_id", "record", "record_hash",
                  "import_job_id", "household_id", "created_at", "updated_at")
-_AT = {name: i for i, name in enumerate(WRITE_COLUMNS)}
-EXTERNAL_ID, RECORD, RECORD_HASH = _AT["external_id"], _AT["record"], _AT["record_hash"]
-HOUSEHOLD_ID = _AT["household_id"]
+_VOTER_UPDATE = tuple(c for c in WRITE_COLUMNS if c not in ("source", "external_id",
+                                                            "created_at"))
 HOUSEHOLD_COLUMNS = ("address_key", "street_line", "unit", "city", "state", "zip_code",
                      "county", "precinct", "voter_count", "created_at", "updated_at")
 _HH_LIMITS = tuple((i, _HH_LENGTHS[c]) for i, c in enumerate(HOUSEHOLD_COLUMNS)
                    if c in _HH_LENGTHS)
-COUNTY, PRECINCT = _AT["county"], _AT["precinct"]
+COUNTY, PRECINCT = VOTER_COLUMNS.index("county"), VOTER_COLUMNS.index("precinct")
+_DATE_SLOTS = tuple(i for i, c in enumerate(VOTER_COLUMNS)
+                    if isinstance(voters.c[c].type, sa.Date))
+
+
+@dataclass(frozen=True, slots=True)
+class _Sql:
+    """The statements of one backend, written once (no per-batch compiling).
+
+    Id and key lists travel as one JSON array parameter: SQLite reads it with
+    ``json_each``, PostgreSQL with ``json_array_elements_text`` (adapting a
+    Python list to a PostgreSQL array costs ~1.5 µs per element client-side).
+    """
+
+    existing: str
+    household_ids: str
+    insert_households: str
+    upsert_voters: str
+    recount: str
+
+
+def _marks(n: int, mark: str) -> str:
+    return ", ".join([mark] * n)
+
+
+def _sql(postgres: bool) -> _Sql:
+    mark = "%s" if postgres else "?"
+    if postgres:
+        keys = f"ANY(ARRAY(SELECT json_array_elements_text({mark}::json)))"
+        ids = f"ANY(ARRAY(SELECT json_array_elements_text({mark}::json)::int))"
+    else:
+        keys = ids = f"(SELECT value FROM json_each({mark}))"
+    op = "=" if postgres else "IN"
+    update = ", ".join(f"{c} = excluded.{c}" for c in _VOTER_UPDATE)
+    return _Sql(
+        existing=("SELECT external_id, record_hash, household_id FROM voters "
+                  f"WHERE source = {mark} AND external_id {op} {keys}"),
+        household_ids=f"SELECT address_key, id FROM households WHERE address_key {op} {keys}",
+        insert_households=(f"INSERT INTO households ({', '.join(HOUSEHOLD_COLUMNS)}) VALUES "
+                           f"({_marks(len(HOUSEHOLD_COLUMNS), mark)}) "
+                           "ON CONFLICT (address_key) DO NOTHING"),
+        upsert_voters=(f"INSERT INTO voters ({', '.join(WRITE_COLUMNS)}) VALUES "
+                       f"({_marks(len(WRITE_COLUMNS), mark)}) "
+                       f"ON CONFLICT (source, external_id) DO UPDATE SET {update}"),
+        recount=("UPDATE households SET voter_count = (SELECT count(*) FROM voters "
+                 f"WHERE voters.household_id = households.id), updated_at = {mark} "
+                 f"WHERE id {op} {ids}"),
+    )
+
+
+_SQLITE, _POSTGRES = _sql(False), _sql(True)
+
+
+def _json_list(items: Iterable[Any]) -> str:
+    return json.dumps(list(items), ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class _Writer:
+    """The batch's database work; the engine runs it in the batch transaction.
+
+    Four to six statements per batch whatever its size: which voters exist
+    (and their hash and household), which households exist, the missing
+    households (inserted with their voter count: only this batch's voters can
+    point at a household this transaction created), the voters, and a recount
+    of the households that already existed and gained or lost voters.
+
+    Calling it twice is harmless: it only reads what the reader left.
+    """
+
+    source: str
+    mode: str
+    job_id: str
+    voters: list[_Voter]
+    record_json: Callable[[list[str]], str]
+    dates: dict[Any, Any]  # date -> SQLite text, shared by the run's batches
+
+    def __call__(self, conn: sa.Connection) -> dict[str, int]:
+        postgres = conn.dialect.name == "postgresql"
+        sql = _POSTGRES if postgres else _SQLITE
+        counts = {"voters_created": 0, "voters_updated": 0, "voters_unchanged": 0,
+                  "voters_skipped": 0, "households_created": 0}
+        new, changed, touched = self._classify(conn, sql, counts)
+        if not new and not changed:
+            return counts
+        now = utcnow()
+        stamp = now if postgres else _bind(conn, households.c.created_at, now)
+        pending = new + changed if changed else new
+        ids, created = self._households(conn, sql, pending, touched, stamp, postgres)
+        counts["households_created"] = created
+        if postgres:
+            _copy(conn, "voters", WRITE_COLUMNS, self._rows(new, ids, stamp))
+            if changed:
+                _copy_upsert(conn, "voters", WRITE_COLUMNS, list(self._rows(changed, ids, stamp)),
+                             "ON CONFLICT (source, external_id) DO UPDATE SET "
+                             + ", ".join(f"{c} = excluded.{c}" for c in _VOTER_UPDATE))
+        else:
+            conn.exec_driver_sql(sql.upsert_voters, list(self._sqlite_rows(conn, pending, ids,
+                                                                           stamp)))
+        if touched:
+            conn.exec_driver_sql(sql.recount, (stamp, _json_list(sorted(touched))))
+        return counts
+
+    def _classify(self, conn: sa.Connection, sql: _Sql, counts: dict[str, int],
+                  ) -> tuple[list[_Voter], list[_Voter], set[int]]:
+        """New / changed / unchanged / skipped, against what is stored now;
+        also the households changed voters are leaving (to recount)."""
+        existing: dict[str, tuple[str, int | None]] = {}
+        for chunk in _chunks([v[1] for v in self.voters]):
+            result = conn.exec_driver_sql(sql.existing, (self.source, _json_list(chunk)))
+            existing.update((row[0], (row[1], row[2])) for row in result)
+        new: list[_Voter] = []
+        changed: list[_Voter] = []
+        touched: set[int] = set()
+        incremental = self.mode == "incremental"
+        for voter in self.voters:
+            current = existing.get(voter[1])
+            if current is None:
+                if incremental:
+                    counts["voters_skipped"] += 1
+                else:
+                    new.append(voter)
+            elif current[0] == voter[3]:
+                counts["voters_unchanged"] += 1
+            else:
+                changed.append(voter)
+                if current[1] is not None:
+                    touched.add(current[1])
+        counts["voters_created"], counts["voters_updated"] = len(new), len(changed)
+        return new, changed, touched
+
+    def _households(self, conn: sa.Connection, sql: _Sql, pending: list[_Voter],
+                    touched: set[int], stamp: Any, postgres: bool,
+                    ) -> tuple[dict[str, int], int]:
+        """Household id per address key of ``pending``; creates the missing
+        ones and adds the existing ones that gain voters to ``touched``."""
+        wanted: dict[str, tuple[Residence, list[Any]]] = {}
+        joining: dict[str, int] = {}
+        for values, _, _, _, home in pending:
+            if home is not None:
+                wanted[home.key] = (home, values)  # the last row's values win
+                joining[home.key] = joining.get(home.key, 0) + 1
+        if not wanted:
+            return {}, 0
+        ids = self._household_ids(conn, sql, list(wanted))
+        touched.update(ids.values())
+        missing = [key for key in wanted if key not in ids]
+        if missing:
+            rows = [_household_row(*wanted[key], joining[key], stamp) for key in missing]
+            if postgres:
+                _copy(conn, "households", HOUSEHOLD_COLUMNS, rows)
+            else:
+                conn.exec_driver_sql(sql.insert_households, rows)
+            ids.update(self._household_ids(conn, sql, missing))
+        return ids, len(missing)
+
+    @staticmethod
+    def _household_ids(conn: sa.Connection, sql: _Sql, keys: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(keys):
+            found.update((row[0], row[1]) for row in
+                         conn.exec_driver_sql(sql.household_ids, (_json_list(chunk),)))
+        return found
+
+    def _rows(self, voters_: list[_Voter], ids: dict[str, int],
+              stamp: Any) -> Iterator[tuple[Any, ...]]:
+        """Write rows in WRITE_COLUMNS order, built as they are sent."""
+        source, job_id, record_json = self.source, self.job_id, self.record_json
+        for values, external_id, source_values, digest, home in voters_:
+            yield (*values, source, external_id, record_json(source_values), digest, job_id,
+                   ids[home.key] if home else None, stamp, stamp)
+
+    def _sqlite_rows(self, conn: sa.Connection, voters_: list[_Voter], ids: dict[str, int],
+                     stamp: Any) -> Iterator[tuple[Any, ...]]:
+        """:meth:`_rows` with the dates as SQLite stores them (through the
+        column type's own bind processor, once per distinct date)."""
+        dates = self.dates
+        for row in self._rows(voters_, ids, stamp):
+            if any(row[i] is not None for i in _DATE_SLOTS):
+                row_ = list(row)
+                for i in _DATE_SLOTS:
+                    value = row_[i]
+                    if value is not None:
+                        text = dates.get(value)
+                        if text is None:
+                            text = dates[value] = _bind(conn, voters.c[VOTER_COLUMNS[i]], value)
+                        row_[i] = text
+                row = tuple(row_)
+            yield row
+
+
+def _bind(conn: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
+    """``value`` as the column type's bind processor hands it to the driver."""
+    dialect = conn.dialect
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return process(value) if process else value
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
@@ -245,194 +440,40 @@ def _chunks(items: list[Any]) -> Iterable[list[Any]]:
         yield items[i:i + IN_CHUNK]
 
 
-def bulk_upsert(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
-                rows: list[tuple[Any, ...]], conflict: tuple[str, ...],
-                update: tuple[str, ...]) -> None:
-    """INSERT ... ON CONFLICT (``conflict``) DO UPDATE ``update`` (or DO NOTHING).
-
-    Bulk on purpose, below SQLAlchemy's per-row parameter handling (which
-    alone costs more than the whole import budget): PostgreSQL gets the rows
-    through COPY into a temporary table and one INSERT ... SELECT; SQLite one
-    ``executemany`` of a prepared statement. Values go through the column
-    types' own bind processors, so they are stored exactly as SQLAlchemy
-    would store them, except JSON columns: their values arrive serialised.
-    """
-    if not rows:
-        return
-    cols = ", ".join(columns)
-    action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)
-              if update else "DO NOTHING")
-    on_conflict = f"ON CONFLICT ({', '.join(conflict)}) {action}"
-    if conn.dialect.name == "postgresql":
-        _copy_upsert(conn, table, columns, rows, cols, on_conflict)
-        return
-    marks = ", ".join("?" * len(columns))
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({cols}) VALUES ({marks}) {on_conflict}",
-        _processed(conn, table, columns, rows))
-
-
-def _processed(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
-               rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    dialect = conn.dialect
-    procs = [(i, p) for i, name in enumerate(columns)
-             if not isinstance(table.c[name].type, sa.JSON)
-             and (p := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))]
-    if not procs:
-        return rows
-    out = [list(row) for row in rows]
-    for i, proc in procs:  # column by column: one memo and one tight loop each
-        memo: dict[Any, Any] = {}  # the batch's timestamps are one object, dates repeat
-        for values in out:
-            value = values[i]
-            if value is not None:
-                done = memo.get(value)
-                if done is None:
-                    done = memo[value] = proc(value)
-                values[i] = done
-    return [tuple(values) for values in out]
-
-
-def _copy_upsert(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
-                 rows: list[tuple[Any, ...]], cols: str, on_conflict: str) -> None:
-    stage = f"_stage_{table.name}"
-    conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
-                         f"SELECT {cols} FROM {table.name} WITH NO DATA")
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} {on_conflict}")
-    conn.exec_driver_sql(f"DROP TABLE {stage}")
-
-
-def _one_of(conn: sa.Connection, column: sa.ColumnElement[Any],
-            values: list[Any]) -> sa.ColumnElement[bool]:
-    """``column IN (values)``; on PostgreSQL ``= ANY(:array)``, one parameter
-    instead of thousands (binding and planning them dominated the batch).
-    Elsewhere one *expanding* parameter: the statement compiles once and is
-    cached, where a literal list coerces and names every value each batch."""
-    if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
-    return column.in_(sa.bindparam(None, values, expanding=True))
-
-
-def _existing_voters(conn: sa.Connection, source: str,
-                     ids: list[str]) -> dict[str, tuple[int, str, int | None]]:
-    found: dict[str, tuple[int, str, int | None]] = {}
-    for chunk in _chunks(ids):
-        rows = conn.execute(
-            sa.select(voters.c.external_id, voters.c.id, voters.c.record_hash,
-                      voters.c.household_id)
-            .where(voters.c.source == source, _one_of(conn, voters.c.external_id, chunk)))
-        for row in rows:
-            external_id, pk, record_hash, household_id = cast(tuple[Any, ...], row)
-            found[external_id] = (pk, record_hash, household_id)
-    return found
-
-
-def _household_ids(conn: sa.Connection, keys: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for chunk in _chunks(keys):
-        rows = conn.execute(sa.select(households.c.address_key, households.c.id)
-                            .where(_one_of(conn, households.c.address_key, chunk)))
-        found.update(cast(tuple[Any, ...], row) for row in rows)
-    return found
-
-
-def _ensure_households(conn: sa.Connection,
-                       wanted: dict[str, tuple[Residence, list[Any]]],
-                       now: datetime) -> tuple[dict[str, int], int]:
-    """Ids for every wanted address key, creating the missing households."""
-    ids = _household_ids(conn, list(wanted))
-    missing = [k for k in wanted if k not in ids]
-    if missing:
-        rows = [_household_row(*wanted[k], now) for k in missing]
-        bulk_upsert(conn, households, HOUSEHOLD_COLUMNS, rows, ("address_key",), ())
-        ids.update(_household_ids(conn, missing))
-    return ids, len(missing)
-
-
-def _household_row(home: Residence, voter: list[Any], now: datetime) -> tuple[Any, ...]:
+def _household_row(home: Residence, voter: list[Any], count: int,
+                   stamp: Any) -> tuple[Any, ...]:
     values = [home.key, home.street_line, home.unit, home.city, home.state, home.zip_code,
-              voter[COUNTY], voter[PRECINCT], 0, now, now]  # HOUSEHOLD_COLUMNS order
+              voter[COUNTY], voter[PRECINCT], count, stamp, stamp]  # HOUSEHOLD_COLUMNS order
     for i, limit in _HH_LIMITS:
-        values[i] = _fit(values[i], limit)
+        value = values[i]
+        if isinstance(value, str) and len(value) > limit:
+            values[i] = value[:limit]
     return tuple(values)
 
 
-def _fit(value: Any, limit: int | None) -> Any:
-    if limit and isinstance(value, str) and len(value) > limit:
-        return value[:limit]
-    return value
+def _copy(conn: sa.Connection, table: str, columns: tuple[str, ...],
+          rows: Iterable[tuple[Any, ...]]) -> None:
+    """PostgreSQL ``COPY`` of ``rows`` into ``table``: rows are built while
+    the server already parses the ones sent (the JSONB record is its most
+    expensive column), so the two overlap."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        write = copy.write_row
+        for row in rows:
+            write(row)
 
 
-def _recount(conn: sa.Connection, household_ids: set[int], now: datetime) -> None:
-    """Recompute voter_count from the voters table for the touched households."""
-    count = (sa.select(sa.func.count()).select_from(voters)
-             .where(voters.c.household_id == households.c.id).scalar_subquery())
-    for chunk in _chunks(sorted(household_ids)):
-        conn.execute(households.update().where(_one_of(conn, households.c.id, chunk))
-                     .values(voter_count=count, updated_at=now))
-
-
-@dataclass(slots=True)
-class _Writer:
-    """The batch's database work; the engine runs it in the batch transaction."""
-
-    source: str
-    mode: str
-    rows: list[list[Any]]
-    homes: list[Residence | None]
-    record_json: Callable[[list[str]], str]
-
-    def __call__(self, conn: sa.Connection) -> dict[str, int]:
-        now = utcnow()
-        counts = {"voters_created": 0, "voters_updated": 0, "voters_unchanged": 0,
-                  "voters_skipped": 0, "households_created": 0}
-        pending, touched = self._classify(conn, counts)
-        if not pending:
-            return counts
-        wanted = {home.key: (home, row) for row, home in pending if home}
-        ids, counts["households_created"] = _ensure_households(conn, wanted, now)
-        values = []
-        for row, home in pending:
-            household_id = ids[home.key] if home else None
-            if household_id is not None:
-                touched.add(household_id)
-            # A new tuple, the rows left as read: calling the writer twice is harmless.
-            values.append((*row[:RECORD], self.record_json(row[RECORD]),
-                           *row[RECORD + 1:HOUSEHOLD_ID], household_id, now, now))
-        bulk_upsert(conn, voters, WRITE_COLUMNS, values, ("source", "external_id"),
-                    tuple(c for c in WRITE_COLUMNS
-                          if c not in ("source", "external_id", "created_at")))
-        _recount(conn, touched, now)
-        return counts
-
-    def _classify(self, conn: sa.Connection, counts: dict[str, int],
-                  ) -> tuple[list[tuple[list[Any], Residence | None]], set[int]]:
-        """New / changed / unchanged / skipped, against what is stored now."""
-        existing = _existing_voters(conn, self.source, [r[EXTERNAL_ID] for r in self.rows])
-        pending: list[tuple[list[Any], Residence | None]] = []
-        touched: set[int] = set()
-        for row, home in zip(self.rows, self.homes, strict=True):
-            current = existing.get(row[EXTERNAL_ID])
-            if current is None:
-                if self.mode == "incremental":
-                    counts["voters_skipped"] += 1
-                    continue
-                counts["voters_created"] += 1
-            elif current[1] == row[RECORD_HASH]:
-                counts["voters_unchanged"] += 1
-                continue
-            else:
-                counts["voters_updated"] += 1
-                if current[2] is not None:
-                    touched.add(current[2])
-            pending.append((row, home))
-        return pending, touched
+def _copy_upsert(conn: sa.Connection, table: str, columns: tuple[str, ...],
+                 rows: list[tuple[Any, ...]], on_conflict: str) -> None:
+    """``COPY`` into a temporary table, then one INSERT ... SELECT ... ON CONFLICT."""
+    stage, cols = f"_stage_{table}", ", ".join(columns)
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
+                         f"SELECT {cols} FROM {table} WITH NO DATA")
+    _copy(conn, stage, columns, rows)
+    conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} {on_conflict}")
+    conn.exec_driver_sql(f"DROP TABLE {stage}")
 
 
 # --------------------------------------------------------------------------- job type
@@ -476,15 +517,13 @@ class ImportVoters:
         offset = int(checkpoint["offset"]) if checkpoint else state.data_offset
         row = int(checkpoint["row"]) if checkpoint else state.first_row
         read = _read_batch(ctx, state, offset, row)
-        source, prefix, job_id = state.layout.name, state.hash_prefix, ctx.job_id
-        rows = [_voter_row(r, source, prefix, job_id) for r in read.records]
-        writer = _Writer(source, str(ctx.params.get("mode", "full")), rows,
-                         [r.household for r in read.records], state.reader.record_json)
+        writer = _Writer(state.layout.name, str(ctx.params.get("mode", "full")), ctx.job_id,
+                         read.voters, state.reader.record_json, state.dates)
         return Batch(
             checkpoint={"offset": read.offset, "row": read.row},
             processed=read.processed, succeeded=read.processed - read.failed,
             failed=read.failed, errors=read.errors, done=read.done,
-            write=writer if rows else None,
+            write=writer if read.voters else None,
             counts={"rows_read": read.processed, "item_errors": read.failed,
                     "item_warnings": read.warnings, "rows_superseded": read.superseded},
             result=_result_fields(ctx.params, state.layout),
