@@ -139,14 +139,14 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def run_backend(backend: str, clients: int, total: int, processes: bool) -> list[Result]:
+def run_backend(backend: str, clients: int, total: int, processes: bool, server_processes: int) -> list[Result]:
     from cocoa.config import Settings
     from cocoa.db.engine import make_engine
     from cocoa.jobs.manager import JobManager
 
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url:
-        server = support.start_live_server(url, Path(tmp))
+        server = support.start_live_server(url, Path(tmp), COCOA_WEB_PROCESSES=str(server_processes))
         manager = JobManager(make_engine(url), Settings(database_url=url, data_dir=Path(tmp)))
         try:
             ids = [manager.create("noop", {"items": 10, "error_every": 3}, created_by="bench").id
@@ -185,13 +185,17 @@ def main() -> None:
     parser.add_argument("--threads", action="store_true",
                         help="run the clients as threads of this process instead of processes")
     parser.add_argument("--requests", type=int, default=1600, help="per endpoint and phase")
+    parser.add_argument("--server-processes", type=int, default=2,
+                        help="cocoa serve processes (COCOA_WEB_PROCESSES; one per core)")
     args = parser.parse_args()
     results: list[Result] = []
     for backend in args.backends.split(","):
         print(f"running {backend} ...", flush=True)
-        results.extend(run_backend(backend, args.clients, args.requests, not args.threads))
+        results.extend(run_backend(backend, args.clients, args.requests, not args.threads,
+                                   args.server_processes))
     mode = "threads" if args.threads else "processes"
-    print(f"\n{args.clients} concurrent clients ({mode}), {args.requests} requests per row, loopback, "
+    print(f"\n{args.clients} concurrent clients ({mode}), {args.server_processes} server process(es), "
+          f"{args.requests} requests per row, loopback, "
           f"target p99 <= {TARGET_P99_MS:.0f} ms while a job runs\n")
     print(HEADER)
     for result in results:

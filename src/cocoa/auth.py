@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -118,6 +119,39 @@ def authenticate_token(engine: sa.Engine, token: str) -> User | None:
             .where(api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_at.is_(None))
         ).one_or_none()
     return User(row.id, row.username, Role(row.role)) if row else None
+
+
+class TokenCache:
+    """API tokens this process has verified recently.
+
+    Checking a token cost a query and a hop to the thread pool on every
+    request - a third of a small GET. Here a token is checked against the
+    database at most once per ``ttl_seconds`` per process. Revoking through
+    the API clears this process's cache at once; a revocation made elsewhere
+    (the CLI, another process or host) takes effect within ``ttl_seconds``.
+    ``ttl_seconds=0`` checks every request.
+    """
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[User, float]] = {}
+
+    def get(self, token: str) -> User | None:
+        entry = self._entries.get(hash_token(token))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, token: str, user: User) -> None:
+        if self.ttl_seconds <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # crude, and rare: every cached token is simply re-checked
+        self._entries[hash_token(token)] = (user, time.monotonic() + self.ttl_seconds)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def list_tokens(engine: sa.Engine, username: str | None = None) -> list[dict[str, Any]]:

@@ -51,9 +51,13 @@ class Settings(BaseSettings):
     provider_backoff_seconds: float = 1.0
     provider_max_backoff_seconds: float = 60.0
 
+    token_cache_seconds: float = Field(
+        5.0, ge=0, description="How long a server process trusts an API token it has checked (0: every request).")
     session_secret: str | None = Field(None, description="Signs web session cookies.")
     host: str = "127.0.0.1"
     port: int = 8000
+    web_processes: int = Field(1, ge=1, le=64, description="Processes of `cocoa serve` (one per core is typical).")
+    embedded_worker: bool = Field(True, description="`cocoa serve` runs a worker in each of its processes.")
 
     @property
     def resolved_database_url(self) -> str:

@@ -19,6 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from cocoa.api import auth_routes, health, imports, jobs_routes
 from cocoa.api.errors import install_error_handlers, use_error_shape_in_openapi
+from cocoa.auth import TokenCache
 from cocoa.config import Settings, get_settings
 from cocoa.db.engine import make_engine
 from cocoa.db.migrate import check_current
@@ -58,9 +59,10 @@ def create_app(
     app = FastAPI(title="Cocoa Canvas jobs", version="1.0.0", description=API_DESCRIPTION,
                   lifespan=lifespan)
     app.state.manager = manager
+    app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.state.settings = settings
     app.add_middleware(
-        SessionMiddleware, secret_key=_session_secret(settings), session_cookie="cocoa_session",
+        SessionMiddleware, secret_key=session_secret(settings), session_cookie="cocoa_session",
         same_site="lax", https_only=False, max_age=12 * 3600,
     )
     install_error_handlers(app)
@@ -73,6 +75,12 @@ def create_app(
     return app
 
 
+def create_app_from_env() -> FastAPI:
+    """The factory each process of ``cocoa serve --processes N`` calls."""
+    settings = get_settings()
+    return create_app(settings, run_worker=settings.embedded_worker)
+
+
 def _mount_web(app: FastAPI) -> None:
     try:
         from cocoa.web import routes as web_routes
@@ -81,10 +89,11 @@ def _mount_web(app: FastAPI) -> None:
     web_routes.mount(app)
 
 
-def _session_secret(settings: Settings) -> str:
+def session_secret(settings: Settings) -> str:
     """Configured secret, or one generated once and kept in the data dir.
 
-    Several API hosts behind one load balancer must share COCOA_SESSION_SECRET.
+    Several API hosts behind one load balancer must share COCOA_SESSION_SECRET;
+    ``cocoa serve`` creates the file before it starts several processes.
     """
     if settings.session_secret:
         return settings.session_secret

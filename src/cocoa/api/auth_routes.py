@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from cocoa import auth
-from cocoa.api.deps import CurrentUser, Manager
+from cocoa.api.deps import CurrentUser, Manager, token_cache
 from cocoa.api.errors import ApiError
 from cocoa.api.schemas import Me, TokenCreated, TokenList, TokenRequest, errors
 
@@ -47,10 +47,11 @@ def list_tokens(user: CurrentUser, manager: Manager) -> dict[str, Any]:
 @router.delete("/tokens/{token_id}", status_code=204, response_class=Response,
                responses=errors(401, 404))
 def revoke_token(user: CurrentUser, token_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-                 manager: Manager) -> Response:
+                 manager: Manager, request: Request) -> Response:
     """Revoke a token at once (an admin: any token; anyone else: their own)."""
     if not auth.revoke_token(manager.engine, token_id, None if user.is_admin else user.username):
         raise ApiError(404, f"No active token with id {token_id} that you may revoke.", "token_not_found")
+    token_cache(request).clear()  # at once in this process; elsewhere within COCOA_TOKEN_CACHE_SECONDS
     return Response(status_code=204)
 
 

@@ -13,9 +13,10 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from cocoa.api.errors import ApiError
-from cocoa.auth import Role, User, authenticate_token
+from cocoa.auth import Role, TokenCache, User, authenticate_token
 from cocoa.config import Settings
 from cocoa.jobs.manager import JobManager
 
@@ -48,12 +49,14 @@ def session_user(request: Request) -> User | None:
         return None
 
 
-def current_user(
+async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
+    """``async``: a token checked recently comes from the per-process cache
+    without a hop to the thread pool; only a cache miss queries the database."""
     if credentials is not None:
-        user = authenticate_token(get_engine(request), credentials.credentials)
+        user = await _token_user(request, credentials.credentials)
         if user is None:
             raise ApiError(401, "Invalid or revoked API token.", "invalid_token",
                            headers={"WWW-Authenticate": "Bearer"})
@@ -64,6 +67,21 @@ def current_user(
             return user
     raise ApiError(401, "Authentication required: send 'Authorization: Bearer <token>'.",
                    "missing_token", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _token_user(request: Request, token: str) -> User | None:
+    cache = token_cache(request)
+    user = cache.get(token)
+    if user is None:
+        user = await run_in_threadpool(authenticate_token, get_engine(request), token)
+        if user is not None:
+            cache.put(token, user)
+    return user
+
+
+def token_cache(request: Request) -> TokenCache:
+    cache: TokenCache = request.app.state.token_cache
+    return cache
 
 
 async def manager_dependency(request: Request) -> JobManager:

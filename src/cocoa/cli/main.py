@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -196,20 +197,33 @@ def _load_demo_once(manager: JobManager) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
-    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run an embedded worker.")] = True,
+    worker: Annotated[bool | None, typer.Option(
+        "--worker/--no-worker", help="Run an embedded worker (default: COCOA_EMBEDDED_WORKER).")] = None,
+    processes: Annotated[int | None, typer.Option(
+        min=1, max=64, help="Server processes (default: COCOA_WEB_PROCESSES).")] = None,
 ) -> None:
     """Serve the API and web pages (with an embedded worker unless --no-worker)."""
     import uvicorn
 
-    from cocoa.api.app import create_app
+    from cocoa.api.app import create_app, session_secret
 
     _setup_logging()
     settings = get_settings()
     with _manager():
         pass  # fail early and clearly on an unreachable or unmigrated database
-    application = create_app(settings, run_worker=worker)
-    uvicorn.run(application, host=host or settings.host, port=port or settings.port,
-                log_level="info", timeout_graceful_shutdown=5)
+    run_worker = settings.embedded_worker if worker is None else worker
+    count = processes or settings.web_processes
+    bind_host, bind_port = host or settings.host, port or settings.port
+    if count == 1:
+        uvicorn.run(create_app(settings, run_worker=run_worker), host=bind_host, port=bind_port,
+                    log_level="info", timeout_graceful_shutdown=5)
+        return
+    # Several processes share the socket; each builds the app from the
+    # environment, so pass the choices made here down to them.
+    os.environ["COCOA_EMBEDDED_WORKER"] = "true" if run_worker else "false"
+    session_secret(settings)  # one secret for all, created before they start
+    uvicorn.run("cocoa.api.app:create_app_from_env", factory=True, workers=count, host=bind_host,
+                port=bind_port, log_level="info", timeout_graceful_shutdown=5)
 
 
 @app.command("worker")

@@ -89,8 +89,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = [
-    "NormalizedAddress", "address_household_key", "household_key", "normalize_address",
-    "normalize_city", "normalize_zip", "parse_address",
+    "NormalizedAddress", "address_household_key", "household_key", "locality_key",
+    "normalize_address", "normalize_city", "normalize_zip", "parse_address", "street_parts",
 ]
 
 # --------------------------------------------------------------------------- tables
@@ -466,21 +466,36 @@ class NormalizedAddress:
 
         Feeding it back to :func:`normalize_address` gives the same ``key``.
         """
-        parts = [self.number, self.predirectional, self.street_name, self.suffix,
-                 self.postdirectional, self.unit_type, self.unit]
-        return " ".join(p for p in parts if p)
+        return _street_line(self.number, self.predirectional, self.street_name, self.suffix,
+                            self.postdirectional, self.unit_type, self.unit)
 
     @property
     def key(self) -> str:
         """Identity of the delivery point: the unit designator does not count
         (``APT 4B`` and ``# 4B`` are one place), the unit identifier does."""
-        parts = [self.number, self.predirectional, self.street_name, self.suffix,
-                 self.postdirectional]
-        base = " ".join(p for p in parts if p)
-        unit_id = _unit_identifier(self.unit.split()) if self.unit else ""
-        if not unit_id:
-            return base
-        return f"{base} #{unit_id}" if base else f"#{unit_id}"
+        return _key(_base(self.number, self.predirectional, self.street_name, self.suffix,
+                          self.postdirectional), self.unit)
+
+
+# What a parse gives, before it becomes a NormalizedAddress: its fields in order.
+_Parts = tuple[str, str, str, str, str, str, str, str]
+
+
+def _base(number: str, pre: str, name: str, suffix: str, post: str) -> str:
+    """The delivery line without its unit."""
+    return " ".join([p for p in (number, pre, name, suffix, post) if p])
+
+
+def _street_line(number: str, pre: str, name: str, suffix: str, post: str, unit_type: str,
+                 unit: str) -> str:
+    return " ".join([p for p in (number, pre, name, suffix, post, unit_type, unit) if p])
+
+
+def _key(base: str, unit: str) -> str:
+    unit_id = _unit_identifier(unit.split()) if unit else ""
+    if not unit_id:
+        return base
+    return f"{base} #{unit_id}" if base else f"#{unit_id}"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -592,7 +607,7 @@ def _split_hyphens(tokens: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- PO box / RR
 
 
-def _parse_po_box(tokens: list[str]) -> NormalizedAddress | None:
+def _parse_po_box(tokens: list[str]) -> _Parts | None:
     """``P O BOX 12``, ``POST OFFICE BOX 12``, ``POB 12``, ``BOX 12`` -> ``PO BOX 12``."""
     i = 0
     while i < len(tokens) and i < 3 and tokens[i] in _PO_WORDS:
@@ -604,10 +619,10 @@ def _parse_po_box(tokens: list[str]) -> NormalizedAddress | None:
     if i >= len(tokens) or not any(c.isdigit() for c in tokens[i]):
         return None
     name = " ".join(["PO BOX", _dehyphen(tokens[i]) or tokens[i], *tokens[i + 1:]])
-    return NormalizedAddress(street_name=name, kind="po_box")
+    return ("", "", name, "", "", "", "", "po_box")
 
 
-def _parse_rural_route(tokens: list[str]) -> NormalizedAddress | None:
+def _parse_rural_route(tokens: list[str]) -> _Parts | None:
     """``RR 2 BOX 5`` and ``HC 1 BOX 3`` with their long spellings.
 
     ``RT``/``RTE``/``ROUTE`` only mean a rural route when a ``BOX`` follows:
@@ -644,7 +659,7 @@ def _parse_rural_route(tokens: list[str]) -> NormalizedAddress | None:
         return None
     else:
         parts = [kind, route, *rest]
-    return NormalizedAddress(street_name=" ".join(parts), kind="rural_route")
+    return ("", "", " ".join(parts), "", "", "", "", "rural_route")
 
 
 # --------------------------------------------------------------------------- street
@@ -853,6 +868,20 @@ def parse_address(line: str, unit: str | None = None) -> NormalizedAddress:
     keeps one entry per distinct address *row*): a second, process-wide LRU
     behind theirs would only cost a lookup and an eviction per miss.
     """
+    return NormalizedAddress(*_parse_line(line, unit))
+
+
+def street_parts(line: str, unit: str | None = None) -> tuple[str, str, str]:
+    """``(key, street_line, unit)`` of :func:`parse_address`, without building
+    the :class:`NormalizedAddress` (for a voter import, which needs only these,
+    once per distinct address spelling)."""
+    number, pre, name, suffix, post, unit_type, unit_text, _ = _parse_line(line, unit)
+    base = _base(number, pre, name, suffix, post)
+    street_line = " ".join([p for p in (base, unit_type, unit_text) if p])
+    return _key(base, unit_text), street_line, unit_text
+
+
+def _parse_line(line: str, unit: str | None) -> _Parts:
     tokens = _tokenize(line)
     if unit:
         extra = _tokenize(unit)
@@ -888,13 +917,13 @@ def _with_unit(tokens: list[str], extra: list[str]) -> list[str]:
     extra_id = _unit_identifier(extra)
     if not extra_id:
         return tokens
-    own = _parse_tokens(tokens)
-    if own.unit and _unit_identifier(own.unit.split()) == extra_id:
+    own_unit = _parse_tokens(tokens)[6]
+    if own_unit and _unit_identifier(own_unit.split()) == extra_id:
         return tokens
     return tokens + extra
 
 
-def _parse_tokens(tokens: list[str]) -> NormalizedAddress:
+def _parse_tokens(tokens: list[str]) -> _Parts:
     if tokens and tokens[0] in _PO_START:
         special = _parse_po_box(tokens)
         if special is not None:
@@ -914,7 +943,7 @@ def _parse_tokens(tokens: list[str]) -> NormalizedAddress:
         if unit_tokens:
             unit_type, unit_text = _parse_unit(unit_tokens)
     pre, name, suffix, post = _parse_street(street)
-    return NormalizedAddress(number, pre, name, suffix, post, unit_type, unit_text)
+    return (number, pre, name, suffix, post, unit_type, unit_text, "street")
 
 
 def normalize_zip(zip_code: str | None) -> str:
@@ -957,7 +986,10 @@ def address_household_key(address: NormalizedAddress, city: str | None, state: s
                           zip_code: str | None) -> str:
     """:func:`household_key` of an address already parsed (with its unit), so
     a caller that needs both the parse and the key parses once."""
-    zip5 = normalize_zip(zip_code)
-    if zip5:
-        return f"{address.key}|{zip5}"
-    return f"{address.key}|{normalize_city(city)},{normalize_city(state)}"
+    return f"{address.key}|{locality_key(city, state, normalize_zip(zip_code))}"
+
+
+def locality_key(city: str | None, state: str | None, zip5: str) -> str:
+    """The part of a household key after ``|``: the 5-digit ZIP (as
+    :func:`normalize_zip` gives it) if there is one, else ``CITY,STATE``."""
+    return zip5 or f"{normalize_city(city)},{normalize_city(state)}"

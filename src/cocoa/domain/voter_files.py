@@ -34,7 +34,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import IO, Any, Literal, NamedTuple
 
-from cocoa.domain.addresses import address_household_key, normalize_zip, parse_address
+from cocoa.domain.addresses import locality_key, normalize_zip, street_parts
 from cocoa.jobs.types import JobValidationError
 
 Quoting = Literal["enclosed", "csv"]
@@ -456,10 +456,12 @@ def residence(street: str | None, unit: str | None, city: str | None, state: str
     street). :class:`RowReader` caches it per distinct spelling."""
     if not street:
         return None
-    parsed = parse_address(street, unit)  # the caller caches; parse once for both
-    key = address_household_key(parsed, city, state, zip_code)
-    return Residence(key, parsed.street_line or street, parsed.unit or None, city,
-                     state.upper() if state else None, normalize_zip(zip_code) or None)
+    # The caller caches; one parse for both (= parse_address's key, street_line
+    # and unit, and address_household_key).
+    street_key, street_line, unit_text = street_parts(street, unit)
+    zip5 = normalize_zip(zip_code)
+    return Residence(f"{street_key}|{locality_key(city, state, zip5)}", street_line or street,
+                     unit_text or None, city, state.upper() if state else None, zip5 or None)
 
 
 @dataclass(slots=True)
@@ -586,19 +588,24 @@ class RecordJson:
 
     Byte for byte what ``json.dumps(record, ensure_ascii=False,
     separators=(",", ":"))`` gives, but when no value needs escaping (nearly
-    every row) it is one ``str.format`` of a template built from the header
-    once, about ten times faster than the generic encoder.
+    every row) it is one ``str.join`` of the values interleaved with the
+    header's ``{"name":"`` / ``","name":"`` pieces (built once), about seven
+    times faster than the generic encoder.
     """
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
-        keys = (json.dumps(n, ensure_ascii=False).replace("{", "{{").replace("}", "}}")
-                for n in names)
-        self._template = "{{" + ",".join(f'{k}:"{{}}"' for k in keys) + "}}"
+        keys = [json.dumps(n, ensure_ascii=False) for n in names]
+        self._pieces = [f'{"{" if i == 0 else chr(34) + ","}{k}:"' for i, k in enumerate(keys)]
+        self._width = len(names)
 
     def __call__(self, values: list[str]) -> str:
-        if len(values) == len(self.names) and not _JSON_SPECIAL("".join(values)):
-            return self._template.format(*values)
+        if len(values) == self._width and self._width and not _JSON_SPECIAL("".join(values)):
+            parts: list[str] = [""] * (2 * self._width)
+            parts[0::2] = self._pieces
+            parts[1::2] = values
+            parts.append('"}')
+            return "".join(parts)
         return json.dumps(dict(zip(self.names, values, strict=False)), ensure_ascii=False,
                           separators=(",", ":"))
 

@@ -52,6 +52,7 @@ from cocoa.jobs.uploads import UploadPurged, open_upload, store_upload
 log = logging.getLogger("cocoa.jobs")
 
 NOTIFY_CHANNEL = "cocoa_jobs"
+RECENT_ERRORS = 5  # item errors shown with a job object
 
 
 class JobNotFound(Exception):
@@ -179,7 +180,7 @@ class JobManager:
 
     def get(self, job_id: str) -> Job:
         with reading(self.engine) as conn:
-            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one_or_none()
+            row = conn.execute(_GET_JOB, {"job_id": job_id}).one_or_none()
         if row is None:
             raise JobNotFound(f"No job with id {job_id!r}.")
         return Job.from_row(row)
@@ -230,16 +231,27 @@ class JobManager:
             ).all()
         return [_error_dict(r) for r in rows], int(total)
 
-    def recent_errors(self, job_id: str, n: int = 5) -> list[dict[str, Any]]:
+    def recent_errors(self, job_id: str, n: int = RECENT_ERRORS) -> list[dict[str, Any]]:
+        return self.recent_errors_many([job_id], n).get(job_id, [])
+
+    def recent_errors_many(self, job_ids: list[str], n: int = RECENT_ERRORS) -> dict[str, list[dict[str, Any]]]:
+        """The last ``n`` item errors of each job, oldest first: one query for a whole page."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        if not job_ids:
+            return found
         with reading(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(job_errors).where(job_errors.c.job_id == job_id)
-                .order_by(job_errors.c.id.desc()).limit(n)
-            ).all()
-        return [_error_dict(r) for r in reversed(rows)]
+            for row in conn.execute(_RECENT_ERRORS_MANY, {"job_ids": job_ids, "n": n}):
+                found.setdefault(row.job_id, []).append(_error_dict(row))
+        return found
 
     def job_dict(self, job: Job) -> dict[str, Any]:
-        return job.to_dict(self.recent_errors(job.id) if job.error_count else [])
+        return self.job_dicts([job])[0]
+
+    def job_dicts(self, page: list[Job]) -> list[dict[str, Any]]:
+        """Public job objects (DESIGN.md) with their recent errors, read in
+        one query for the whole page rather than one per job."""
+        recent = self.recent_errors_many([j.id for j in page if j.error_count])
+        return [j.to_dict(recent.get(j.id, [])) for j in page]
 
     # ------------------------------------------------------------------ control
 
@@ -592,6 +604,22 @@ def _worker_engine(engine: sa.Engine, settings: Settings) -> sa.Engine:
 
 
 # ---------------------------------------------------------------------- hot-path statements
+
+_GET_JOB = sa.select(jobs).where(jobs.c.id == sa.bindparam("job_id", type_=jobs.c.id.type))
+
+
+def _recent_errors_many() -> sa.Select[Any]:
+    rank = sa.func.row_number().over(partition_by=job_errors.c.job_id, order_by=job_errors.c.id.desc())
+    ranked = (
+        sa.select(job_errors, rank.label("rank"))
+        .where(job_errors.c.job_id.in_(sa.bindparam("job_ids", expanding=True, type_=job_errors.c.job_id.type)))
+        .subquery()
+    )
+    return (sa.select(ranked).where(ranked.c.rank <= sa.bindparam("n", type_=sa.Integer))
+            .order_by(ranked.c.job_id, ranked.c.id))
+
+
+_RECENT_ERRORS_MANY = _recent_errors_many()
 #
 # The statements a worker runs for every job and batch are built once and
 # reused with bound parameters. SQLAlchemy then finds their compiled SQL by

@@ -27,9 +27,11 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import IO, Any, ClassVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 from cocoa.db.tables import households, voters
 from cocoa.domain.voter_files import (
@@ -68,8 +70,9 @@ _HH_LENGTHS = {c.name: c.type.length for c in households.c
                if isinstance(c.type, sa.String) and c.type.length}
 # (position, size) of the sized text columns among VOTER_COLUMNS: the only
 # values that can need truncating, so the only ones a row checks.
-_VOTER_LIMITS = tuple((i, _LENGTHS[name]) for i, name in enumerate(VOTER_COLUMNS)
-                      if _LENGTHS[name] < 1 << 30)
+_VOTER_LIMITS = tuple(sorted(((i, _LENGTHS[name]) for i, name in enumerate(VOTER_COLUMNS)
+                             if _LENGTHS[name] < 1 << 30), key=lambda limit: limit[1]))
+_pick_sized = itemgetter(*(i for i, _ in _VOTER_LIMITS))  # all str or None
 
 
 def utcnow() -> datetime:
@@ -89,7 +92,7 @@ class _RunState:
     first_row: int
     header_digest: str
     superseded: set[int] = field(default_factory=set)
-    dates: dict[Any, Any] = field(default_factory=dict)  # see _Writer.dates
+    dates: _SqliteDates = field(default_factory=lambda: _SqliteDates())
 
     @property
     def hash_prefix(self) -> str:
@@ -215,8 +218,15 @@ def _read_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _Re
 
 
 def _truncate(values: list[Any]) -> None:
-    """Text cut to the column sizes (the full text is in the source record)."""
+    """Text cut to the column sizes (the full text is in the source record).
+
+    The longest sized value is found at C speed first; only the columns
+    smaller than it (by ascending size) need a look, usually none or one.
+    """
+    longest = max(map(len, filter(None, _pick_sized(values))), default=0)
     for i, size in _VOTER_LIMITS:
+        if size >= longest:
+            return
         value = values[i]
         if value is not None and len(value) > size:
             values[i] = value[:size]
@@ -254,6 +264,7 @@ class _Sql:
     existing: str
     household_ids: str
     insert_households: str
+    insert_voters: str
     upsert_voters: str
     recount: str
 
@@ -278,6 +289,8 @@ def _sql(postgres: bool) -> _Sql:
         insert_households=(f"INSERT INTO households ({', '.join(HOUSEHOLD_COLUMNS)}) VALUES "
                            f"({_marks(len(HOUSEHOLD_COLUMNS), mark)}) "
                            "ON CONFLICT (address_key) DO NOTHING"),
+        insert_voters=(f"INSERT INTO voters ({', '.join(WRITE_COLUMNS)}) VALUES "
+                       f"({_marks(len(WRITE_COLUMNS), mark)})"),
         upsert_voters=(f"INSERT INTO voters ({', '.join(WRITE_COLUMNS)}) VALUES "
                        f"({_marks(len(WRITE_COLUMNS), mark)}) "
                        f"ON CONFLICT (source, external_id) DO UPDATE SET {update}"),
@@ -288,6 +301,8 @@ def _sql(postgres: bool) -> _Sql:
 
 
 _SQLITE, _POSTGRES = _sql(False), _sql(True)
+_RESERVE_HOUSEHOLD_IDS = ("SELECT nextval(pg_get_serial_sequence('households', 'id')) "
+                          "FROM generate_series(1, %s)")
 
 
 def _json_list(items: Iterable[Any]) -> str:
@@ -312,7 +327,7 @@ class _Writer:
     job_id: str
     voters: list[_Voter]
     record_json: Callable[[list[str]], str]
-    dates: dict[Any, Any]  # date -> SQLite text, shared by the run's batches
+    dates: _SqliteDates  # shared by the run's batches
 
     def __call__(self, conn: sa.Connection) -> dict[str, int]:
         postgres = conn.dialect.name == "postgresql"
@@ -333,9 +348,12 @@ class _Writer:
                 _copy_upsert(conn, "voters", WRITE_COLUMNS, list(self._rows(changed, ids, stamp)),
                              "ON CONFLICT (source, external_id) DO UPDATE SET "
                              + ", ".join(f"{c} = excluded.{c}" for c in _VOTER_UPDATE))
-        else:
-            conn.exec_driver_sql(sql.upsert_voters, list(self._sqlite_rows(conn, pending, ids,
-                                                                           stamp)))
+        else:  # under SQLite's write lock the classification is exact: new rows are new
+            if new:
+                conn.exec_driver_sql(sql.insert_voters, list(self._sqlite_rows(new, ids, stamp)))
+            if changed:
+                conn.exec_driver_sql(sql.upsert_voters,
+                                     list(self._sqlite_rows(changed, ids, stamp)))
         if touched:
             conn.exec_driver_sql(sql.recount, (stamp, _json_list(sorted(touched))))
         return counts
@@ -386,11 +404,15 @@ class _Writer:
         missing = [key for key in wanted if key not in ids]
         if missing:
             rows = [_household_row(*wanted[key], joining[key], stamp) for key in missing]
-            if postgres:
-                _copy(conn, "households", HOUSEHOLD_COLUMNS, rows)
+            if postgres:  # ids from the column's own sequence, in insert order: no re-read
+                result = conn.exec_driver_sql(_RESERVE_HOUSEHOLD_IDS, (len(missing),))
+                new_ids = sorted(row[0] for row in result)
+                _copy(conn, "households", ("id", *HOUSEHOLD_COLUMNS),
+                      ((i, *row) for i, row in zip(new_ids, rows, strict=True)))
+                ids.update(zip(missing, new_ids, strict=True))
             else:
                 conn.exec_driver_sql(sql.insert_households, rows)
-            ids.update(self._household_ids(conn, sql, missing))
+                ids.update(self._household_ids(conn, sql, missing))
         return ids, len(missing)
 
     @staticmethod
@@ -409,23 +431,31 @@ class _Writer:
             yield (*values, source, external_id, record_json(source_values), digest, job_id,
                    ids[home.key] if home else None, stamp, stamp)
 
-    def _sqlite_rows(self, conn: sa.Connection, voters_: list[_Voter], ids: dict[str, int],
+    def _sqlite_rows(self, voters_: list[_Voter], ids: dict[str, int],
                      stamp: Any) -> Iterator[tuple[Any, ...]]:
-        """:meth:`_rows` with the dates as SQLite stores them (through the
-        column type's own bind processor, once per distinct date)."""
+        """:meth:`_rows` with the dates as SQLite stores them."""
         dates = self.dates
-        for row in self._rows(voters_, ids, stamp):
-            if any(row[i] is not None for i in _DATE_SLOTS):
-                row_ = list(row)
-                for i in _DATE_SLOTS:
-                    value = row_[i]
-                    if value is not None:
-                        text = dates.get(value)
-                        if text is None:
-                            text = dates[value] = _bind(conn, voters.c[VOTER_COLUMNS[i]], value)
-                        row_[i] = text
-                row = tuple(row_)
-            yield row
+        source, job_id, record_json = self.source, self.job_id, self.record_json
+        for values, external_id, source_values, digest, home in voters_:
+            values = values.copy()  # the reader's rows stay as read
+            for i in _DATE_SLOTS:
+                values[i] = dates[values[i]]
+            yield (*values, source, external_id, record_json(source_values), digest, job_id,
+                   ids[home.key] if home else None, stamp, stamp)
+
+
+class _SqliteDates(dict[Any, Any]):
+    """date -> the text SQLite stores for it (the Date type's own bind
+    processor), memoised: a file has a few thousand distinct dates."""
+
+    def __init__(self) -> None:
+        super().__init__({None: None})
+        dialect = sqlite.dialect()
+        self._process = voters.c.birth_date.type.dialect_impl(dialect).bind_processor(dialect)
+
+    def __missing__(self, value: Any) -> Any:
+        text = self[value] = self._process(value) if self._process else value
+        return text
 
 
 def _bind(conn: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
