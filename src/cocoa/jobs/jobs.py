@@ -101,6 +101,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_TIMESTAMPS = ("lease_expires_at", "created_at", "started_at", "run_started_at", "completed_at",
+               "updated_at", "archived_at")
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     id: str
@@ -138,12 +142,13 @@ class Job:
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
-        data = dict(row._mapping)
+        data = row._asdict()
         data["status"] = Status(data["status"])
         data["control"] = Control(data["control"]) if data["control"] else None
-        for name in ("lease_expires_at", "created_at", "started_at", "run_started_at",
-                     "completed_at", "updated_at", "archived_at"):
-            data[name] = as_utc(data[name])
+        for name in _TIMESTAMPS:
+            value = data[name]
+            if value is not None and value.tzinfo is None:  # SQLite: naive, but UTC
+                data[name] = value.replace(tzinfo=UTC)
         return cls(**data)
 
     @property
