@@ -593,6 +593,12 @@ def _worker_engine(engine: sa.Engine, settings: Settings) -> sa.Engine:
     A worker frozen mid-transaction (a paused VM, SIGSTOP) would hold its
     job's row lock forever and no lease could rescue the job, so the server
     ends such sessions after twice the lease (at least a minute).
+
+    No pre-ping: it was a round trip on every checkout, two per job. After a
+    server restart the first statement on a stale connection fails, the pool
+    drops all its connections, and the worker treats it as "database
+    unavailable" (the job resumes from its checkpoint) - the chaos suite
+    restarts PostgreSQL mid-run to keep this honest.
     """
     if not is_postgres(engine):
         return writing(engine)
