@@ -275,28 +275,44 @@ def _marks(n: int, mark: str) -> str:
 
 def _sql(postgres: bool) -> _Sql:
     mark = "%s" if postgres else "?"
-    if postgres:
-        keys = f"ANY(ARRAY(SELECT json_array_elements_text({mark}::json)))"
-        ids = f"ANY(ARRAY(SELECT json_array_elements_text({mark}::json)::int))"
-    else:
-        keys = ids = f"(SELECT value FROM json_each({mark}))"
-    op = "=" if postgres else "IN"
     update = ", ".join(f"{c} = excluded.{c}" for c in _VOTER_UPDATE)
+    insert_households = (f"INSERT INTO households ({', '.join(HOUSEHOLD_COLUMNS)}) VALUES "
+                         f"({_marks(len(HOUSEHOLD_COLUMNS), mark)}) "
+                         "ON CONFLICT (address_key) DO NOTHING")
+    insert_voters = (f"INSERT INTO voters ({', '.join(WRITE_COLUMNS)}) VALUES "
+                     f"({_marks(len(WRITE_COLUMNS), mark)})")
+    upsert_voters = f"{insert_voters} ON CONFLICT (source, external_id) DO UPDATE SET {update}"
+    if postgres:
+        # One index probe per id or key, whatever the statistics say: while a
+        # first import fills the tables they are stale, and ``column =
+        # ANY(...)`` was then planned as a scan of every row of the source
+        # with a linear search of the list for each (quadratic).
+        return _Sql(
+            existing=("SELECT v.external_id, v.record_hash, v.household_id "
+                      "FROM json_array_elements_text(%(ids)s::json) AS k(id), LATERAL "
+                      "(SELECT external_id, record_hash, household_id FROM voters "
+                      "WHERE source = %(source)s AND external_id = k.id LIMIT 1) AS v"),
+            household_ids=("SELECT h.address_key, h.id "
+                           "FROM json_array_elements_text(%(keys)s::json) AS k(key), LATERAL "
+                           "(SELECT address_key, id FROM households "
+                           "WHERE address_key = k.key LIMIT 1) AS h"),
+            insert_households=insert_households, insert_voters=insert_voters,
+            upsert_voters=upsert_voters,
+            recount=("UPDATE households SET voter_count = c.n, updated_at = %(now)s "
+                     "FROM json_array_elements_text(%(ids)s::json) AS k(id), LATERAL "
+                     "(SELECT count(*) AS n FROM voters WHERE household_id = k.id::int) AS c "
+                     "WHERE households.id = k.id::int"),
+        )
     return _Sql(
         existing=("SELECT external_id, record_hash, household_id FROM voters "
-                  f"WHERE source = {mark} AND external_id {op} {keys}"),
-        household_ids=f"SELECT address_key, id FROM households WHERE address_key {op} {keys}",
-        insert_households=(f"INSERT INTO households ({', '.join(HOUSEHOLD_COLUMNS)}) VALUES "
-                           f"({_marks(len(HOUSEHOLD_COLUMNS), mark)}) "
-                           "ON CONFLICT (address_key) DO NOTHING"),
-        insert_voters=(f"INSERT INTO voters ({', '.join(WRITE_COLUMNS)}) VALUES "
-                       f"({_marks(len(WRITE_COLUMNS), mark)})"),
-        upsert_voters=(f"INSERT INTO voters ({', '.join(WRITE_COLUMNS)}) VALUES "
-                       f"({_marks(len(WRITE_COLUMNS), mark)}) "
-                       f"ON CONFLICT (source, external_id) DO UPDATE SET {update}"),
+                  "WHERE source = :source AND external_id IN (SELECT value FROM json_each(:ids))"),
+        household_ids=("SELECT address_key, id FROM households "
+                       "WHERE address_key IN (SELECT value FROM json_each(:keys))"),
+        insert_households=insert_households, insert_voters=insert_voters,
+        upsert_voters=upsert_voters,
         recount=("UPDATE households SET voter_count = (SELECT count(*) FROM voters "
-                 f"WHERE voters.household_id = households.id), updated_at = {mark} "
-                 f"WHERE id {op} {ids}"),
+                 "WHERE voters.household_id = households.id), updated_at = :now "
+                 "WHERE id IN (SELECT value FROM json_each(:ids))"),
     )
 
 
@@ -355,7 +371,7 @@ class _Writer:
                 conn.exec_driver_sql(sql.upsert_voters,
                                      list(self._sqlite_rows(changed, ids, stamp)))
         if touched:
-            conn.exec_driver_sql(sql.recount, (stamp, _json_list(sorted(touched))))
+            conn.exec_driver_sql(sql.recount, {"now": stamp, "ids": _json_list(sorted(touched))})
         return counts
 
     def _classify(self, conn: sa.Connection, sql: _Sql, counts: dict[str, int],
@@ -364,7 +380,8 @@ class _Writer:
         also the households changed voters are leaving (to recount)."""
         existing: dict[str, tuple[str, int | None]] = {}
         for chunk in _chunks([v[1] for v in self.voters]):
-            result = conn.exec_driver_sql(sql.existing, (self.source, _json_list(chunk)))
+            result = conn.exec_driver_sql(sql.existing,
+                                          {"source": self.source, "ids": _json_list(chunk)})
             existing.update((row[0], (row[1], row[2])) for row in result)
         new: list[_Voter] = []
         changed: list[_Voter] = []
@@ -420,7 +437,7 @@ class _Writer:
         found: dict[str, int] = {}
         for chunk in _chunks(keys):
             found.update((row[0], row[1]) for row in
-                         conn.exec_driver_sql(sql.household_ids, (_json_list(chunk),)))
+                         conn.exec_driver_sql(sql.household_ids, {"keys": _json_list(chunk)}))
         return found
 
     def _rows(self, voters_: list[_Voter], ids: dict[str, int],
