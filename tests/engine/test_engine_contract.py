@@ -404,3 +404,26 @@ def test_stopping_worker_releases_job_for_others(manager: JobManager) -> None:
     job = manager.get(job_id)
     assert job.status is Status.PENDING and job.lease_owner is None
     assert item_rows(manager, job_id) == list(range(job.processed))
+
+
+# ------------------------------------------------------------------ reading
+
+
+def test_recent_errors_of_a_page_are_the_last_few_of_each_job_oldest_first(manager: JobManager) -> None:
+    """The listing reads a whole page's recent errors in one query; each job
+    gets its own last N (not a share of the page's), oldest first."""
+    counts = {"many": 12, "few": 2, "none": 0}
+    ids: dict[str, str] = {}
+    for name, count in counts.items():
+        ids[name] = noop(manager, items=count or 1)
+        lease, _ = claim(manager)
+        errors = [ItemError(f"{name} {i}", "bad", f"{name} item {i}", i) for i in range(count)]
+        commit(manager, lease, Batch(checkpoint={"next": 1}, processed=max(count, 1), failed=count,
+                                     succeeded=0 if count else 1, errors=errors, done=True), rate=None)
+    recent = manager.recent_errors_many(list(ids.values()), n=5)
+    assert [e["item_index"] for e in recent[ids["many"]]] == [7, 8, 9, 10, 11]
+    assert [e["item_index"] for e in recent[ids["few"]]] == [0, 1]
+    assert ids["none"] not in recent
+    page = manager.job_dicts([manager.get(job_id) for job_id in ids.values()])
+    assert [len(job["recent_errors"]) for job in page] == [5, 2, 0]
+    assert manager.job_dict(manager.get(ids["many"]))["recent_errors"][-1]["item"] == "many 11"

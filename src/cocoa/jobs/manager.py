@@ -239,8 +239,10 @@ class JobManager:
         found: dict[str, list[dict[str, Any]]] = {}
         if not job_ids:
             return found
+        params: dict[str, Any] = {f"job_{i}": job_id for i, job_id in enumerate(job_ids)}
+        params["n"] = n
         with reading(self.engine) as conn:
-            for row in conn.execute(_RECENT_ERRORS_MANY, {"job_ids": job_ids, "n": n}):
+            for row in conn.execute(_recent_errors_statement(len(job_ids)), params):
                 found.setdefault(row.job_id, []).append(_error_dict(row))
         return found
 
@@ -614,18 +616,24 @@ def _worker_engine(engine: sa.Engine, settings: Settings) -> sa.Engine:
 _GET_JOB = sa.select(jobs).where(jobs.c.id == sa.bindparam("job_id", type_=jobs.c.id.type))
 
 
-def _recent_errors_many() -> sa.Select[Any]:
-    rank = sa.func.row_number().over(partition_by=job_errors.c.job_id, order_by=job_errors.c.id.desc())
-    ranked = (
-        sa.select(job_errors, rank.label("rank"))
-        .where(job_errors.c.job_id.in_(sa.bindparam("job_ids", expanding=True, type_=job_errors.c.job_id.type)))
-        .subquery()
-    )
-    return (sa.select(ranked).where(ranked.c.rank <= sa.bindparam("n", type_=sa.Integer))
-            .order_by(ranked.c.job_id, ranked.c.id))
+@functools.lru_cache(maxsize=256)
+def _recent_errors_statement(job_count: int) -> sa.Select[Any]:
+    """The last ``:n`` errors of each of ``:job_0`` .. ``:job_<count-1>``.
 
-
-_RECENT_ERRORS_MANY = _recent_errors_many()
+    One small index range per job (``ix_job_errors_job``), whatever the
+    number of errors a job has: a window function over all of a page's
+    errors would rank every one of them on each listing.
+    """
+    latest = [
+        sa.select(job_errors.c.id)
+        .where(job_errors.c.job_id == sa.bindparam(f"job_{i}", type_=job_errors.c.job_id.type))
+        .order_by(job_errors.c.id.desc()).limit(sa.bindparam("n", type_=sa.Integer))
+        .subquery().select()
+        for i in range(job_count)
+    ]
+    ids = latest[0] if job_count == 1 else sa.union_all(*latest)
+    return (sa.select(job_errors).where(job_errors.c.id.in_(ids))
+            .order_by(job_errors.c.job_id, job_errors.c.id))
 #
 # The statements a worker runs for every job and batch are built once and
 # reused with bound parameters. SQLAlchemy then finds their compiled SQL by
