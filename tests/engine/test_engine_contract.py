@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from io import BytesIO
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -427,3 +428,36 @@ def test_recent_errors_of_a_page_are_the_last_few_of_each_job_oldest_first(manag
     page = manager.job_dicts([manager.get(job_id) for job_id in ids.values()])
     assert [len(job["recent_errors"]) for job in page] == [5, 2, 0]
     assert manager.job_dict(manager.get(ids["many"]))["recent_errors"][-1]["item"] == "many 11"
+
+
+def test_listing_objects_match_fresh_ones_as_jobs_run_finish_and_are_archived(manager: JobManager) -> None:
+    """``list_job_dicts`` keeps finished jobs' objects; whatever it kept, a
+    page must equal one rendered from scratch, before and after changes."""
+    finished = noop(manager, items=3)
+    lease, _ = claim(manager)
+    commit(manager, lease, Batch(checkpoint={"next": 3}, processed=3, succeeded=2, failed=1, done=True,
+                                 errors=[ItemError("item 1", "bad", "bad item", 1)]), rate=None)
+    running = noop(manager, items=20, type_name="noop_other")
+    pending = noop(manager, items=5)
+
+    def assert_page_is_fresh(**filters: bool) -> list[dict[str, Any]]:
+        page, total = manager.list_job_dicts(include_hidden=True, **filters)
+        found, expected_total = manager.list_jobs(include_hidden=True, **filters)
+        fresh = manager.job_dicts(found)
+        for listed, expected in zip(page, fresh, strict=True):  # durations of running jobs tick
+            assert {**listed, "duration_seconds": None} == {**expected, "duration_seconds": None}
+        assert total == expected_total
+        return page
+
+    assert [j["id"] for j in assert_page_is_fresh()] == [pending, running, finished]
+    lease, _ = claim(manager)  # takes the noop_other job
+    assert lease.job_id == running
+    commit(manager, lease, Batch(checkpoint={"next": 10}, processed=10, succeeded=10), rate=5.0)
+    page = assert_page_is_fresh()
+    assert page[1]["progress"]["processed"] == 10 and page[2]["recent_errors"][0]["item"] == "item 1"
+    with manager.engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.id == finished).values(completed_at=utcnow() - timedelta(days=31)))
+    assert manager.archive_finished() == 1
+    assert finished not in [j["id"] for j in assert_page_is_fresh()]
+    archived = assert_page_is_fresh(include_archived=True)[-1]
+    assert archived["id"] == finished and archived["archived_at"] is not None

@@ -79,9 +79,9 @@ def list_jobs(
 ) -> JSONResponse:
     """Jobs, newest first. ``total`` counts every match, not just this page."""
     _check_type(type)
-    found, total = manager.list_jobs(status=status.value if status else None, type_name=type, limit=limit,
-                                offset=offset, include_archived=include_archived)
-    return JSONResponse({"jobs": manager.job_dicts(found), "total": total, "limit": limit, "offset": offset})
+    found, total = manager.list_job_dicts(status=status.value if status else None, type_name=type, limit=limit,
+                                          offset=offset, include_archived=include_archived)
+    return JSONResponse({"jobs": found, "total": total, "limit": limit, "offset": offset})
 
 
 def _check_type(type_name: str | None) -> None:

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ from cocoa.jobs.jobs import (
     Job,
     Status,
     apply_control,
+    as_utc,
     utcnow,
 )
 from cocoa.jobs.types import Batch, CreateContext, JobValidationError, all_job_types, get_job_type
@@ -87,6 +90,7 @@ class JobManager:
         self.postgres = is_postgres(engine)
         self.writer = writing(engine)
         self.worker_engine = _worker_engine(engine, settings)
+        self._rendered = RenderedJobs()
         # In-process listeners (the embedded worker) woken when work appears.
         self._wake_listeners: list[Callable[[], None]] = []
 
@@ -190,22 +194,41 @@ class JobManager:
         offset: int = 0, include_archived: bool = False, include_hidden: bool = False,
     ) -> tuple[list[Job], int]:
         """Newest first; ``total`` counts every match, not just the page."""
-        where = []
-        if status:
-            where.append(jobs.c.status == status)
-        if type_name:
-            where.append(jobs.c.type == type_name)
-        elif not include_hidden:
-            where.append(jobs.c.type.in_(all_job_types()))
-        if not include_archived:
-            where.append(jobs.c.archived_at.is_(None))
+        where = _listing_filter(status, type_name, include_archived, include_hidden)
         with reading(self.engine) as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*where)).scalar_one()
             rows = conn.execute(
-                sa.select(jobs).where(*where)
-                .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
+                sa.select(jobs).where(*where).order_by(*_NEWEST_FIRST).limit(limit).offset(offset)
             ).all()
         return [Job.from_row(r) for r in rows], int(total)
+
+    def list_job_dicts(
+        self, *, status: str | None = None, type_name: str | None = None, limit: int = 50,
+        offset: int = 0, include_archived: bool = False, include_hidden: bool = False,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`list_jobs` as public job objects (the API's listing).
+
+        A finished job never changes again except for being archived, so its
+        object (recent errors included) is kept per process under its
+        (id, updated_at, archived_at): a page then reads the page's keys and
+        only the rows it has not rendered yet - usually just the running jobs.
+        """
+        where = _listing_filter(status, type_name, include_archived, include_hidden)
+        with reading(self.engine) as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*where)).scalar_one()
+            keys = conn.execute(
+                sa.select(*_RENDER_KEY).where(*where).order_by(*_NEWEST_FIRST).limit(limit).offset(offset)
+            ).all()
+            rendered = {key.id: self._rendered.get(_render_key(key.id, key.updated_at, key.archived_at))
+                        for key in keys}
+            missing = [job_id for job_id, found in rendered.items() if found is None]
+            rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(missing))).all() if missing else []
+        fresh = [Job.from_row(r) for r in rows]
+        for job, data in zip(fresh, self.job_dicts(fresh), strict=True):
+            rendered[job.id] = data
+            if job.is_terminal:
+                self._rendered.put(_render_key(job.id, job.updated_at, job.archived_at), data)
+        return [data for data in rendered.values() if data is not None], int(total)
 
     def counts_by_status(self, include_hidden: bool = False) -> dict[str, int]:
         where = [jobs.c.archived_at.is_(None)]
@@ -609,6 +632,54 @@ def _worker_engine(engine: sa.Engine, settings: Settings) -> sa.Engine:
         engine.url, pool_pre_ping=False, pool_size=5, max_overflow=10,
         connect_args={"options": f"-c synchronous_commit=off -c idle_in_transaction_session_timeout={idle_ms}"},
     )
+
+
+# ---------------------------------------------------------------------- listing
+
+_NEWEST_FIRST = (jobs.c.created_at.desc(), jobs.c.id.desc())
+_RENDER_KEY = (jobs.c.id, jobs.c.updated_at, jobs.c.archived_at)
+
+
+def _listing_filter(
+    status: str | None, type_name: str | None, include_archived: bool, include_hidden: bool,
+) -> list[sa.ColumnElement[bool]]:
+    where = []
+    if status:
+        where.append(jobs.c.status == status)
+    if type_name:
+        where.append(jobs.c.type == type_name)
+    elif not include_hidden:
+        where.append(jobs.c.type.in_(all_job_types()))
+    if not include_archived:
+        where.append(jobs.c.archived_at.is_(None))
+    return where
+
+
+def _render_key(job_id: str, updated_at: Any, archived_at: Any) -> tuple[Any, ...]:
+    return job_id, as_utc(updated_at), as_utc(archived_at)  # SQLite's datetimes come back naive
+
+
+class RenderedJobs:
+    """Public objects of finished jobs, by (id, updated_at, archived_at); a
+    bounded LRU shared by the threads of one process."""
+
+    def __init__(self, capacity: int = 5000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: tuple[Any, ...], data: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = data
+            if len(self._items) > self.capacity:
+                self._items.popitem(last=False)
 
 
 # ---------------------------------------------------------------------- hot-path statements
