@@ -183,7 +183,7 @@ class JobManager:
     # ------------------------------------------------------------------ read
 
     def get(self, job_id: str) -> Job:
-        with reading(self.engine) as conn:
+        with self._reader() as conn:
             row = conn.execute(_GET_JOB, {"job_id": job_id}).one_or_none()
         if row is None:
             raise JobNotFound(f"No job with id {job_id!r}.")
@@ -195,7 +195,7 @@ class JobManager:
     ) -> tuple[list[Job], int]:
         """Newest first; ``total`` counts every match, not just the page."""
         where = _listing_filter(status, type_name, include_archived, include_hidden)
-        with reading(self.engine) as conn:
+        with self._reader() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*where)).scalar_one()
             rows = conn.execute(
                 sa.select(jobs).where(*where).order_by(*_NEWEST_FIRST).limit(limit).offset(offset)
@@ -214,7 +214,7 @@ class JobManager:
         only the rows it has not rendered yet - usually just the running jobs.
         """
         where = _listing_filter(status, type_name, include_archived, include_hidden)
-        with reading(self.engine) as conn:
+        with self._reader() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*where)).scalar_one()
             keys = conn.execute(
                 sa.select(*_RENDER_KEY).where(*where).order_by(*_NEWEST_FIRST).limit(limit).offset(offset)
@@ -234,7 +234,7 @@ class JobManager:
         where = [jobs.c.archived_at.is_(None)]
         if not include_hidden:
             where.append(jobs.c.type.in_(all_job_types()))
-        with reading(self.engine) as conn:
+        with self._reader() as conn:
             rows = conn.execute(
                 sa.select(jobs.c.status, sa.func.count()).where(*where).group_by(jobs.c.status)
             ).all()
@@ -244,7 +244,7 @@ class JobManager:
 
     def errors(self, job_id: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         self.get(job_id)  # 404 for unknown jobs rather than an empty list
-        with reading(self.engine) as conn:
+        with self._reader() as conn:
             total = conn.execute(
                 sa.select(sa.func.count()).select_from(job_errors).where(job_errors.c.job_id == job_id)
             ).scalar_one()
@@ -264,7 +264,7 @@ class JobManager:
             return found
         params: dict[str, Any] = {f"job_{i}": job_id for i, job_id in enumerate(job_ids)}
         params["n"] = n
-        with reading(self.engine) as conn:
+        with self._reader() as conn:
             for row in conn.execute(_recent_errors_statement(len(job_ids)), params):
                 found.setdefault(row.job_id, []).append(_error_dict(row))
         return found
@@ -377,6 +377,14 @@ class JobManager:
         """Items finished in the running batch (display only, not a checkpoint)."""
         with self._single_statement() as conn:
             self._fenced_update(conn, lease, batch_progress=done_in_batch, updated_at=utcnow())
+
+    def _reader(self) -> AbstractContextManager[sa.Connection]:
+        """For the API's reads: on PostgreSQL in autocommit mode, which saves
+        the BEGIN and ROLLBACK round trips around every request's queries (at
+        READ COMMITTED a transaction gives them no common snapshot anyway)."""
+        if self.postgres:
+            return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return reading(self.engine)
 
     def _single_statement(self) -> AbstractContextManager[sa.Connection]:
         """For operations that are one statement (atomic on its own): on
