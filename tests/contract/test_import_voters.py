@@ -9,6 +9,7 @@ the worker. Every file comes from the seeded generators in
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import uuid
@@ -371,3 +372,34 @@ def test_awkward_text_round_trips_through_both_backends(db_engine: sa.Engine) ->
     assert got["b@x"]["record"]["last_name"] == "ZOË <b>x</b>"
     assert got["c@x"]["record"]["first_name"] == "\u00a0SPACE"
     assert got["c@x"]["last_name"] == "O’NEIL"
+
+
+def test_prefetched_batch_is_only_used_where_it_starts(db_engine: sa.Engine) -> None:
+    """The next batch may be read ahead while this one is written (PostgreSQL);
+    a read-ahead for another checkpoint, or one that failed, is never used."""
+    from cocoa.jobtypes import import_voters as iv
+
+    gen = generate("nc_statewide", 300, seed=8)
+    run = create(db_engine, gen.data)
+    ctx = RunContext(job_id=run.job_id, params=run.params, settings=Settings(), engine=db_engine,
+                     batch_size=100, upload_id=None, result={},
+                     open_upload=lambda: io.BytesIO(run.data))
+    first = JOB.run_batch(ctx, None)
+    state = iv._run_state(ctx)
+    elsewhere = iv._Prefetch(ctx, state, state.data_offset, state.first_row)
+    ctx.cache[iv._NEXT] = elsewhere  # starts at row 2, not where batch 2 does
+    second = JOB.run_batch(ctx, first.checkpoint)
+    assert second.checkpoint != first.checkpoint and second.processed == 100
+
+    def broken() -> io.BytesIO:
+        raise RuntimeError("upload went away")
+
+    failing = iv._Prefetch(dataclasses.replace(ctx, open_upload=broken), state,
+                           int(second.checkpoint["offset"]), int(second.checkpoint["row"]))
+    failing.step()
+    assert failing.result() is None
+    ctx.cache[iv._NEXT] = failing
+    third = JOB.run_batch(ctx, second.checkpoint)
+    fresh = JOB.run_batch(dataclasses.replace(ctx, cache={}), second.checkpoint)
+    assert third.checkpoint == fresh.checkpoint and third.processed == fresh.processed
+    assert [e.item_ref for e in third.errors] == [e.item_ref for e in fresh.errors]

@@ -172,12 +172,19 @@ class _Read:
 
 
 def _read_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _Read:
-    """Parse up to ``batch_size`` non-blank rows from ``offset``.
+    """Parse up to ``batch_size`` non-blank rows from ``offset``."""
+    out = _Read(offset=offset, row=row)
+    for _ in _reading(ctx, state, out):
+        pass
+    return out
+
+
+def _reading(ctx: RunContext, state: _RunState, out: _Read) -> Iterator[None]:
+    """:func:`_read_batch` a row at a time (it yields after each), filling ``out``.
 
     One flat loop on purpose: per row it is the parse, the hash and an append
     (no record object, no per-row dict), which is most of an import's CPU.
     """
-    out = _Read(offset=offset, row=row)
     parse, layout, superseded = state.reader.parse_row, state.layout, state.superseded
     prefix, limit = state.hash_prefix + "\x1f", ctx.batch_size
     voters_, errors = out.voters, out.errors
@@ -185,7 +192,7 @@ def _read_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _Re
     sha256 = hashlib.sha256
     stream = ctx.open_upload()
     try:
-        for line in iter_lines(stream, offset, row):
+        for line in iter_lines(stream, out.offset, out.row):
             if not is_blank(line.raw, layout):
                 if processed >= limit:
                     out.done = False
@@ -210,11 +217,46 @@ def _read_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _Re
                                     + "\x1f".join(source_values))
                         digest = sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
                         voters_.append((values, external_id, source_values, digest, home))
-            out.offset, out.row = line.end, line.number + 1
+                out.offset, out.row = line.end, line.number + 1
+                yield
+            else:
+                out.offset, out.row = line.end, line.number + 1
     finally:
         stream.close()
     out.processed, out.failed, out.warnings, out.superseded = processed, failed, warned, skipped
-    return out
+
+
+_NEXT = "import_voters.next"  # ctx.cache key of the _Prefetch
+
+
+class _Prefetch:
+    """The next batch's reading, advanced a row at a time while PostgreSQL
+    ingests this batch's voters (the COPY): the server parses and indexes
+    what was sent while this process parses what comes next, instead of
+    each waiting for the other. ``run_batch`` finishes it, outside the
+    transaction, when the checkpoint it is given is where this one starts;
+    reading only depends on the file, so it is the same batch a fresh read
+    would give. Any failure just drops it (the fresh read then reports it)."""
+
+    def __init__(self, ctx: RunContext, state: _RunState, offset: int, row: int) -> None:
+        self.start = (offset, row)
+        self._read = _Read(offset=offset, row=row)
+        self._steps: Iterator[None] | None = _reading(ctx, state, self._read)
+        self._failed = False
+
+    def step(self) -> None:
+        if self._steps is not None:
+            try:
+                next(self._steps)
+            except StopIteration:
+                self._steps = None
+            except Exception:  # noqa: BLE001 - the fresh read in run_batch reports it
+                self._steps, self._failed = None, True
+
+    def result(self) -> _Read | None:
+        while self._steps is not None:
+            self.step()
+        return None if self._failed else self._read
 
 
 def _truncate(values: list[Any]) -> None:
@@ -344,6 +386,7 @@ class _Writer:
     voters: list[_Voter]
     record_json: Callable[[list[str]], str]
     dates: _SqliteDates  # shared by the run's batches
+    prefetch: _Prefetch | None = None  # advanced while the voters are sent (PostgreSQL)
 
     def __call__(self, conn: sa.Connection) -> dict[str, int]:
         postgres = conn.dialect.name == "postgresql"
@@ -359,7 +402,7 @@ class _Writer:
         ids, created = self._households(conn, sql, pending, touched, stamp, postgres)
         counts["households_created"] = created
         if postgres:
-            _copy(conn, "voters", WRITE_COLUMNS, self._rows(new, ids, stamp))
+            _copy(conn, "voters", WRITE_COLUMNS, self._rows(new, ids, stamp, self.prefetch))
             if changed:
                 _copy_upsert(conn, "voters", WRITE_COLUMNS, list(self._rows(changed, ids, stamp)),
                              "ON CONFLICT (source, external_id) DO UPDATE SET "
@@ -440,13 +483,16 @@ class _Writer:
                          conn.exec_driver_sql(sql.household_ids, {"keys": _json_list(chunk)}))
         return found
 
-    def _rows(self, voters_: list[_Voter], ids: dict[str, int],
-              stamp: Any) -> Iterator[tuple[Any, ...]]:
-        """Write rows in WRITE_COLUMNS order, built as they are sent."""
+    def _rows(self, voters_: list[_Voter], ids: dict[str, int], stamp: Any,
+              prefetch: _Prefetch | None = None) -> Iterator[tuple[Any, ...]]:
+        """Write rows in WRITE_COLUMNS order, built as they are sent (and,
+        between two, a row of the next batch read: see :class:`_Prefetch`)."""
         source, job_id, record_json = self.source, self.job_id, self.record_json
         for values, external_id, source_values, digest, home in voters_:
             yield (*values, source, external_id, record_json(source_values), digest, job_id,
                    ids[home.key] if home else None, stamp, stamp)
+            if prefetch is not None:
+                prefetch.step()
 
     def _sqlite_rows(self, voters_: list[_Voter], ids: dict[str, int],
                      stamp: Any) -> Iterator[tuple[Any, ...]]:
@@ -563,9 +609,16 @@ class ImportVoters:
         state = _run_state(ctx)
         offset = int(checkpoint["offset"]) if checkpoint else state.data_offset
         row = int(checkpoint["row"]) if checkpoint else state.first_row
-        read = _read_batch(ctx, state, offset, row)
+        pending = ctx.cache.pop(_NEXT, None)
+        read = pending.result() if isinstance(pending, _Prefetch) and pending.start == (
+            offset, row) else None
+        if read is None:
+            read = _read_batch(ctx, state, offset, row)
+        prefetch = None
+        if read.voters and not read.done and ctx.engine.dialect.name == "postgresql":
+            prefetch = ctx.cache[_NEXT] = _Prefetch(ctx, state, read.offset, read.row)
         writer = _Writer(state.layout.name, str(ctx.params.get("mode", "full")), ctx.job_id,
-                         read.voters, state.reader.record_json, state.dates)
+                         read.voters, state.reader.record_json, state.dates, prefetch)
         return Batch(
             checkpoint={"offset": read.offset, "row": read.row},
             processed=read.processed, succeeded=read.processed - read.failed,
