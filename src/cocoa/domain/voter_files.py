@@ -671,7 +671,7 @@ class RowReader:
         self._latin1_last = layout.encodings[-1] == "latin-1"
         # Then a pure-ASCII line decodes the same whichever encoding would win.
         self._ascii_first = _ascii_compatible(layout.encodings[0])
-        self._homes: dict[tuple[str | None, ...], Residence | None] = {}
+        self._homes: dict[str, Residence | None] = {}
 
     def residence(self, street: str | None, unit: str | None, city: str | None,
                   state: str | None, zip_code: str | None) -> Residence | None:
@@ -679,11 +679,14 @@ class RowReader:
         addresses, and the normaliser is the most expensive step of a row.
 
         A plain dict per reader (one file) rather than a process-wide
-        ``lru_cache``: its keys and values are tuples of strings, which the
-        garbage collector stops tracking, where an ``lru_cache`` keeps one
-        tracked link object per entry for the life of the process.
+        ``lru_cache``: its keys are strings and its values tuples of strings,
+        which the garbage collector stops tracking, where an ``lru_cache``
+        keeps one tracked link object per entry for the life of the process.
+        The key is the five values joined by NUL, which no decoded value
+        contains (``decode`` drops it) and no value is empty (empty is None):
+        one string instead of a tuple of five, about a third less memory.
         """
-        key = (street, unit, city, state, zip_code)
+        key = "\x00".join((street or "", unit or "", city or "", state or "", zip_code or ""))
         home = self._homes.get(key, _MISSING)
         if home is _MISSING:
             if len(self._homes) >= HOME_CACHE_SIZE:
