@@ -395,3 +395,17 @@ def test_cheap_voter_id_agrees_with_parse(layout: str) -> None:
     for line, item in iter_rows(stream, reader, header.end, 2):
         expected = item.external_id if isinstance(item, VoterRecord) else None
         assert reader.voter_id(line) == expected, line.number
+
+
+@pytest.mark.parametrize("year", ["19²5", "197½", "1970.0"])
+def test_a_birth_year_that_only_looks_numeric_is_a_warning_not_a_crash(year: str) -> None:
+    """``str.isdigit`` accepts '²', which ``int`` refuses: the row must keep
+    its voter and say what is wrong, never stop the import."""
+    header = "\t".join(f'"{c}"' for c in NC_STATEWIDE.columns)
+    row = {c: "" for c in NC_STATEWIDE.columns} | {
+        "ncid": "AA1", "last_name": "SMITH", "first_name": "ANN", "birth_year": year,
+        "res_street_address": "1 MAIN ST", "res_city_desc": "RALEIGH", "zip_code": "27601"}
+    line = "\t".join(f'"{row[c]}"' for c in NC_STATEWIDE.columns)
+    (record,) = records(f"{header}\r\n{line}\r\n".encode(), "nc_statewide")
+    assert record.fields["birth_year"] is None and record.record["birth_year"] == year
+    assert [w.code for w in record.warnings] == ["bad_number"]

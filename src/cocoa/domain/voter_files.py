@@ -859,7 +859,7 @@ class RowReader:
         for slot, name in self._integers:
             text = values[slot]
             if isinstance(text, str):
-                number = values[slot] = int(text) if text.isdigit() and len(text) <= 9 else None
+                number = values[slot] = int(text) if text.isdecimal() and len(text) <= 9 else None
                 if number is None:
                     warnings = [*warnings, _bad_value(row, "bad_number", name, text,
                                                       "a whole number")]
@@ -945,7 +945,7 @@ def parse_date(text: str, order: DateOrder) -> date | None:
     more than the rest of a row); a time part after a space is ignored."""
     text = text.split(" ", 1)[0]
     parts = text.split("/" if order == "MDY" else "-")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    if len(parts) != 3 or not all(p.isdecimal() for p in parts):  # what int() takes; '²' is a digit
         return None
     if order == "MDY":
         month, day, year = parts
