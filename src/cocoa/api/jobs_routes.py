@@ -8,10 +8,11 @@ A thin layer over :class:`cocoa.jobs.manager.JobManager`. Decisions:
   (retention) are hidden unless ``include_archived=true``.
 * An unknown ``status`` or ``type`` filter is a 422, not an empty page: a typo
   must not look like "no jobs".
-* The read endpoints return a ``JSONResponse`` of dicts the manager built:
+* The read endpoints return a :class:`JSONBody` of dicts the manager built:
   FastAPI then skips validating them against the response model again (a
-  third of a 50-job page's cost). The models still document the responses,
-  and the Schemathesis suite checks every response against them.
+  third of a 50-job page's cost), and orjson encodes a page in a tenth of the
+  standard library's time. The models still document the responses, and the
+  Schemathesis suite checks every response against them.
 * Route handlers are plain ``def`` so FastAPI runs their (sync) database work
   in its threadpool; only the event stream is ``async`` and hands each read to
   the threadpool itself.
@@ -29,8 +30,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cocoa.api.deps import AdminUser, CurrentUser, Manager
@@ -64,6 +66,15 @@ async def _job_id(job_id: Annotated[str, Path(description="The job's id (a UUID)
 JobId = Annotated[str, Depends(_job_id)]
 
 
+class JSONBody(Response):
+    """JSON of plain dicts, encoded by orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def job_location(job_id: str) -> str:
     return f"/api/v1/jobs/{job_id}"
 
@@ -76,12 +87,12 @@ def list_jobs(
                                       max_length=64)] = None,
     limit: Limit = 50, offset: Offset = 0,
     include_archived: Annotated[bool, Query(description="Also list jobs archived by retention.")] = False,
-) -> JSONResponse:
+) -> JSONBody:
     """Jobs, newest first. ``total`` counts every match, not just this page."""
     _check_type(type)
     found, total = manager.list_job_dicts(status=status.value if status else None, type_name=type, limit=limit,
                                           offset=offset, include_archived=include_archived)
-    return JSONResponse({"jobs": found, "total": total, "limit": limit, "offset": offset})
+    return JSONBody({"jobs": found, "total": total, "limit": limit, "offset": offset})
 
 
 def _check_type(type_name: str | None) -> None:
@@ -92,9 +103,9 @@ def _check_type(type_name: str | None) -> None:
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=errors(401, 404))
-def get_job(_: CurrentUser, job_id: JobId, manager: Manager) -> JSONResponse:
+def get_job(_: CurrentUser, job_id: JobId, manager: Manager) -> JSONBody:
     """One job, with its progress and its five most recent item errors."""
-    return JSONResponse(manager.job_dict(manager.get(job_id)))
+    return JSONBody(manager.job_dict(manager.get(job_id)))
 
 
 @router.get("/{job_id}/errors", response_model=ErrorList, responses=errors(401, 404, 422))
@@ -102,10 +113,10 @@ def list_job_errors(
     _: CurrentUser, job_id: JobId, manager: Manager,
     limit: Annotated[int, Query(ge=1, le=MAX_ERRORS_PAGE, description=f"1..{MAX_ERRORS_PAGE}")] = 50,
     offset: Offset = 0,
-) -> JSONResponse:
+) -> JSONBody:
     """A job's item errors in the order they were recorded."""
     found, total = manager.errors(job_id, limit=limit, offset=offset)
-    return JSONResponse({"errors": found, "total": total, "limit": limit, "offset": offset})
+    return JSONBody({"errors": found, "total": total, "limit": limit, "offset": offset})
 
 
 # ----------------------------------------------------------------------------- control
