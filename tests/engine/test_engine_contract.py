@@ -461,3 +461,5 @@ def test_listing_objects_match_fresh_ones_as_jobs_run_finish_and_are_archived(ma
     assert finished not in [j["id"] for j in assert_page_is_fresh()]
     archived = assert_page_is_fresh(include_archived=True)[-1]
     assert archived["id"] == finished and archived["archived_at"] is not None
+    assert manager.list_job_dicts(include_hidden=True, limit=1, offset=1)[1] == 2  # total, not the page
+    assert manager.list_job_dicts(include_hidden=True, offset=50) == ([], 2)  # past the end
