@@ -463,3 +463,25 @@ def test_listing_objects_match_fresh_ones_as_jobs_run_finish_and_are_archived(ma
     assert archived["id"] == finished and archived["archived_at"] is not None
     assert manager.list_job_dicts(include_hidden=True, limit=1, offset=1)[1] == 2  # total, not the page
     assert manager.list_job_dicts(include_hidden=True, offset=50) == ([], 2)  # past the end
+
+
+def test_last_commit_hands_the_type_to_the_next_pending_job(manager: JobManager) -> None:
+    """The last batch and the claim of the next job of the same type commit
+    together; what a commit returns equals what it stored."""
+    first, second = noop(manager, items=2), noop(manager, items=1)
+    other = noop(manager, type_name="noop_other")
+    lease, _ = claim(manager)
+    assert lease.job_id == first
+    middle = commit(manager, lease, Batch(checkpoint={"next": 1}, processed=1, succeeded=1), rate=3.0)
+    assert middle == manager.get(first)
+    done, following = manager.commit_last_batch(
+        lease, Batch(checkpoint={"next": 2}, processed=1, failed=1, done=True,
+                     errors=[ItemError("item 1", "bad", "bad", 1)]), rate=2.0, current=middle)
+    assert done == manager.get(first) and done.status is Status.COMPLETED and done.error_count == 1
+    assert following is not None and following == manager.get(second)
+    assert following.status is Status.PROCESSING and following.lease_owner == lease.owner
+    assert manager.get(other).status is Status.PENDING  # only the same type is handed on
+    last, nothing = manager.commit_last_batch(
+        Lease(second, lease.owner, following.attempt),
+        Batch(checkpoint={"next": 1}, processed=1, succeeded=1, done=True), rate=None, current=following)
+    assert last == manager.get(second) and last.status is Status.COMPLETED and nothing is None

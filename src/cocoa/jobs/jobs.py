@@ -142,7 +142,11 @@ class Job:
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
-        data = row._asdict()
+        return cls.from_mapping(row._asdict())
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Job:
+        """From column values: a row, or a known job plus what changed."""
         data["status"] = Status(data["status"])
         data["control"] = Control(data["control"]) if data["control"] else None
         for name in _TIMESTAMPS:

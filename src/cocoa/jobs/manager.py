@@ -21,6 +21,7 @@ leases are tens of seconds, so small skew is harmless).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -339,14 +340,15 @@ class JobManager:
     def _try_claim(self, owner: str, excluded: set[str], only: set[str] | None) -> Job | str | None:
         statement = _claim_statement(frozenset(excluded), frozenset(only) if only is not None else None,
                                      self.postgres)
-        now = utcnow()
-        params = {"owner": owner, "now": now, "expires": now + timedelta(seconds=self.settings.lease_seconds)}
         try:
             with self._single_statement() as conn:
-                row = conn.execute(statement, params).one_or_none()
+                row = conn.execute(statement, self._claim_params(owner, utcnow())).one_or_none()
         except IntegrityError:
             return self._type_of_next(excluded, only)  # another worker started this type first
         return Job.from_row(row) if row is not None else None
+
+    def _claim_params(self, owner: str, now: Any) -> dict[str, Any]:
+        return {"owner": owner, "now": now, "expires": now + timedelta(seconds=self.settings.lease_seconds)}
 
     def _type_of_next(self, excluded: set[str], only: set[str] | None) -> str:
         candidate = _claim_candidate(frozenset(excluded), frozenset(only) if only is not None else None)
@@ -409,7 +411,26 @@ class JobManager:
         very boundary without a second round trip. Returns the job as
         committed; its status says whether to go on or stop.
         """
+        return self._commit_batch(lease, batch, rate, current, claim_next=False)[0]
+
+    def commit_last_batch(
+        self, lease: Lease, batch: Batch, *, rate: float | None, current: Job,
+    ) -> tuple[Job, Job | None]:
+        """:meth:`commit_batch` for a job's last batch, plus the claim of the
+        next pending job of the same type in the same transaction: the type
+        passes from one job to the next without a moment in which another
+        worker could take it, and without a round trip of its own. Returns
+        the finished job and the next one (None if none is pending)."""
+        try:
+            return self._commit_batch(lease, batch, rate, current, claim_next=True)
+        except IntegrityError:  # the claim raced another worker's: commit alone
+            return self._commit_batch(lease, batch, rate, current, claim_next=False)
+
+    def _commit_batch(
+        self, lease: Lease, batch: Batch, rate: float | None, current: Job, *, claim_next: bool,
+    ) -> tuple[Job, Job | None]:
         now = utcnow()
+        claimed = None
         with self.worker_engine.begin() as conn:
             counts = dict(batch.counts)
             if batch.write is not None:
@@ -428,11 +449,19 @@ class JobManager:
                 values.update(self._finish_values(current, batch, now))
             else:
                 boundary = self._boundary_params(current, now)
-            row = _fenced_update_row(conn, lease, values, boundary)  # LeaseLost rolls back the batch too
+            # LeaseLost rolls back the batch's writes too.
+            decided = _fenced_update_row(conn, lease, values, boundary, returning=_DECIDED_AT_COMMIT)
+            if claim_next and batch.done:
+                claimed = conn.execute(
+                    _claim_statement(frozenset(), frozenset({current.type}), self.postgres),
+                    self._claim_params(lease.owner, now),
+                ).one_or_none()
         # No NOTIFY here when the job ends: the worker takes the next job of
         # this type itself, and announces the type free when it stops (see
         # announce_type_free) - one round trip less per job.
-        return Job.from_row(row)
+        known = {field.name: getattr(current, field.name) for field in dataclasses.fields(Job)}
+        committed = Job.from_mapping(known | values | decided._asdict())
+        return committed, Job.from_row(claimed) if claimed is not None else None
 
     def _progress_values(
         self, current: Job, batch: Batch, counts: dict[str, int], rate: float | None, now: Any,
@@ -738,12 +767,22 @@ def _fence_params(lease: Lease) -> dict[str, Any]:
     return {"fence_id": lease.job_id, "fence_owner": lease.owner, "fence_attempt": lease.attempt}
 
 
+# What a batch commit cannot know in advance: the CASE expressions decide it
+# from the row's ``control``. Nothing else changes under a held lease, so a
+# commit returns just these rather than the whole row (32 columns, JSON
+# included, described and decoded on every batch).
+_DECIDED_AT_COMMIT = ("status", "control", "lease_owner", "lease_expires_at", "completed_at",
+                      "processing_seconds")
+
+
 def _fenced_update_row(
     conn: sa.Connection, lease: Lease, values: dict[str, Any], boundary: dict[str, Any] | None = None,
+    returning: tuple[str, ...] | None = None,
 ) -> sa.Row[Any]:
     """Set plain ``values`` (and, with ``boundary``, the batch-boundary CASE
-    expressions) on the job this lease still holds; the row as written."""
-    statement = _fenced_update_statement(tuple(sorted(values)), boundary is not None)
+    expressions) on the job this lease still holds; the row as written (or
+    just its ``returning`` columns)."""
+    statement = _fenced_update_statement(tuple(sorted(values)), boundary is not None, returning)
     params = {f"new_{name}": value for name, value in values.items()} | _fence_params(lease) | (boundary or {})
     row = conn.execute(statement, params).one_or_none()
     if row is None:
@@ -752,13 +791,16 @@ def _fenced_update_row(
 
 
 @functools.cache
-def _fenced_update_statement(columns: tuple[str, ...], at_boundary: bool) -> sa.Update:
+def _fenced_update_statement(
+    columns: tuple[str, ...], at_boundary: bool, returning: tuple[str, ...] | None,
+) -> sa.Update:
     values: dict[str, Any] = {
         name: sa.bindparam(f"new_{name}", type_=jobs.c[name].type) for name in columns
     }
     if at_boundary:
         values.update(_boundary_expressions())
-    return jobs.update().where(*_FENCE).values(**values).returning(*jobs.c)
+    returned = [jobs.c[name] for name in returning] if returning else list(jobs.c)
+    return jobs.update().where(*_FENCE).values(**values).returning(*returned)
 
 
 def _boundary_expressions() -> dict[str, Any]:

@@ -144,8 +144,10 @@ class Worker:
         current: Job | None = job
         try:
             while current is not None:
-                self._run_one(current, lease)
-                current = None if self._stopping.is_set() else self._claim_next_of(job.type)
+                claimed = self._run_one(current, lease)  # the last commit may have claimed the next
+                if claimed is None and not self._stopping.is_set():
+                    claimed = self._claim_next_of(job.type)
+                current = claimed
                 if current is not None:
                     lease = Lease(current.id, self.id, current.attempt)
                     with self._lock:
@@ -167,11 +169,12 @@ class Worker:
     def _claim_next_of(self, type_name: str) -> Job | None:
         return self.manager.claim(self.id, only_types=[type_name])
 
-    def _run_one(self, job: Job, lease: Lease) -> None:
+    def _run_one(self, job: Job, lease: Lease) -> Job | None:
+        """Run one job; the next job of its type if the last commit claimed it."""
         log.info("job %s type=%s started (attempt %d, resuming at %s)", job.id, job.type,
                  job.attempt, job.checkpoint or "the beginning")
         try:
-            self._run_batches(job, lease)
+            return self._run_batches(job, lease)
         except LeaseLost:
             log.warning("job %s type=%s: lease lost; this worker stops touching it", job.id, job.type)
         except Exception as exc:
@@ -183,8 +186,9 @@ class Worker:
             with self._lock:
                 self._lost.discard(job.id)
                 self._unpublished_totals.pop(job.id, None)
+        return None
 
-    def _run_batches(self, job: Job, lease: Lease) -> None:
+    def _run_batches(self, job: Job, lease: Lease) -> Job | None:
         job_type = get_job_type(job.type)
         ctx = self._context(job, lease)
         try:
@@ -202,18 +206,22 @@ class Worker:
                     if job.id not in self._lost:
                         self.manager.release(lease)
                         log.info("job %s type=%s released at a batch boundary", job.id, job.type)
-                    return
+                    return None
                 batch = job_type.run_batch(ctx, checkpoint)
                 now = time.monotonic()
                 rate = _smoothed_rate(rate, batch.processed, now - last_commit)
-                job = self.manager.commit_batch(lease, batch, rate=rate, current=job)
+                claimed = None
+                if batch.done and not self._stopping.is_set():
+                    job, claimed = self.manager.commit_last_batch(lease, batch, rate=rate, current=job)
+                else:
+                    job = self.manager.commit_batch(lease, batch, rate=rate, current=job)
                 with self._lock:
                     self._unpublished_totals.pop(job.id, None)
                 last_commit = now
                 ctx.result = job.result
                 if job.status is not Status.PROCESSING:
                     self._log_end(job)
-                    return
+                    return claimed
                 checkpoint = batch.checkpoint
         except LeaseLost:
             raise
@@ -226,6 +234,7 @@ class Worker:
             self._log_end(self.manager.fail(
                 lease, f"Internal error while processing ({type(exc).__name__}: {exc}). "
                        "Work committed so far is kept; see the worker log."))
+        return None
 
     def _context(self, job: Job, lease: Lease) -> RunContext:
         engine = self.manager.engine
