@@ -13,6 +13,10 @@ batch every few milliseconds. Target: p99 <= 50 ms while a job runs.
 Usage::
 
     .venv/bin/python bench/api.py [--backends sqlite,postgresql] [--clients 8] [--threads] [--requests 1600]
+                                  [--server-processes 2]
+
+``--server-processes`` is ``COCOA_WEB_PROCESSES`` of the server: one per core
+(2 on the reference machine) is the recommended set-up; 1 is the default.
 
 PostgreSQL comes from ``COCOA_TEST_PG_URL`` (default: postgres@127.0.0.1:5432).
 This is a benchmark script, not a test: it prints a table and asserts nothing.
