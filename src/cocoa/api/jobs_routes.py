@@ -67,12 +67,16 @@ JobId = Annotated[str, Depends(_job_id)]
 
 
 class JSONBody(Response):
-    """JSON of plain dicts, encoded by orjson."""
+    """JSON of plain dicts, encoded by orjson (by the standard library for
+    what orjson refuses, such as integers beyond 64 bits)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def job_location(job_id: str) -> str:
