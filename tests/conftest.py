@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from cocoa.db.engine import make_engine
+from cocoa.jobs.manager import JobManager
 
 PG_ADMIN_URL = os.environ.get(
     "COCOA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -69,6 +70,15 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
+
+def migrated_manager(url: str) -> JobManager:
+    """A JobManager (default settings) on a freshly migrated database."""
+    from cocoa.config import Settings
+    from cocoa.db.migrate import upgrade
+
+    upgrade(url)
+    return JobManager(make_engine(url), Settings())
 
 
 @pytest.fixture

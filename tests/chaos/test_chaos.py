@@ -47,13 +47,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import PG_ADMIN_URL, require_postgres
+from tests.conftest import PG_ADMIN_URL, migrated_manager, require_postgres
 from tests.process.test_worker_processes import Workers, wait_for
 from tests.stubs.geocoder_stub import StubProcess
 
-from cocoa.config import Settings
-from cocoa.db.engine import make_engine
-from cocoa.db.migrate import upgrade
 from cocoa.db.tables import households, job_errors, jobs, parcels, voters
 from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import JobManager, UploadSource
@@ -349,8 +346,7 @@ class Run:
 
 def run_steps(db_url: str, data_dir: Path, inputs: Inputs, stub: StubProcess,
               env: dict[str, str], *, workers: int, chaos: bool) -> Run:
-    upgrade(db_url)
-    manager = JobManager(make_engine(db_url), Settings())
+    manager = migrated_manager(db_url)
     group = Workers(db_url, data_dir)
     figures = Figures()
     try:

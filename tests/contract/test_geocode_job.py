@@ -374,32 +374,30 @@ def test_offline_jobs_use_big_batches_remote_ones_small(
     assert [b.checkpoint for b in remote.batches] == [{"seq": 4}, {"seq": 6}]
 
 
-def test_slow_single_address_batches_report_progress_midway(db_engine: sa.Engine, stub: GeocoderStub) -> None:
-    """Batches of 10 with progress every 4: the engine hears 4 and 8 before
-    each full batch commits (public Nominatim takes ~1 s per household)."""
+def first_batch_of_ten_with_progress_every_four(
+    db_engine: sa.Engine, stub: GeocoderStub, provider: str,
+) -> tuple[list[int], Batch]:
+    """Ten households, one batch through ``provider``: the in-batch progress
+    the engine heard, and the batch."""
     with db_engine.begin() as conn:
         for n in range(10):
             add_household(conn, f"{n + 1} NOWHERE ST")
     settings = settings_for(stub, geocode_batch_size=10, geocode_progress_every=4)
-    job_id = create(db_engine, settings, {"provider": "nominatim"})
-    ctx = context(db_engine, settings, job_id)
+    ctx = context(db_engine, settings, create(db_engine, settings, {"provider": provider}))
     reported: list[int] = []
     ctx.report_progress = reported.append
     JOB.plan(ctx)
-    batch = JOB.run_batch(ctx, None)
+    return reported, JOB.run_batch(ctx, None)
+
+
+def test_slow_single_address_batches_report_progress_midway(db_engine: sa.Engine, stub: GeocoderStub) -> None:
+    """Batches of 10 with progress every 4: the engine hears 4 and 8 before
+    each full batch commits (public Nominatim takes ~1 s per household)."""
+    reported, batch = first_batch_of_ten_with_progress_every_four(db_engine, stub, "nominatim")
     assert reported == [4, 8]
     assert batch.processed == 10 and batch.done
 
 
 def test_batch_providers_report_no_midway_progress(db_engine: sa.Engine, stub: GeocoderStub) -> None:
-    with db_engine.begin() as conn:
-        for n in range(10):
-            add_household(conn, f"{n + 1} NOWHERE ST")
-    settings = settings_for(stub, geocode_batch_size=10, geocode_progress_every=4)
-    job_id = create(db_engine, settings, {"provider": "census"})
-    ctx = context(db_engine, settings, job_id)
-    reported: list[int] = []
-    ctx.report_progress = reported.append
-    JOB.plan(ctx)
-    batch = JOB.run_batch(ctx, None)
+    reported, batch = first_batch_of_ten_with_progress_every_four(db_engine, stub, "census")
     assert reported == [] and batch.processed == 10

@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import migrated_manager
 from tests.process.test_worker_processes import Workers, wait_for
 
-from cocoa.config import Settings
-from cocoa.db.engine import make_engine
-from cocoa.db.migrate import upgrade
 from cocoa.db.tables import households, voters
 from cocoa.jobs.jobs import Status
 from cocoa.jobs.manager import JobManager, UploadSource
@@ -44,8 +42,7 @@ def import_once(manager: JobManager, data: bytes) -> str:
 
 @pytest.fixture
 def manager(db_url: str) -> Iterator[JobManager]:
-    upgrade(db_url)
-    m = JobManager(make_engine(db_url), Settings())
+    m = migrated_manager(db_url)
     yield m
     m.dispose()
 
@@ -70,8 +67,7 @@ def test_voter_import_killed_mid_batch_equals_clean_run(manager: JobManager, db_
     assert job.attempt == 3 and job.processed == job.total
 
     clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
-    upgrade(clean_url)
-    clean = JobManager(make_engine(clean_url), Settings())
+    clean = migrated_manager(clean_url)
     clean_group = Workers(clean_url, tmp_path / "clean")
     (tmp_path / "clean").mkdir()
     try:

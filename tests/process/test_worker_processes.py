@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import REPO, cocoa_env
+from tests.conftest import REPO, cocoa_env, migrated_manager
 
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine
@@ -219,8 +219,7 @@ def test_worker_fails_job_that_exceeds_its_timeout(database: JobManager, workers
 
 @pytest.mark.postgres
 def test_four_workers_never_run_two_jobs_of_one_type(pg_url: str, tmp_path: Path) -> None:
-    upgrade(pg_url)
-    manager = JobManager(make_engine(pg_url), Settings())
+    manager = migrated_manager(pg_url)
     group = Workers(pg_url, tmp_path)
     created = [manager.create(t, {"items": 20, "delay_ms": 1, "batch_size": 5}, created_by="t").id
                for _ in range(15) for t in ("noop", "noop_other")]

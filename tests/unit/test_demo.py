@@ -18,11 +18,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from rich.console import Console
-from tests.conftest import REPO
+from tests.conftest import REPO, migrated_manager
 
-from cocoa.config import Settings
 from cocoa.db.engine import make_engine
-from cocoa.db.migrate import upgrade
 from cocoa.db.tables import households, jobs, voters
 from cocoa.jobs.jobs import Status
 from cocoa.jobs.manager import JobManager
@@ -31,8 +29,7 @@ from cocoa.samples.demo import DEMO_TYPES, DEMO_USER, build_town, load_demo
 
 @pytest.fixture
 def manager(sqlite_url: str) -> Iterator[JobManager]:
-    upgrade(sqlite_url)
-    m = JobManager(make_engine(sqlite_url), Settings())
+    m = migrated_manager(sqlite_url)
     yield m
     m.dispose()
 
