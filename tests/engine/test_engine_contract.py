@@ -428,6 +428,9 @@ def test_recent_errors_of_a_page_are_the_last_few_of_each_job_oldest_first(manag
     page = manager.job_dicts([manager.get(job_id) for job_id in ids.values()])
     assert [len(job["recent_errors"]) for job in page] == [5, 2, 0]
     assert manager.job_dict(manager.get(ids["many"]))["recent_errors"][-1]["item"] == "many 11"
+    assert manager.job_object(ids["many"]) == manager.job_dict(manager.get(ids["many"]))
+    with pytest.raises(JobNotFound):
+        manager.job_object("no-such-job")
 
 
 def test_listing_objects_match_fresh_ones_as_jobs_run_finish_and_are_archived(manager: JobManager) -> None:

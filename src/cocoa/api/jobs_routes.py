@@ -109,7 +109,7 @@ def _check_type(type_name: str | None) -> None:
 @router.get("/{job_id}", response_model=JobOut, responses=errors(401, 404))
 def get_job(_: CurrentUser, job_id: JobId, manager: Manager) -> JSONBody:
     """One job, with its progress and its five most recent item errors."""
-    return JSONBody(manager.job_dict(manager.get(job_id)))
+    return JSONBody(manager.job_object(job_id))
 
 
 @router.get("/{job_id}/errors", response_model=ErrorList, responses=errors(401, 404, 422))

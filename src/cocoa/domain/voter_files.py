@@ -291,10 +291,6 @@ def get_layout(name: str) -> Layout:
 # --------------------------------------------------------------------------- splitting
 
 
-class QuoteProblem(Exception):
-    """A line whose quoting cannot be read as the layout's dialect."""
-
-
 def split_line(text: str, layout: Layout) -> tuple[list[str], bool]:
     """Split one decoded line into fields; the flag says a stray quote was kept.
 

@@ -190,10 +190,15 @@ class JobManager:
 
     def get(self, job_id: str) -> Job:
         with self._reader() as conn:
-            row = conn.execute(_GET_JOB, {"job_id": job_id}).one_or_none()
-        if row is None:
-            raise JobNotFound(f"No job with id {job_id!r}.")
-        return Job.from_row(row)
+            return _get_job(conn, job_id)
+
+    def job_object(self, job_id: str) -> dict[str, Any]:
+        """``job_dict(get(job_id))`` on one connection: the most polled read
+        of the API (watchers, the CLI) takes one pool checkout, not two."""
+        with self._reader() as conn:
+            job = _get_job(conn, job_id)
+            recent = _recent_errors(conn, [job.id], RECENT_ERRORS) if job.error_count else {}
+        return job.to_dict(recent.get(job.id, []))
 
     def list_jobs(
         self, *, status: str | None = None, type_name: str | None = None, limit: int = 50,
@@ -269,15 +274,10 @@ class JobManager:
 
     def recent_errors_many(self, job_ids: list[str], n: int = RECENT_ERRORS) -> dict[str, list[dict[str, Any]]]:
         """The last ``n`` item errors of each job, oldest first: one query for a whole page."""
-        found: dict[str, list[dict[str, Any]]] = {}
         if not job_ids:
-            return found
-        params: dict[str, Any] = {f"job_{i}": job_id for i, job_id in enumerate(job_ids)}
-        params["n"] = n
+            return {}
         with self._reader() as conn:
-            for row in conn.execute(_recent_errors_statement(len(job_ids)), params):
-                found.setdefault(row.job_id, []).append(_error_dict(row))
-        return found
+            return _recent_errors(conn, job_ids, n)
 
     def job_dict(self, job: Job) -> dict[str, Any]:
         return self.job_dicts([job])[0]
@@ -737,6 +737,22 @@ class RenderedJobs:
 # of a small job (bench/engine.py).
 
 _GET_JOB = sa.select(jobs).where(jobs.c.id == sa.bindparam("job_id", type_=jobs.c.id.type))
+
+
+def _get_job(conn: sa.Connection, job_id: str) -> Job:
+    row = conn.execute(_GET_JOB, {"job_id": job_id}).one_or_none()
+    if row is None:
+        raise JobNotFound(f"No job with id {job_id!r}.")
+    return Job.from_row(row)
+
+
+def _recent_errors(conn: sa.Connection, job_ids: list[str], n: int) -> dict[str, list[dict[str, Any]]]:
+    params: dict[str, Any] = {f"job_{i}": job_id for i, job_id in enumerate(job_ids)}
+    params["n"] = n
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in conn.execute(_recent_errors_statement(len(job_ids)), params):
+        found.setdefault(row.job_id, []).append(_error_dict(row))
+    return found
 
 
 @functools.lru_cache(maxsize=256)
