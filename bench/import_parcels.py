@@ -1,7 +1,7 @@
 """Parcel import + household linking at job scale, on SQLite and PostgreSQL.
 
 Run: ``.venv/bin/python bench/import_parcels.py [--n 100000] [--households 100000]
-[--formats geojson,shapefile] [--backends sqlite,postgresql] [--batch-size 1000]
+[--formats geojson,shapefile] [--backends sqlite,postgresql] [--batch-size 5000]
 [--pg-url postgresql://postgres@127.0.0.1:5432/]``
 
 Generates the sample town (``cocoa.samples.parcels``) once, writes it as
@@ -255,7 +255,8 @@ def main() -> int:
     parser.add_argument("--households", type=int, default=100_000)
     parser.add_argument("--formats", default="geojson,shapefile")
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=5000,
+                        help="parcels per batch (COCOA_PARCEL_BATCH_SIZE's default)")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--child", nargs=3, metavar=("BACKEND", "FORMAT", "WORKDIR"))
     parser.add_argument("--generate", metavar="WORKDIR")

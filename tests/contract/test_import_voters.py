@@ -9,9 +9,10 @@ the worker. Every file comes from the seeded generators in
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
+import os
+import signal
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from cocoa.db.engine import make_engine, reading
 from cocoa.db.migrate import upgrade
 from cocoa.db.tables import households, voters
 from cocoa.jobs.types import CreateContext, ItemError, JobValidationError, RunContext
+from cocoa.jobtypes import import_voters as iv
 from cocoa.jobtypes.import_voters import ImportVoters
 from cocoa.samples.voters import GeneratedFile, generate
 
@@ -374,32 +376,95 @@ def test_awkward_text_round_trips_through_both_backends(db_engine: sa.Engine) ->
     assert got["c@x"]["last_name"] == "O’NEIL"
 
 
-def test_prefetched_batch_is_only_used_where_it_starts(db_engine: sa.Engine) -> None:
-    """The next batch may be read ahead while this one is written (PostgreSQL);
-    a read-ahead for another checkpoint, or one that failed, is never used."""
-    from cocoa.jobtypes import import_voters as iv
+def batches_of(run: Run, engine: sa.Engine, settings: Settings,
+               batch_size: int = 300) -> tuple[list[Any], RunContext]:
+    """Every batch ``run_batch`` gives for the whole file, without writing."""
+    ctx = run_context(run, engine, settings, batch_size)
+    out, checkpoint, done = [], None, False
+    while not done:
+        batch = JOB.run_batch(ctx, checkpoint)
+        out.append((batch.checkpoint, batch.processed, batch.failed, batch.counts,
+                    batch.errors, batch.write.voters if batch.write else None))  # type: ignore[attr-defined]
+        checkpoint, done = batch.checkpoint, batch.done
+    ctx.close()
+    return out, ctx
 
-    gen = generate("nc_statewide", 300, seed=8)
+
+def run_context(run: Run, engine: sa.Engine, settings: Settings, batch_size: int) -> RunContext:
+    return RunContext(job_id=run.job_id, params=run.params, settings=settings, engine=engine,
+                      batch_size=batch_size, upload_id=None, result={},
+                      open_upload=lambda: io.BytesIO(run.data))
+
+
+IN_WORKER, IN_HELPER = Settings(parse_ahead_min_rows=10**9), Settings(parse_ahead_min_rows=0)
+
+
+def test_parsing_in_a_helper_process_gives_the_same_batches(db_engine: sa.Engine) -> None:
+    """A large file is parsed by a helper process while the worker writes:
+    every batch (checkpoint, counts, item errors, voters to write) is the one
+    the worker would have parsed itself."""
+    gen = generate("nc_statewide", 2500, seed=8)
     run = create(db_engine, gen.data)
-    ctx = RunContext(job_id=run.job_id, params=run.params, settings=Settings(), engine=db_engine,
-                     batch_size=100, upload_id=None, result={},
-                     open_upload=lambda: io.BytesIO(run.data))
+    here, _ = batches_of(run, db_engine, IN_WORKER)
+    ahead, ctx = batches_of(run, db_engine, IN_HELPER)
+    helper = ctx.cache[iv._AHEAD]
+    assert isinstance(helper, iv._ParseAhead) and helper.taken == len(here) - 1
+    assert sum(b[2] for b in here) > 0  # the generated mess gives item errors
+    assert ahead == here
+
+
+def test_a_helper_that_dies_leaves_the_run_to_the_worker(db_engine: sa.Engine) -> None:
+    """A killed helper (the out-of-memory killer, say) costs nothing but
+    speed: the batch is parsed in the worker, and no new helper is started."""
+    gen = generate("nc_statewide", 2000, seed=9)
+    run = create(db_engine, gen.data)
+    expected, _ = batches_of(run, db_engine, IN_WORKER)
+    ctx = run_context(run, db_engine, IN_HELPER, 300)
     first = JOB.run_batch(ctx, None)
-    state = iv._run_state(ctx)
-    elsewhere = iv._Prefetch(ctx, state, state.data_offset, state.first_row)
-    ctx.cache[iv._NEXT] = elsewhere  # starts at row 2, not where batch 2 does
-    second = JOB.run_batch(ctx, first.checkpoint)
-    assert second.checkpoint != first.checkpoint and second.processed == 100
+    helper = ctx.cache[iv._AHEAD]
+    second = JOB.run_batch(ctx, first.checkpoint)  # parsed by the helper
+    assert helper.taken == 1
+    for pid in helper_processes(os.getpid()):
+        os.kill(pid, signal.SIGKILL)
+    rest, checkpoint, done = [], second.checkpoint, second.done
+    while not done:
+        batch = JOB.run_batch(ctx, checkpoint)
+        rest.append((batch.checkpoint, batch.processed, batch.errors, batch.write.voters))  # type: ignore[union-attr]
+        checkpoint, done = batch.checkpoint, batch.done
+    ctx.close()
+    assert helper.failed and ctx.cache[iv._AHEAD] is helper and helper.taken == 1
+    assert rest == [(b[0], b[1], b[4], b[5]) for b in expected[2:]]
 
-    def broken() -> io.BytesIO:
-        raise RuntimeError("upload went away")
 
-    failing = iv._Prefetch(dataclasses.replace(ctx, open_upload=broken), state,
-                           int(second.checkpoint["offset"]), int(second.checkpoint["row"]))
-    failing.step()
-    assert failing.result() is None
-    ctx.cache[iv._NEXT] = failing
-    third = JOB.run_batch(ctx, second.checkpoint)
-    fresh = JOB.run_batch(dataclasses.replace(ctx, cache={}), second.checkpoint)
-    assert third.checkpoint == fresh.checkpoint and third.processed == fresh.processed
-    assert [e.item_ref for e in third.errors] == [e.item_ref for e in fresh.errors]
+def test_a_helper_ahead_of_another_checkpoint_is_not_used(db_engine: sa.Engine) -> None:
+    """Asked for a batch it is not at, the helper is pointed at the batches
+    after it; the batch itself is parsed in the worker."""
+    gen = generate("nc_statewide", 1500, seed=10)
+    run = create(db_engine, gen.data)
+    expected, _ = batches_of(run, db_engine, IN_WORKER)
+    ctx = run_context(run, db_engine, IN_HELPER, 300)
+    JOB.run_batch(ctx, None)
+    helper = ctx.cache[iv._AHEAD]
+    again = JOB.run_batch(ctx, None)  # the first batch again: the helper is past it
+    assert helper.taken == 0
+    assert (again.checkpoint, again.errors, again.write.voters) == (  # type: ignore[union-attr]
+        expected[0][0], expected[0][4], expected[0][5])
+    second = JOB.run_batch(ctx, again.checkpoint)
+    assert helper.taken == 1 and ctx.cache[iv._AHEAD] is helper
+    assert (second.checkpoint, second.errors, second.write.voters) == (  # type: ignore[union-attr]
+        expected[1][0], expected[1][4], expected[1][5])
+    ctx.close()
+
+
+def helper_processes(parent: int) -> list[int]:
+    """Live helper processes (multiprocessing spawn children) of ``parent``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                fields = stat.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == parent and fields[0] != "Z" and b"spawn_main" in cmd.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found

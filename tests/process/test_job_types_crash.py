@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from tests.conftest import migrated_manager
+from tests.contract.test_import_voters import helper_processes
 from tests.process.test_worker_processes import Workers, wait_for
 
 from cocoa.db.tables import households, voters
@@ -40,6 +41,14 @@ def import_once(manager: JobManager, data: bytes) -> str:
                           upload=UploadSource(io.BytesIO(data), "voters.txt", None)).id
 
 
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def manager(db_url: str) -> Iterator[JobManager]:
     m = migrated_manager(db_url)
@@ -47,18 +56,25 @@ def manager(db_url: str) -> Iterator[JobManager]:
     m.dispose()
 
 
+@pytest.mark.parametrize("parse_ahead_min_rows", ["0", "1000000"], ids=["helper", "in-worker"])
 def test_voter_import_killed_mid_batch_equals_clean_run(manager: JobManager, db_url: str,
-                                                        tmp_path: Path) -> None:
+                                                        tmp_path: Path,
+                                                        parse_ahead_min_rows: str) -> None:
+    """With a helper process parsing ahead too: it dies with its worker."""
     generated = generate("nc_statewide", 3000, seed=7)
     job_id = import_once(manager, generated.data)
     group = Workers(db_url, tmp_path)
+    env = {"COCOA_VOTER_BATCH_SIZE": "100", "COCOA_PARSE_AHEAD_MIN_ROWS": parse_ahead_min_rows}
     try:
         for point in (400, 1500):
-            proc = group.start(COCOA_BATCH_SIZE="100")
+            proc = group.start(**env)
             wait_for(lambda p=point: manager.get(job_id).processed >= p, what=f"{point} rows")  # type: ignore[misc]
+            helpers = helper_processes(proc.pid)
+            assert len(helpers) == (1 if parse_ahead_min_rows == "0" else 0)
             proc.kill()
             proc.wait()
-        group.start(COCOA_BATCH_SIZE="100")
+            wait_for(lambda h=helpers: not any(map(alive, h)), what="the helper to exit")  # type: ignore[misc]
+        group.start(**env)
         wait_for(lambda: manager.get(job_id).is_terminal, what="import completion")
     finally:
         group.stop_all()
@@ -72,7 +88,7 @@ def test_voter_import_killed_mid_batch_equals_clean_run(manager: JobManager, db_
     (tmp_path / "clean").mkdir()
     try:
         clean_id = import_once(clean, generated.data)
-        clean_group.start(COCOA_BATCH_SIZE="100")
+        clean_group.start(COCOA_VOTER_BATCH_SIZE="100")
         wait_for(lambda: clean.get(clean_id).is_terminal, what="clean import")
     finally:
         clean_group.stop_all()

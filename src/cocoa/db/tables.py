@@ -216,7 +216,8 @@ voters = sa.Table(
     sa.Column("res_zip", sa.String(16), nullable=True),
     sa.Column("mail_address", sa.String(500), nullable=True),
     sa.Column("household_id", sa.Integer, sa.ForeignKey("households.id"), nullable=True),
-    sa.Column("record", JSONType, nullable=False),  # every column of the source row
+    # Every column of the source row; plain json on PostgreSQL (migration 0003).
+    sa.Column("record", sa.JSON, nullable=False),
     sa.Column("record_hash", sa.String(64), nullable=False),
     sa.Column("import_job_id", sa.String(36), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),

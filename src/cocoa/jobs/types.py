@@ -16,6 +16,7 @@ A job type is one small class. The engine calls it in three places:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ import sqlalchemy as sa
 
 if TYPE_CHECKING:
     from cocoa.config import Settings
+
+log = logging.getLogger(__name__)
 
 Params = dict[str, Any]
 Checkpoint = dict[str, Any]
@@ -107,9 +110,23 @@ class RunContext:
     # A slow batch may report items done so far (shown, not checkpointed).
     report_progress: Callable[[int], None] = lambda done_in_batch: None
     cache: dict[str, Any] = field(default_factory=dict)  # per-run memo, not persisted
+    # What a job type started for this run and the worker stops when the run
+    # ends, however it ends (helper processes, open files); newest first.
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        while self.closers:
+            closer = self.closers.pop()
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - one failed close must not skip the others
+                log.exception("job %s: closing a run resource failed", self.job_id)
 
 
 class JobType(Protocol):
+    """A job type. It may also name, as ``batch_size_setting``, the setting
+    that sizes its batches (default ``batch_size``)."""
+
     name: ClassVar[str]
     needs_upload: ClassVar[bool]
     hidden: ClassVar[bool]  # internal types (noop) stay out of user-facing lists

@@ -234,6 +234,8 @@ class Worker:
             self._log_end(self.manager.fail(
                 lease, f"Internal error while processing ({type(exc).__name__}: {exc}). "
                        "Work committed so far is kept; see the worker log."))
+        finally:
+            ctx.close()
         return None
 
     def _context(self, job: Job, lease: Lease) -> RunContext:
@@ -247,7 +249,7 @@ class Worker:
 
         return RunContext(
             job_id=job.id, params=job.params, settings=self.settings, engine=engine,
-            batch_size=self.settings.batch_size, upload_id=upload_id, result=dict(job.result),
+            batch_size=_batch_size(self.settings, job.type), upload_id=upload_id, result=dict(job.result),
             open_upload=_open,  # type: ignore[arg-type]
             should_stop=lambda: self._stopping.is_set() or job.id in self._lost,
             report_progress=lambda done: self._report_progress(lease, done),
@@ -356,6 +358,13 @@ def _tune_garbage_collector() -> None:
     keeps memory bounded (batches are bounded) and the CPU for the work."""
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+def _batch_size(settings: Settings, type_name: str) -> int:
+    """The type's own batch-size setting if it names one (voter imports write
+    faster in larger batches), else ``batch_size``."""
+    setting = getattr(get_job_type(type_name), "batch_size_setting", "batch_size")
+    return int(getattr(settings, setting))
 
 
 def _smoothed_rate(previous: float | None, items: int, seconds: float) -> float | None:

@@ -22,9 +22,18 @@ voters table inside the batch transaction, so it is right by construction.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -37,7 +46,9 @@ from cocoa.db.tables import households, voters
 from cocoa.domain.voter_files import (
     CANONICAL_FIELDS,
     PARSER_VERSION,
+    Header,
     Layout,
+    Line,
     Residence,
     RowIssue,
     RowReader,
@@ -61,6 +72,8 @@ from cocoa.jobs.types import (
     register,
 )
 
+log = logging.getLogger(__name__)
+
 MODES = ("full", "incremental")
 IN_CHUNK = 5000  # ids per IN (...) list: far below both backends' parameter limits
 VOTER_COLUMNS = CANONICAL_FIELDS  # what RowReader.parse_row gives, in this order
@@ -73,6 +86,9 @@ _HH_LENGTHS = {c.name: c.type.length for c in households.c
 _VOTER_LIMITS = tuple(sorted(((i, _LENGTHS[name]) for i, name in enumerate(VOTER_COLUMNS)
                              if _LENGTHS[name] < 1 << 30), key=lambda limit: limit[1]))
 _pick_sized = itemgetter(*(i for i, _ in _VOTER_LIMITS))  # all str or None
+_DATE_SLOTS = tuple(i for i, c in enumerate(VOTER_COLUMNS)
+                    if isinstance(voters.c[c].type, sa.Date))
+_AHEAD = "import_voters.ahead"  # ctx.cache key of the run's _ParseAhead
 
 
 def utcnow() -> datetime:
@@ -87,18 +103,10 @@ class _RunState:
     """What every batch of one run needs; rebuilt on resume (cheap)."""
 
     layout: Layout
-    reader: RowReader
+    parser: _Parser
     data_offset: int
     first_row: int
-    header_digest: str
     superseded: set[int] = field(default_factory=set)
-    dates: _SqliteDates = field(default_factory=lambda: _SqliteDates())
-
-    @property
-    def hash_prefix(self) -> str:
-        """The part of every record hash's material that is the same for the
-        whole file (see :func:`_read_batch`)."""
-        return "\x1f".join((PARSER_VERSION, self.layout.name, self.header_digest))
 
 
 def _run_state(ctx: RunContext) -> _RunState:
@@ -111,10 +119,12 @@ def _run_state(ctx: RunContext) -> _RunState:
         if header_line is None:
             raise JobFailed("The uploaded file is empty.")
         detection = resolve_layout(header_line, str(ctx.params["format"]))
-        reader = RowReader(detection.layout, detection.header)
-        digest = hashlib.sha256("\x1f".join(detection.header.names).encode()).hexdigest()
-        state = _RunState(detection.layout, reader, header_line.end, header_line.number + 1,
-                          digest)
+        parser = _Parser(detection.layout, detection.header)
+        state = _RunState(detection.layout, parser, header_line.end, header_line.number + 1)
+        rows = ctx.params.get("rows")
+        if isinstance(rows, int) and rows >= ctx.settings.parse_ahead_min_rows:
+            ahead = ctx.cache[_AHEAD] = _ParseAhead(parser)
+            ctx.closers.append(ahead.close)
         state.superseded = _superseded_rows(stream, state)
     except JobValidationError as exc:  # the stored file no longer matches: job-level
         raise JobFailed(exc.message) from exc
@@ -133,7 +143,7 @@ def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
     """
     last: dict[str, int] = {}
     superseded: set[int] = set()
-    reader = state.reader
+    reader = state.parser.reader
     for line in iter_lines(stream, state.data_offset, state.first_row):
         if is_blank(line.raw, state.layout):
             continue
@@ -149,16 +159,54 @@ def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
 
 # --------------------------------------------------------------------------- reading
 
-# One voter to write, as the reader leaves it: (canonical values in
-# VOTER_COLUMNS order, truncated to the column sizes; external id; the source
-# values; record hash; residence). Serialising the source record and adding
-# the household id and timestamps is left to the write, for the rows written.
-_Voter = tuple[list[Any], str, list[str], str, Residence | None]
+# One voter to write, as the parser leaves it: (canonical values in
+# VOTER_COLUMNS order, truncated to the column sizes, dates as ISO text;
+# external id; the source record as JSON text; record hash; residence). The
+# household id and timestamps are added by the write, for the rows written.
+_Voter = tuple[list[Any], str, str, str, Residence | None]
+
+
+@dataclass(slots=True)
+class _Lines:
+    """One batch's lines as cut from the file, and where the next batch starts.
+
+    Cutting is cheap (find line ends, skip blank lines) and stays with the
+    worker, which holds the file; parsing them may happen elsewhere (see
+    :class:`_ParseAhead`), so this is all the parse gets.
+    """
+
+    numbers: list[int]
+    raws: list[bytes]
+    superseded: set[int]  # of ``numbers``, the rows a later row replaces
+    offset: int
+    row: int
+    done: bool  # no non-blank line after these
+
+
+def _cut_batches(stream: IO[bytes], offset: int, row: int, layout: Layout, size: int,
+                 superseded: set[int]) -> Iterator[_Lines]:
+    """Successive batches of ``size`` non-blank lines from ``offset`` on.
+
+    A batch ends just before the next non-blank line, so blank lines between
+    two batches belong to the first and a checkpoint never points at one; the
+    last batch (``done``) ends at the end of the file.
+    """
+    numbers: list[int] = []
+    raws: list[bytes] = []
+    for line in iter_lines(stream, offset, row):
+        if not is_blank(line.raw, layout):
+            if len(numbers) >= size:
+                yield _Lines(numbers, raws, superseded.intersection(numbers), offset, row, False)
+                numbers, raws = [], []
+            numbers.append(line.number)
+            raws.append(line.raw)
+        offset, row = line.end, line.number + 1
+    yield _Lines(numbers, raws, superseded.intersection(numbers), offset, row, True)
 
 
 @dataclass(slots=True)
 class _Read:
-    """One batch worth of rows, before any database work."""
+    """One batch worth of rows, parsed, before any database work."""
 
     voters: list[_Voter] = field(default_factory=list)
     errors: list[ItemError] = field(default_factory=list)
@@ -171,92 +219,159 @@ class _Read:
     done: bool = True
 
 
-def _read_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _Read:
-    """Parse up to ``batch_size`` non-blank rows from ``offset``."""
-    out = _Read(offset=offset, row=row)
-    for _ in _reading(ctx, state, out):
-        pass
-    return out
+class _Parser:
+    """Turns a batch of lines into voters to write and item errors.
 
-
-def _reading(ctx: RunContext, state: _RunState, out: _Read) -> Iterator[None]:
-    """:func:`_read_batch` a row at a time (it yields after each), filling ``out``.
-
-    One flat loop on purpose: per row it is the parse, the hash and an append
-    (no record object, no per-row dict), which is most of an import's CPU.
+    Everything a row needs that does not depend on the database happens
+    here (record JSON and hash included), so that it can run in a helper
+    process: built from the layout and header alone, both picklable.
     """
-    parse, layout, superseded = state.reader.parse_row, state.layout, state.superseded
-    prefix, limit = state.hash_prefix + "\x1f", ctx.batch_size
-    voters_, errors = out.voters, out.errors
-    processed = failed = warned = skipped = 0
-    sha256 = hashlib.sha256
-    stream = ctx.open_upload()
-    try:
-        for line in iter_lines(stream, out.offset, out.row):
-            if not is_blank(line.raw, layout):
-                if processed >= limit:
-                    out.done = False
-                    break
-                processed += 1
-                item = parse(line)
-                if isinstance(item, RowIssue):
-                    failed += 1
-                    errors.append(_item_error(item))
-                else:
-                    values, external_id, source_values, home, warnings = (
-                        item[1], item[0], item[2], item[3], item[4])
-                    if warnings:
-                        warned += len(warnings)
-                        errors.extend(map(_item_error, warnings))
-                    if line.number in superseded:
-                        skipped += 1
-                    else:
-                        _truncate(values)
-                        # The hash material is "\x1f".join((hash_prefix, key, *values)).
-                        material = (prefix + (home.key if home else "") + "\x1f"
-                                    + "\x1f".join(source_values))
-                        digest = sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
-                        voters_.append((values, external_id, source_values, digest, home))
-                out.offset, out.row = line.end, line.number + 1
-                yield
-            else:
-                out.offset, out.row = line.end, line.number + 1
-    finally:
-        stream.close()
-    out.processed, out.failed, out.warnings, out.superseded = processed, failed, warned, skipped
+
+    def __init__(self, layout: Layout, header: Header) -> None:
+        self.layout, self.header = layout, header
+        self.reader = RowReader(layout, header)
+        digest = hashlib.sha256("\x1f".join(header.names).encode()).hexdigest()
+        # The part of every record hash's material that is the same for the
+        # whole file; a row's is "\x1f".join((prefix, household key, *values)).
+        self.hash_prefix = "\x1f".join((PARSER_VERSION, layout.name, digest)) + "\x1f"
+        self.dates = _DateText()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _Parser, (self.layout, self.header)
+
+    def parse(self, lines: _Lines) -> _Read:
+        """One flat loop on purpose: per row it is the parse, the record, the
+        hash and an append (no record object, no per-row dict)."""
+        out = _Read(offset=lines.offset, row=lines.row, done=lines.done)
+        parse, record_json, dates = self.reader.parse_row, self.reader.record_json, self.dates
+        prefix, superseded = self.hash_prefix, lines.superseded
+        voters_, errors = out.voters, out.errors
+        failed = warned = skipped = 0
+        sha256 = hashlib.sha256
+        for number, raw in zip(lines.numbers, lines.raws, strict=True):
+            item = parse(Line(number, 0, 0, raw))
+            if isinstance(item, RowIssue):
+                failed += 1
+                errors.append(_item_error(item))
+                continue
+            external_id, values, source_values, home, warnings = item
+            if warnings:
+                warned += len(warnings)
+                errors.extend(map(_item_error, warnings))
+            if number in superseded:
+                skipped += 1
+                continue
+            _truncate(values)
+            for i in _DATE_SLOTS:
+                values[i] = dates[values[i]]
+            material = prefix + (home.key if home else "") + "\x1f" + "\x1f".join(source_values)
+            digest = sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+            voters_.append((values, external_id, record_json(source_values), digest, home))
+        out.processed = len(lines.numbers)
+        out.failed, out.warnings, out.superseded = failed, warned, skipped
+        return out
 
 
-_NEXT = "import_voters.next"  # ctx.cache key of the _Prefetch
+class _ParseAhead:
+    """Parses the next batches in a helper process while the worker writes.
+
+    Parsing is about half of an import's CPU and the writes (SQLite here,
+    PostgreSQL in its server) the other half; in one process they take
+    turns, so a second core halves the time of a large file. The worker
+    still cuts the lines (it holds the file, which lives in the database)
+    and does every database write, so the helper cannot change what is
+    stored: :meth:`take` hands back exactly what :meth:`_Parser.parse` gives
+    in-process, and None whenever it cannot (a batch from another
+    checkpoint, a helper that died), which the caller parses itself.
+    """
+
+    DEPTH = 2  # batches parsed ahead: enough to keep the helper busy, little memory
+
+    def __init__(self, parser: _Parser) -> None:
+        """Starts the helper process now: it takes about a second to start,
+        which the worker spends finding repeated ids and parsing the first
+        batch."""
+        self._pool = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
+            initargs=(parser, os.getpid()))
+        self._pool.submit(int)  # spawns the process without waiting for it
+        self._stream: IO[bytes] | None = None
+        self._batches: Iterator[_Lines] = iter(())
+        self._queue: deque[tuple[tuple[int, int], Future[_Read]]] = deque()
+        self._next = (0, 0)
+        self.failed = False
+        self.taken = 0  # batches handed over (tests check the helper was used)
+
+    def follow(self, ctx: RunContext, state: _RunState, offset: int, row: int) -> None:
+        """Parse the batches from ``offset`` on (anything queued is dropped)."""
+        self._close_stream()
+        self._queue.clear()
+        self._stream = ctx.open_upload()
+        self._batches = _cut_batches(self._stream, offset, row, state.layout, ctx.batch_size,
+                                     state.superseded)
+        self._next = (offset, row)
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._queue) < self.DEPTH and self._stream is not None:
+            lines = next(self._batches)
+            self._queue.append((self._next, self._pool.submit(_parse_in_helper, lines)))
+            self._next = (lines.offset, lines.row)
+            if lines.done:
+                self._close_stream()
+
+    def take(self, offset: int, row: int) -> _Read | None:
+        """The parsed batch that starts at ``offset``, or None."""
+        if self.failed or not self._queue or self._queue[0][0] != (offset, row):
+            return None
+        _, future = self._queue.popleft()
+        try:
+            read = future.result()
+        except Exception as exc:  # noqa: BLE001 - the caller parses in-process instead
+            log.warning("voter import helper process failed (%s: %s); parsing in the worker",
+                        type(exc).__name__, exc)
+            self.failed = True
+            self.close()
+            return None
+        self.taken += 1
+        self._fill()
+        return read
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def close(self) -> None:
+        self._close_stream()
+        self._queue.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class _Prefetch:
-    """The next batch's reading, advanced a row at a time while PostgreSQL
-    ingests this batch's voters (the COPY): the server parses and indexes
-    what was sent while this process parses what comes next, instead of
-    each waiting for the other. ``run_batch`` finishes it, outside the
-    transaction, when the checkpoint it is given is where this one starts;
-    reading only depends on the file, so it is the same batch a fresh read
-    would give. Any failure just drops it (the fresh read then reports it)."""
+_HELPER_PARSER: _Parser | None = None  # in the helper process: the file's parser
 
-    def __init__(self, ctx: RunContext, state: _RunState, offset: int, row: int) -> None:
-        self.start = (offset, row)
-        self._read = _Read(offset=offset, row=row)
-        self._steps: Iterator[None] | None = _reading(ctx, state, self._read)
-        self._failed = False
 
-    def step(self) -> None:
-        if self._steps is not None:
-            try:
-                next(self._steps)
-            except StopIteration:
-                self._steps = None
-            except Exception:  # noqa: BLE001 - the fresh read in run_batch reports it
-                self._steps, self._failed = None, True
+def _start_helper(parser: _Parser, worker_pid: int) -> None:
+    """Helper process set-up: the parser, the worker's garbage-collector
+    settings, Ctrl-C left to the worker, and an exit when the worker is gone
+    (a SIGKILLed worker cannot shut its pool down)."""
+    global _HELPER_PARSER
+    _HELPER_PARSER = parser
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    threading.Thread(target=_exit_with_worker, args=(worker_pid,), daemon=True).start()
 
-    def result(self) -> _Read | None:
-        while self._steps is not None:
-            self.step()
-        return None if self._failed else self._read
+
+def _exit_with_worker(worker_pid: int) -> None:
+    while os.getppid() == worker_pid:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+def _parse_in_helper(lines: _Lines) -> _Read:
+    assert _HELPER_PARSER is not None, "helper started without its parser"
+    return _HELPER_PARSER.parse(lines)
 
 
 def _truncate(values: list[Any]) -> None:
@@ -279,6 +394,21 @@ def _item_error(issue: RowIssue) -> ItemError:
                      item_index=issue.row, severity="error" if issue.fatal else "warning")
 
 
+class _DateText(dict[Any, Any]):
+    """date -> the ISO text both backends store (the SQLite Date type's own
+    bind processor; PostgreSQL reads the same text), memoised: a file has a
+    few thousand distinct dates."""
+
+    def __init__(self) -> None:
+        super().__init__({None: None})
+        dialect = sqlite.dialect()
+        self._process = voters.c.birth_date.type.dialect_impl(dialect).bind_processor(dialect)
+
+    def __missing__(self, value: Any) -> Any:
+        text = self[value] = self._process(value) if self._process else value
+        return text
+
+
 # --------------------------------------------------------------------------- writing
 
 WRITE_COLUMNS = (*VOTER_COLUMNS, "source", "external_id", "record", "record_hash",
@@ -290,8 +420,6 @@ HOUSEHOLD_COLUMNS = ("address_key", "street_line", "unit", "city", "state", "zip
 _HH_LIMITS = tuple((i, _HH_LENGTHS[c]) for i, c in enumerate(HOUSEHOLD_COLUMNS)
                    if c in _HH_LENGTHS)
 COUNTY, PRECINCT = VOTER_COLUMNS.index("county"), VOTER_COLUMNS.index("precinct")
-_DATE_SLOTS = tuple(i for i, c in enumerate(VOTER_COLUMNS)
-                    if isinstance(voters.c[c].type, sa.Date))
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,9 +512,6 @@ class _Writer:
     mode: str
     job_id: str
     voters: list[_Voter]
-    record_json: Callable[[list[str]], str]
-    dates: _SqliteDates  # shared by the run's batches
-    prefetch: _Prefetch | None = None  # advanced while the voters are sent (PostgreSQL)
 
     def __call__(self, conn: sa.Connection) -> dict[str, int]:
         postgres = conn.dialect.name == "postgresql"
@@ -402,17 +527,17 @@ class _Writer:
         ids, created = self._households(conn, sql, pending, touched, stamp, postgres)
         counts["households_created"] = created
         if postgres:
-            _copy(conn, "voters", WRITE_COLUMNS, self._rows(new, ids, stamp, self.prefetch))
+            _copy(conn, "voters", WRITE_COLUMNS, self._rows(new, ids, stamp))
             if changed:
                 _copy_upsert(conn, "voters", WRITE_COLUMNS, list(self._rows(changed, ids, stamp)),
                              "ON CONFLICT (source, external_id) DO UPDATE SET "
                              + ", ".join(f"{c} = excluded.{c}" for c in _VOTER_UPDATE))
         else:  # under SQLite's write lock the classification is exact: new rows are new
             if new:
-                conn.exec_driver_sql(sql.insert_voters, list(self._sqlite_rows(new, ids, stamp)))
+                conn.exec_driver_sql(sql.insert_voters, list(self._rows(new, ids, stamp)))
             if changed:
                 conn.exec_driver_sql(sql.upsert_voters,
-                                     list(self._sqlite_rows(changed, ids, stamp)))
+                                     list(self._rows(changed, ids, stamp)))
         if touched:
             conn.exec_driver_sql(sql.recount, {"now": stamp, "ids": _json_list(sorted(touched))})
         return counts
@@ -483,42 +608,13 @@ class _Writer:
                          conn.exec_driver_sql(sql.household_ids, {"keys": _json_list(chunk)}))
         return found
 
-    def _rows(self, voters_: list[_Voter], ids: dict[str, int], stamp: Any,
-              prefetch: _Prefetch | None = None) -> Iterator[tuple[Any, ...]]:
-        """Write rows in WRITE_COLUMNS order, built as they are sent (and,
-        between two, a row of the next batch read: see :class:`_Prefetch`)."""
-        source, job_id, record_json = self.source, self.job_id, self.record_json
-        for values, external_id, source_values, digest, home in voters_:
-            yield (*values, source, external_id, record_json(source_values), digest, job_id,
+    def _rows(self, voters_: list[_Voter], ids: dict[str, int],
+              stamp: Any) -> Iterator[tuple[Any, ...]]:
+        """Write rows in WRITE_COLUMNS order, built as they are sent."""
+        source, job_id = self.source, self.job_id
+        for values, external_id, record, digest, home in voters_:
+            yield (*values, source, external_id, record, digest, job_id,
                    ids[home.key] if home else None, stamp, stamp)
-            if prefetch is not None:
-                prefetch.step()
-
-    def _sqlite_rows(self, voters_: list[_Voter], ids: dict[str, int],
-                     stamp: Any) -> Iterator[tuple[Any, ...]]:
-        """:meth:`_rows` with the dates as SQLite stores them."""
-        dates = self.dates
-        source, job_id, record_json = self.source, self.job_id, self.record_json
-        for values, external_id, source_values, digest, home in voters_:
-            values = values.copy()  # the reader's rows stay as read
-            for i in _DATE_SLOTS:
-                values[i] = dates[values[i]]
-            yield (*values, source, external_id, record_json(source_values), digest, job_id,
-                   ids[home.key] if home else None, stamp, stamp)
-
-
-class _SqliteDates(dict[Any, Any]):
-    """date -> the text SQLite stores for it (the Date type's own bind
-    processor), memoised: a file has a few thousand distinct dates."""
-
-    def __init__(self) -> None:
-        super().__init__({None: None})
-        dialect = sqlite.dialect()
-        self._process = voters.c.birth_date.type.dialect_impl(dialect).bind_processor(dialect)
-
-    def __missing__(self, value: Any) -> Any:
-        text = self[value] = self._process(value) if self._process else value
-        return text
 
 
 def _bind(conn: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
@@ -578,6 +674,7 @@ class ImportVoters:
     name: ClassVar[str] = "import_voters"
     needs_upload: ClassVar[bool] = True
     hidden: ClassVar[bool] = False
+    batch_size_setting: ClassVar[str] = "voter_batch_size"
 
     def validate(self, ctx: CreateContext) -> Params:
         requested = str(ctx.params.get("format") or "auto")
@@ -609,16 +706,9 @@ class ImportVoters:
         state = _run_state(ctx)
         offset = int(checkpoint["offset"]) if checkpoint else state.data_offset
         row = int(checkpoint["row"]) if checkpoint else state.first_row
-        pending = ctx.cache.pop(_NEXT, None)
-        read = pending.result() if isinstance(pending, _Prefetch) and pending.start == (
-            offset, row) else None
-        if read is None:
-            read = _read_batch(ctx, state, offset, row)
-        prefetch = None
-        if read.voters and not read.done and ctx.engine.dialect.name == "postgresql":
-            prefetch = ctx.cache[_NEXT] = _Prefetch(ctx, state, read.offset, read.row)
+        read = _parsed_batch(ctx, state, offset, row)
         writer = _Writer(state.layout.name, str(ctx.params.get("mode", "full")), ctx.job_id,
-                         read.voters, state.reader.record_json, state.dates, prefetch)
+                         read.voters)
         return Batch(
             checkpoint={"offset": read.offset, "row": read.row},
             processed=read.processed, succeeded=read.processed - read.failed,
@@ -628,6 +718,35 @@ class ImportVoters:
                     "item_warnings": read.warnings, "rows_superseded": read.superseded},
             result=_result_fields(ctx.params, state.layout),
         )
+
+
+def _parsed_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _Read:
+    """The batch at ``offset``: from the helper process when it has it,
+    otherwise cut and parsed here, and then the helper (if the run has one,
+    see :func:`_run_state`, and it has not failed) is pointed at the batches
+    after this one when enough of the file is left."""
+    ahead = ctx.cache.get(_AHEAD)
+    read = ahead.take(offset, row) if isinstance(ahead, _ParseAhead) else None
+    if read is None:
+        stream = ctx.open_upload()
+        try:
+            lines = next(_cut_batches(stream, offset, row, state.layout, ctx.batch_size,
+                                      state.superseded))
+        finally:
+            stream.close()
+        if (isinstance(ahead, _ParseAhead) and not ahead.failed and not lines.done
+                and _rows_left(ctx, state, row) >= ctx.settings.parse_ahead_min_rows):
+            ahead.follow(ctx, state, lines.offset, lines.row)
+        read = state.parser.parse(lines)
+    if read.done and isinstance(ahead, _ParseAhead):
+        ahead.close()
+    return read
+
+
+def _rows_left(ctx: RunContext, state: _RunState, row: int) -> int:
+    """About how many rows are left from ``row`` (blank lines count as rows)."""
+    rows = ctx.params.get("rows")
+    return rows - (row - state.first_row) if isinstance(rows, int) else 0
 
 
 def _result_fields(params: Params, layout: Layout) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class ParcelImport:
     name: ClassVar[str] = "parcel_import"
     needs_upload: ClassVar[bool] = True
     hidden: ClassVar[bool] = False
+    batch_size_setting: ClassVar[str] = "parcel_batch_size"
 
     # ------------------------------------------------------------------ validate
 
