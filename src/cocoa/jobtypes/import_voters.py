@@ -18,6 +18,10 @@ stored one is ``unchanged`` and not written at all (``updated_at`` stays).
 Households are created per normalised residence key; when voters move, the
 ``voter_count`` of every household they left or joined is recomputed from the
 voters table inside the batch transaction, so it is right by construction.
+
+A large file is parsed by a helper process a batch or two ahead of the
+writes (:class:`_ParseAhead`): parsing and writing each take about half of
+an import's CPU, and this way they overlap on two cores.
 """
 
 from __future__ import annotations
@@ -277,7 +281,8 @@ class _ParseAhead:
 
     Parsing is about half of an import's CPU and the writes (SQLite here,
     PostgreSQL in its server) the other half; in one process they take
-    turns, so a second core halves the time of a large file. The worker
+    turns, here they overlap on two cores (about 1.4x end to end, see
+    docs/benchmarks.md). The worker
     still cuts the lines (it holds the file, which lives in the database)
     and does every database write, so the helper cannot change what is
     stored: :meth:`take` hands back exactly what :meth:`_Parser.parse` gives
