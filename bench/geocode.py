@@ -41,7 +41,7 @@ from cocoa.db.engine import make_engine  # noqa: E402
 from cocoa.db.migrate import upgrade  # noqa: E402
 from cocoa.db.tables import households, jobs, parcels  # noqa: E402
 from cocoa.domain.addresses import household_key  # noqa: E402
-from cocoa.jobs.types import CreateContext, JobFailed, RunContext  # noqa: E402
+from cocoa.jobs.types import CreateContext, JobFailed, RunContext, tune_garbage_collector  # noqa: E402
 from cocoa.jobtypes.geocode_households import GeocodeHouseholds  # noqa: E402
 from stubs.geocoder_stub import StubProcess, max_per_window  # noqa: E402
 
@@ -202,6 +202,7 @@ def main() -> int:
         upgrade(url)
         engine = make_engine(url)
         populate(engine, args.households)
+        tune_garbage_collector()  # as a worker process runs its batches
         print(f"{args.households:,} households on SQLite ({url})")
         results = [bench_local(engine, b) for b in args.local_batch]
         with StubProcess(synthetic=True) as stub:

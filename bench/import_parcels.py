@@ -167,12 +167,13 @@ def measure(url: str, data: bytes, fmt: str, households_in: list[dict[str, Any]]
     from cocoa.config import Settings
     from cocoa.db.engine import make_engine
     from cocoa.db.migrate import upgrade
-    from cocoa.jobs.types import CreateContext, RunContext
+    from cocoa.jobs.types import CreateContext, RunContext, tune_garbage_collector
     from cocoa.jobtypes.parcel_import import ParcelImport
 
     upgrade(url)
     engine = make_engine(url)
     insert_households(engine, households_in)
+    tune_garbage_collector()  # as a worker process runs its batches
     job, job_id = ParcelImport(), str(uuid.uuid4())
     settings = Settings(batch_size=batch_size)
 

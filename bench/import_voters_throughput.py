@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine
 from cocoa.db.migrate import upgrade
-from cocoa.jobs.types import CreateContext, RunContext
+from cocoa.jobs.types import CreateContext, RunContext, tune_garbage_collector
 from cocoa.jobtypes.import_voters import ImportVoters
 from cocoa.samples.voters import generate
 
@@ -81,6 +81,7 @@ def main() -> None:
         try:
             upgrade(url)
             engine = make_engine(url)
+            tune_garbage_collector()  # as a worker process runs its batches
             for label in ("first import", "re-import (unchanged)"):
                 total, writing, counts = run(engine, data, args.batch_size)
                 cpu = counts.pop("client_cpu_ms") / 1000

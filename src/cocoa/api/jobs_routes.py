@@ -30,11 +30,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cocoa import jsontext
 from cocoa.api.deps import AdminUser, CurrentUser, Manager
 from cocoa.api.errors import ApiError
 from cocoa.api.schemas import ErrorList, JobList, JobOut, errors, json_errors
@@ -67,16 +67,12 @@ JobId = Annotated[str, Depends(_job_id)]
 
 
 class JSONBody(Response):
-    """JSON of plain dicts, encoded by orjson (by the standard library for
-    what orjson refuses, such as integers beyond 64 bits)."""
+    """JSON of plain dicts, encoded by :func:`cocoa.jsontext.dumps`."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content)
-        except TypeError:
-            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        return jsontext.dumps(content)
 
 
 def job_location(job_id: str) -> str:

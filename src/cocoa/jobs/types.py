@@ -16,6 +16,7 @@ A job type is one small class. The engine calls it in three places:
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -28,6 +29,18 @@ if TYPE_CHECKING:
     from cocoa.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+def tune_garbage_collector() -> None:
+    """For a process that runs batches (a worker, a helper, a benchmark).
+
+    Batches allocate many short-lived objects (one dict and tuple per row);
+    with the default thresholds the collector re-scans the long-lived heap
+    every few hundred allocations, which cost imports 10-25% of their CPU.
+    Freezing what exists at start and collecting young objects less often
+    keeps memory bounded (batches are bounded) and the CPU for the work."""
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 Params = dict[str, Any]
 Checkpoint = dict[str, Any]

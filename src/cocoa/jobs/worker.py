@@ -16,7 +16,6 @@ its current batch, hands the job back to the queue and exits.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
 import os
 import signal
@@ -33,7 +32,13 @@ import sqlalchemy as sa
 from cocoa.config import Settings
 from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import NOTIFY_CHANNEL, JobManager, Lease, LeaseLost
-from cocoa.jobs.types import JobFailed, RunContext, all_job_types, get_job_type
+from cocoa.jobs.types import (
+    JobFailed,
+    RunContext,
+    all_job_types,
+    get_job_type,
+    tune_garbage_collector,
+)
 from cocoa.jobs.uploads import open_upload
 
 log = logging.getLogger("cocoa.worker")
@@ -63,7 +68,7 @@ class Worker:
 
     def run(self) -> None:
         """Block until stopped; then drain gracefully."""
-        _tune_garbage_collector()
+        tune_garbage_collector()
         log.info("worker %s started (types: %s)", self.id, ", ".join(self.types or ["all"]))
         helpers = [
             threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
@@ -348,16 +353,6 @@ def database_unavailable(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return False
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-
-
-def _tune_garbage_collector() -> None:
-    """Batches allocate many short-lived objects (one dict and tuple per row);
-    with the default thresholds the collector re-scans the long-lived heap
-    every few hundred allocations, which cost imports 10-25% of their CPU.
-    Freezing what exists at start and collecting young objects less often
-    keeps memory bounded (batches are bounded) and the CPU for the work."""
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 def _batch_size(settings: Settings, type_name: str) -> int:

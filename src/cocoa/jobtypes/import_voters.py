@@ -26,7 +26,6 @@ an import's CPU, and this way they overlap on two cores.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import logging
@@ -74,6 +73,7 @@ from cocoa.jobs.types import (
     Params,
     RunContext,
     register,
+    tune_garbage_collector,
 )
 
 log = logging.getLogger(__name__)
@@ -363,8 +363,7 @@ def _start_helper(parser: _Parser, worker_pid: int) -> None:
     global _HELPER_PARSER
     _HELPER_PARSER = parser
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    tune_garbage_collector()
     threading.Thread(target=_exit_with_worker, args=(worker_pid,), daemon=True).start()
 
 

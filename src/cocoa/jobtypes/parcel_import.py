@@ -28,6 +28,7 @@ import shapely
 import sqlalchemy as sa
 from pyproj import Transformer
 
+from cocoa import jsontext
 from cocoa.db.engine import reading
 from cocoa.db.tables import households, parcels
 from cocoa.domain import parcel_files as pf
@@ -362,11 +363,11 @@ def _upsert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     sql = (f"INSERT INTO parcels ({', '.join(_INSERT_COLUMNS)}) VALUES ({values}) "
            f"ON CONFLICT (source, apn) DO UPDATE SET {updates}")
     stamp = _bind(conn, parcels.c.created_at, rows[0]["created_at"])
-    dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+    dumps = jsontext.dumps
     conn.exec_driver_sql(sql, [
         (r["source"], r["apn"], r["situs_address"], r["situs_key"], r["geometry_wkb"],
          r["min_lon"], r["min_lat"], r["max_lon"], r["max_lat"], r["rep_lon"], r["rep_lat"],
-         dumps(r["attributes"]), r["import_job_id"], stamp, stamp) for r in rows])
+         dumps(r["attributes"]).decode(), r["import_job_id"], stamp, stamp) for r in rows])
 
 
 def _bind(conn: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
