@@ -70,7 +70,10 @@ def test_voter_import_killed_mid_batch_equals_clean_run(manager: JobManager, db_
             proc = group.start(**env)
             wait_for(lambda p=point: manager.get(job_id).processed >= p, what=f"{point} rows")  # type: ignore[misc]
             helpers = helper_processes(proc.pid)
-            assert len(helpers) == (1 if parse_ahead_min_rows == "0" else 0)
+            expected = 1 if parse_ahead_min_rows == "0" else 0
+            # Far from the end a helper is certainly running; near it, it may
+            # already have been closed after handing over the last batch.
+            assert len(helpers) == expected if point == 400 else len(helpers) <= expected
             proc.kill()
             proc.wait()
             wait_for(lambda h=helpers: not any(map(alive, h)), what="the helper to exit")  # type: ignore[misc]
