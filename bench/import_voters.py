@@ -28,7 +28,14 @@ import psycopg
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import REPO, cocoa_env, start_live_server, stop_live_server  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    REPO,
+    child_processes,
+    cocoa_env,
+    proc_stat,
+    start_live_server,
+    stop_live_server,
+)
 
 from cocoa.samples.voters import generate  # noqa: E402
 
@@ -92,8 +99,7 @@ def peak_rss_mb(pid: int) -> float:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+    fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -113,11 +119,8 @@ def postgres_cpu_seconds() -> float:
 def sample_helpers(worker: int, seen: dict[int, tuple[float, float]]) -> None:
     """Peak RSS and CPU time so far of the worker's helper processes (the
     parse-ahead helper exits before the job completes, so it is sampled)."""
-    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+    for pid in child_processes(worker):
         try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if int(stat.read().rsplit(")", 1)[1].split()[1]) != worker:
-                    continue
             rss, cpu = peak_rss_mb(pid), cpu_seconds(pid)
         except (OSError, ValueError):
             continue

@@ -195,3 +195,48 @@ def sqlite_live_server(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_live_server(sqlite_url, tmp_path)
     yield server
     stop_live_server(server)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def proc_stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name: ``[0]``
+    the state, ``[1]`` the parent's pid, ``[11]`` and ``[12]`` user and
+    system CPU in clock ticks. OSError when the process is gone."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def alive(pid: int) -> bool:
+    """Running, sleeping or stopped: neither gone nor a zombie."""
+    try:
+        return proc_stat(pid)[0] != "Z"
+    except OSError:
+        return False
+
+
+def child_processes(parent: int) -> list[int]:
+    """Live children of ``parent``."""
+    found = []
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        try:
+            if int(proc_stat(pid)[1]) == parent and alive(pid):
+                found.append(pid)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def helper_processes(parent: int) -> list[int]:
+    """Live multiprocessing ``spawn`` children of ``parent`` (a worker's
+    parse-ahead helper)."""
+    found = []
+    for pid in child_processes(parent):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                if b"spawn_main" in cmd.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found

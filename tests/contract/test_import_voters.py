@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import helper_processes
 
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine, reading
@@ -454,17 +455,3 @@ def test_a_helper_ahead_of_another_checkpoint_is_not_used(db_engine: sa.Engine) 
     assert (second.checkpoint, second.errors, second.write.voters) == (  # type: ignore[union-attr]
         expected[1][0], expected[1][4], expected[1][5])
     ctx.close()
-
-
-def helper_processes(parent: int) -> list[int]:
-    """Live helper processes (multiprocessing spawn children) of ``parent``."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/cmdline", "rb") as cmd:
-                fields = stat.read().rsplit(")", 1)[1].split()
-                if int(fields[1]) == parent and fields[0] != "Z" and b"spawn_main" in cmd.read():
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found

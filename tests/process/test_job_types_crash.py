@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import migrated_manager
-from tests.contract.test_import_voters import helper_processes
+from tests.conftest import alive, helper_processes, migrated_manager
 from tests.process.test_worker_processes import Workers, wait_for
 
 from cocoa.db.tables import households, voters
@@ -39,14 +38,6 @@ def voter_snapshot(engine: sa.Engine) -> list[Any]:
 def import_once(manager: JobManager, data: bytes) -> str:
     return manager.create("import_voters", {"format": "auto", "mode": "full"}, created_by="t",
                           upload=UploadSource(io.BytesIO(data), "voters.txt", None)).id
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture

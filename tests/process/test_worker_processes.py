@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import REPO, cocoa_env, migrated_manager
+from tests.conftest import REPO, cocoa_env, migrated_manager, proc_stat
 
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine
@@ -97,7 +97,7 @@ def freeze_between_transactions(proc: subprocess.Popen[bytes], manager: JobManag
 
 
 def _process_state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return proc_stat(pid)[0]
 
 
 def _job_row_writable(manager: JobManager, job_id: str) -> bool:
@@ -264,11 +264,7 @@ def test_signals_are_real(tmp_path: Path) -> None:
     try:
         os.kill(proc.pid, signal.SIGSTOP)
 
-        def state() -> str:
-            with open(f"/proc/{proc.pid}/stat") as stat:
-                return stat.read().split()[2]
-
-        wait_for(lambda: state() == "T", timeout=10, what="stopped state")
+        wait_for(lambda: _process_state(proc.pid) == "T", timeout=10, what="stopped state")
     finally:
         proc.kill()
         proc.wait()

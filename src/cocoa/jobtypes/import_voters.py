@@ -27,7 +27,6 @@ an import's CPU, and this way they overlap on two cores.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import multiprocessing
 import os
@@ -45,6 +44,7 @@ from typing import IO, Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
+from cocoa import jsontext
 from cocoa.db.tables import households, voters
 from cocoa.domain.voter_files import (
     CANONICAL_FIELDS,
@@ -496,7 +496,7 @@ _RESERVE_HOUSEHOLD_IDS = ("SELECT nextval(pg_get_serial_sequence('households', '
 
 
 def _json_list(items: Iterable[Any]) -> str:
-    return json.dumps(list(items), ensure_ascii=False, separators=(",", ":"))
+    return jsontext.dumps(list(items)).decode()
 
 
 @dataclass(slots=True)
