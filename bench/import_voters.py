@@ -177,6 +177,8 @@ def main() -> None:
                         help="COCOA_VOTER_BATCH_SIZE for the worker (default: its default)")
     parser.add_argument("--parse-ahead-min-rows", type=int, default=None,
                         help="COCOA_PARSE_AHEAD_MIN_ROWS for the worker (default: its default)")
+    parser.add_argument("--parse-helpers", type=int, default=None,
+                        help="COCOA_PARSE_HELPERS for the worker (default: its default)")
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],
                         choices=["sqlite", "postgresql"])
     args = parser.parse_args()
@@ -184,6 +186,8 @@ def main() -> None:
         WORKER_ENV["COCOA_VOTER_BATCH_SIZE"] = str(args.batch_size)
     if args.parse_ahead_min_rows is not None:
         WORKER_ENV["COCOA_PARSE_AHEAD_MIN_ROWS"] = str(args.parse_ahead_min_rows)
+    if args.parse_helpers is not None:
+        WORKER_ENV["COCOA_PARSE_HELPERS"] = str(args.parse_helpers)
     data = generate("nc_statewide", args.rows, seed=1).data
     print(f"file: {args.rows:,} rows, {len(data) / 1e6:.1f} MB", flush=True)
     results = []

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     parse_ahead_min_rows: int = Field(
         10_000, ge=0, description="Voter files with at least this many rows left are parsed by a "
         "helper process while the worker writes (a second core); above max_items_per_job: never.")
+    parse_helpers: int = Field(
+        1, ge=1, le=16, description="Helper processes that parse a large voter file ahead of "
+        "the writes; more than one only helps with more than two cores.")
     max_items_per_job: int = Field(100_000, ge=1, description="Jobs above this are rejected.")
     job_timeout_seconds: float = Field(24 * 3600, gt=0, description="Processing time limit.")
     lease_seconds: float = Field(30.0, gt=0, description="A claimed job's lease length.")

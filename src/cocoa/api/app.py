@@ -24,6 +24,7 @@ from cocoa.config import Settings, get_settings
 from cocoa.db.engine import make_engine
 from cocoa.db.migrate import check_current
 from cocoa.jobs.manager import JobManager
+from cocoa.jobs.types import load_builtin_types
 from cocoa.jobs.worker import Worker
 
 log = logging.getLogger("cocoa.api")
@@ -44,6 +45,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_current(engine, settings.resolved_database_url)
+        # Now rather than in the first request: the parcel type brings pyproj
+        # and shapely, a few hundred milliseconds the first upload would wait.
+        load_builtin_types()
         worker_thread: threading.Thread | None = None
         worker: Worker | None = None
         if run_worker:

@@ -616,6 +616,7 @@ def _ascii_compatible(encoding: str) -> bool:
 
 
 HOME_CACHE_SIZE = 200_000  # distinct address spellings a reader remembers (~60 MB)
+DATE_CACHE_SIZE = 50_000  # distinct date spellings per order (a file has a few thousand)
 _MISSING: Any = object()
 _RAGGED: Any = object()  # "wrong number of fields", from RowReader._field_bytes
 
@@ -668,6 +669,8 @@ class RowReader:
         # Then a pure-ASCII line decodes the same whichever encoding would win.
         self._ascii_first = _ascii_compatible(layout.encodings[0])
         self._homes: dict[str, Residence | None] = {}
+        # Per date order: text -> its date (None if not one); dates repeat a lot.
+        self._parsed_dates: dict[str, dict[str, date | None]] = {"MDY": {}, "YMD": {}}
 
     def residence(self, street: str | None, unit: str | None, city: str | None,
                   state: str | None, zip_code: str | None) -> Residence | None:
@@ -847,7 +850,13 @@ class RowReader:
         for slot, order, name in self._dates:
             text = values[slot]
             if isinstance(text, str):
-                parsed = values[slot] = parse_date(text, order)
+                known = self._parsed_dates[order]
+                parsed = known.get(text, _MISSING)
+                if parsed is _MISSING:
+                    if len(known) >= DATE_CACHE_SIZE:
+                        known.clear()
+                    parsed = known[text] = parse_date(text, order)
+                values[slot] = parsed
                 if parsed is None:
                     warnings = [*warnings, _bad_value(
                         row, "bad_date", name, text,

@@ -15,9 +15,10 @@ Every voter carries a ``record_hash`` over its full source row, the header,
 its household key and :data:`PARSER_VERSION`; a row whose hash matches the
 stored one is ``unchanged`` and not written at all (``updated_at`` stays).
 
-Households are created per normalised residence key; when voters move, the
-``voter_count`` of every household they left or joined is recomputed from the
-voters table inside the batch transaction, so it is right by construction.
+Households are created per normalised residence key, with the number of
+the batch's voters that live there; after that, a household's
+``voter_count`` moves by the voters that join or leave it, in the same
+transaction as the voter writes (so a resumed batch never counts twice).
 
 A large file is parsed by a helper process a batch or two ahead of the
 writes (:class:`_ParseAhead`): parsing and writing each take about half of
@@ -36,15 +37,17 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import IO, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from cocoa import jsontext
+from cocoa.db.copytext import copy_line, json_copy_text
 from cocoa.db.tables import households, voters
 from cocoa.domain.voter_files import (
     CANONICAL_FIELDS,
@@ -52,7 +55,6 @@ from cocoa.domain.voter_files import (
     Header,
     Layout,
     Line,
-    Residence,
     RowIssue,
     RowReader,
     count_data_lines,
@@ -76,6 +78,9 @@ from cocoa.jobs.types import (
     tune_garbage_collector,
 )
 
+if TYPE_CHECKING:
+    from psycopg import Copy
+
 log = logging.getLogger(__name__)
 
 MODES = ("full", "incremental")
@@ -92,6 +97,7 @@ _VOTER_LIMITS = tuple(sorted(((i, _LENGTHS[name]) for i, name in enumerate(VOTER
 _pick_sized = itemgetter(*(i for i, _ in _VOTER_LIMITS))  # all str or None
 _DATE_SLOTS = tuple(i for i, c in enumerate(VOTER_COLUMNS)
                     if isinstance(voters.c[c].type, sa.Date))
+COUNTY, PRECINCT = VOTER_COLUMNS.index("county"), VOTER_COLUMNS.index("precinct")
 _AHEAD = "import_voters.ahead"  # ctx.cache key of the run's _ParseAhead
 
 
@@ -123,11 +129,12 @@ def _run_state(ctx: RunContext) -> _RunState:
         if header_line is None:
             raise JobFailed("The uploaded file is empty.")
         detection = resolve_layout(header_line, str(ctx.params["format"]))
-        parser = _Parser(detection.layout, detection.header)
+        parser = _Parser(detection.layout, detection.header, ctx.job_id,
+                         copy_text=ctx.engine.dialect.name == "postgresql")
         state = _RunState(detection.layout, parser, header_line.end, header_line.number + 1)
         rows = ctx.params.get("rows")
         if isinstance(rows, int) and rows >= ctx.settings.parse_ahead_min_rows:
-            ahead = ctx.cache[_AHEAD] = _ParseAhead(parser)
+            ahead = ctx.cache[_AHEAD] = _ParseAhead(parser, ctx.settings.parse_helpers)
             ctx.closers.append(ahead.close)
         state.superseded = _superseded_rows(stream, state)
     except JobValidationError as exc:  # the stored file no longer matches: job-level
@@ -163,11 +170,16 @@ def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
 
 # --------------------------------------------------------------------------- reading
 
-# One voter to write, as the parser leaves it: (canonical values in
-# VOTER_COLUMNS order, truncated to the column sizes, dates as ISO text;
-# external id; the source record as JSON text; record hash; residence). The
-# household id and timestamps are added by the write, for the rows written.
-_Voter = tuple[list[Any], str, str, str, Residence | None]
+# One voter to write, as the parser leaves it: (external id, record hash,
+# household key or None, the row). The row holds the WRITE_COLUMNS up to
+# ``import_job_id`` (canonical values truncated to the column sizes, dates as
+# ISO text, the source record as JSON text): a tuple for SQLite; for
+# PostgreSQL already one line of COPY text, up to the tab before
+# ``household_id``. The write adds the household id and timestamps.
+_Voter = tuple[str, str, str | None, tuple[Any, ...] | bytes]
+# A household as the batch's last row living there describes it: the
+# HOUSEHOLD_COLUMNS from ``street_line`` to ``precinct``.
+_Home = tuple[str | None, ...]
 
 
 @dataclass(slots=True)
@@ -213,6 +225,7 @@ class _Read:
     """One batch worth of rows, parsed, before any database work."""
 
     voters: list[_Voter] = field(default_factory=list)
+    homes: dict[str, _Home] = field(default_factory=dict)  # by household key
     errors: list[ItemError] = field(default_factory=list)
     processed: int = 0
     failed: int = 0
@@ -226,13 +239,18 @@ class _Read:
 class _Parser:
     """Turns a batch of lines into voters to write and item errors.
 
-    Everything a row needs that does not depend on the database happens
-    here (record JSON and hash included), so that it can run in a helper
-    process: built from the layout and header alone, both picklable.
+    Everything a row needs that does not depend on the database's state
+    happens here (record JSON, hash, the row as the write sends it), so that
+    it can run in a helper process: built from plain, picklable values.
+    What crosses between processes is kept to a few objects per row (about
+    two thirds of the pickling cost was the objects, not the bytes), and for
+    PostgreSQL (``copy_text``) the row is finished COPY text, so the worker
+    does not format it either.
     """
 
-    def __init__(self, layout: Layout, header: Header) -> None:
-        self.layout, self.header = layout, header
+    def __init__(self, layout: Layout, header: Header, job_id: str, *,
+                 copy_text: bool) -> None:
+        self.layout, self.header, self.job_id, self.copy_text = layout, header, job_id, copy_text
         self.reader = RowReader(layout, header)
         digest = hashlib.sha256("\x1f".join(header.names).encode()).hexdigest()
         # The part of every record hash's material that is the same for the
@@ -241,7 +259,7 @@ class _Parser:
         self.dates = _DateText()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _Parser, (self.layout, self.header)
+        return _rebuild_parser, (self.layout, self.header, self.job_id, self.copy_text)
 
     def parse(self, lines: _Lines) -> _Read:
         """One flat loop on purpose: per row it is the parse, the record, the
@@ -249,7 +267,8 @@ class _Parser:
         out = _Read(offset=lines.offset, row=lines.row, done=lines.done)
         parse, record_json, dates = self.reader.parse_row, self.reader.record_json, self.dates
         prefix, superseded = self.hash_prefix, lines.superseded
-        voters_, errors = out.voters, out.errors
+        source, job_id, copy_text = self.layout.name, self.job_id, self.copy_text
+        voters_, homes, errors = out.voters, out.homes, out.errors
         failed = warned = skipped = 0
         sha256 = hashlib.sha256
         for number, raw in zip(lines.numbers, lines.raws, strict=True):
@@ -268,9 +287,18 @@ class _Parser:
             _truncate(values)
             for i in _DATE_SLOTS:
                 values[i] = dates[values[i]]
-            material = prefix + (home.key if home else "") + "\x1f" + "\x1f".join(source_values)
+            key = home.key if home else None
+            material = prefix + (key or "") + "\x1f" + "\x1f".join(source_values)
             digest = sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
-            voters_.append((values, external_id, record_json(source_values), digest, home))
+            if key is not None:
+                homes[key] = (*home[1:], values[COUNTY], values[PRECINCT])  # type: ignore[index]
+            record = record_json(source_values)
+            values += (source, external_id)
+            if copy_text:  # the long record on its own: only its backslashes can need escaping
+                line = f"{copy_line(values)}\t{json_copy_text(record)}\t{digest}\t{job_id}\t"
+                voters_.append((external_id, digest, key, line.encode()))
+            else:
+                voters_.append((external_id, digest, key, (*values, record, digest, job_id)))
         out.processed = len(lines.numbers)
         out.failed, out.warnings, out.superseded = failed, warned, skipped
         return out
@@ -290,16 +318,18 @@ class _ParseAhead:
     checkpoint, a helper that died), which the caller parses itself.
     """
 
-    DEPTH = 2  # batches parsed ahead: enough to keep the helper busy, little memory
-
-    def __init__(self, parser: _Parser) -> None:
-        """Starts the helper process now: it takes about a second to start,
-        which the worker spends finding repeated ids and parsing the first
-        batch."""
+    def __init__(self, parser: _Parser, helpers: int) -> None:
+        """Starts the helper processes now: they take about a second to
+        start, which the worker spends finding repeated ids and parsing the
+        first batch."""
         self._pool = ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
+            helpers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
             initargs=(parser, os.getpid()))
-        self._pool.submit(int)  # spawns the process without waiting for it
+        for _ in range(helpers):
+            self._pool.submit(int)  # spawns a process without waiting for it
+        # Batches parsed ahead: one more than the helpers keeps them all busy
+        # (results are taken in file order), with little memory.
+        self._depth = helpers + 1
         self._stream: IO[bytes] | None = None
         self._batches: Iterator[_Lines] = iter(())
         self._queue: deque[tuple[tuple[int, int], Future[_Read]]] = deque()
@@ -318,7 +348,7 @@ class _ParseAhead:
         self._fill()
 
     def _fill(self) -> None:
-        while len(self._queue) < self.DEPTH and self._stream is not None:
+        while len(self._queue) < self._depth and self._stream is not None:
             lines = next(self._batches)
             self._queue.append((self._next, self._pool.submit(_parse_in_helper, lines)))
             self._next = (lines.offset, lines.row)
@@ -351,6 +381,10 @@ class _ParseAhead:
         self._close_stream()
         self._queue.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _rebuild_parser(layout: Layout, header: Header, job_id: str, copy_text: bool) -> _Parser:
+    return _Parser(layout, header, job_id, copy_text=copy_text)
 
 
 _HELPER_PARSER: _Parser | None = None  # in the helper process: the file's parser
@@ -423,16 +457,16 @@ HOUSEHOLD_COLUMNS = ("address_key", "street_line", "unit", "city", "state", "zip
                      "county", "precinct", "voter_count", "created_at", "updated_at")
 _HH_LIMITS = tuple((i, _HH_LENGTHS[c]) for i, c in enumerate(HOUSEHOLD_COLUMNS)
                    if c in _HH_LENGTHS)
-COUNTY, PRECINCT = VOTER_COLUMNS.index("county"), VOTER_COLUMNS.index("precinct")
 
 
 @dataclass(frozen=True, slots=True)
 class _Sql:
     """The statements of one backend, written once (no per-batch compiling).
 
-    Id and key lists travel as one JSON array parameter: SQLite reads it with
-    ``json_each``, PostgreSQL with ``json_array_elements_text`` (adapting a
-    Python list to a PostgreSQL array costs ~1.5 µs per element client-side).
+    Id and key lists travel as one JSON parameter: SQLite reads it with
+    ``json_each``, PostgreSQL with ``json_array_elements_text`` /
+    ``json_each_text`` (adapting a Python list to a PostgreSQL array costs
+    ~1.5 µs per element client-side).
     """
 
     existing: str
@@ -440,7 +474,7 @@ class _Sql:
     insert_households: str
     insert_voters: str
     upsert_voters: str
-    recount: str
+    shift_counts: str
 
 
 def _marks(n: int, mark: str) -> str:
@@ -472,10 +506,10 @@ def _sql(postgres: bool) -> _Sql:
                            "WHERE address_key = k.key LIMIT 1) AS h"),
             insert_households=insert_households, insert_voters=insert_voters,
             upsert_voters=upsert_voters,
-            recount=("UPDATE households SET voter_count = c.n, updated_at = %(now)s "
-                     "FROM json_array_elements_text(%(ids)s::json) AS k(id), LATERAL "
-                     "(SELECT count(*) AS n FROM voters WHERE household_id = k.id::int) AS c "
-                     "WHERE households.id = k.id::int"),
+            shift_counts=("UPDATE households SET voter_count = voter_count + d.delta::int, "
+                          "updated_at = %(now)s "
+                          "FROM json_each_text(%(deltas)s::json) AS d(id, delta) "
+                          "WHERE households.id = d.id::int"),
         )
     return _Sql(
         existing=("SELECT external_id, record_hash, household_id FROM voters "
@@ -484,9 +518,9 @@ def _sql(postgres: bool) -> _Sql:
                        "WHERE address_key IN (SELECT value FROM json_each(:keys))"),
         insert_households=insert_households, insert_voters=insert_voters,
         upsert_voters=upsert_voters,
-        recount=("UPDATE households SET voter_count = (SELECT count(*) FROM voters "
-                 "WHERE voters.household_id = households.id), updated_at = :now "
-                 "WHERE id IN (SELECT value FROM json_each(:ids))"),
+        shift_counts=("UPDATE households SET voter_count = voter_count + d.value, "
+                      "updated_at = :now FROM json_each(:deltas) AS d "
+                      "WHERE households.id = CAST(d.key AS INTEGER)"),
     )
 
 
@@ -506,103 +540,102 @@ class _Writer:
     Four to six statements per batch whatever its size: which voters exist
     (and their hash and household), which households exist, the missing
     households (inserted with their voter count: only this batch's voters can
-    point at a household this transaction created), the voters, and a recount
-    of the households that already existed and gained or lost voters.
+    point at a household this transaction created), the voters, and the
+    counts of the households that already existed and gained or lost voters.
 
     Calling it twice is harmless: it only reads what the reader left.
     """
 
     source: str
     mode: str
-    job_id: str
     voters: list[_Voter]
+    homes: dict[str, _Home]
 
     def __call__(self, conn: sa.Connection) -> dict[str, int]:
         postgres = conn.dialect.name == "postgresql"
         sql = _POSTGRES if postgres else _SQLITE
         counts = {"voters_created": 0, "voters_updated": 0, "voters_unchanged": 0,
                   "voters_skipped": 0, "households_created": 0}
-        new, changed, touched = self._classify(conn, sql, counts)
+        new, changed, left = self._classify(conn, sql, counts)
         if not new and not changed:
             return counts
         now = utcnow()
         stamp = now if postgres else _bind(conn, households.c.created_at, now)
-        pending = new + changed if changed else new
-        ids, created = self._households(conn, sql, pending, touched, stamp, postgres)
-        counts["households_created"] = created
+        ids, created = self._households(conn, sql, new + changed, stamp, postgres)
+        counts["households_created"] = len(created)
         if postgres:
-            _copy(conn, "voters", WRITE_COLUMNS, self._rows(new, ids, stamp))
+            tail = f"\t{now.isoformat()}\t{now.isoformat()}\n".encode()
+            _copy_lines(conn, "voters", WRITE_COLUMNS, self._lines(new, ids, tail))
             if changed:
-                _copy_upsert(conn, "voters", WRITE_COLUMNS, list(self._rows(changed, ids, stamp)),
+                _copy_upsert(conn, "voters", WRITE_COLUMNS, self._lines(changed, ids, tail),
                              "ON CONFLICT (source, external_id) DO UPDATE SET "
                              + ", ".join(f"{c} = excluded.{c}" for c in _VOTER_UPDATE))
         else:  # under SQLite's write lock the classification is exact: new rows are new
             if new:
-                conn.exec_driver_sql(sql.insert_voters, list(self._rows(new, ids, stamp)))
+                conn.exec_driver_sql(sql.insert_voters, self._rows(new, ids, stamp))
             if changed:
-                conn.exec_driver_sql(sql.upsert_voters,
-                                     list(self._rows(changed, ids, stamp)))
-        if touched:
-            conn.exec_driver_sql(sql.recount, {"now": stamp, "ids": _json_list(sorted(touched))})
+                conn.exec_driver_sql(sql.upsert_voters, self._rows(changed, ids, stamp))
+        deltas = _count_deltas(new, changed, left, ids, created)
+        if deltas:
+            conn.exec_driver_sql(sql.shift_counts, {"now": stamp,
+                                                    "deltas": jsontext.dumps(deltas).decode()})
         return counts
 
     def _classify(self, conn: sa.Connection, sql: _Sql, counts: dict[str, int],
-                  ) -> tuple[list[_Voter], list[_Voter], set[int]]:
+                  ) -> tuple[list[_Voter], list[_Voter], list[int | None]]:
         """New / changed / unchanged / skipped, against what is stored now;
-        also the households changed voters are leaving (to recount)."""
+        also the household each changed voter lived in until now."""
         existing: dict[str, tuple[str, int | None]] = {}
-        for chunk in _chunks([v[1] for v in self.voters]):
+        for chunk in _chunks([v[0] for v in self.voters]):
             result = conn.exec_driver_sql(sql.existing,
                                           {"source": self.source, "ids": _json_list(chunk)})
             existing.update((row[0], (row[1], row[2])) for row in result)
         new: list[_Voter] = []
         changed: list[_Voter] = []
-        touched: set[int] = set()
+        left: list[int | None] = []
         incremental = self.mode == "incremental"
         for voter in self.voters:
-            current = existing.get(voter[1])
+            current = existing.get(voter[0])
             if current is None:
                 if incremental:
                     counts["voters_skipped"] += 1
                 else:
                     new.append(voter)
-            elif current[0] == voter[3]:
+            elif current[0] == voter[1]:
                 counts["voters_unchanged"] += 1
             else:
                 changed.append(voter)
-                if current[1] is not None:
-                    touched.add(current[1])
+                left.append(current[1])
         counts["voters_created"], counts["voters_updated"] = len(new), len(changed)
-        return new, changed, touched
+        return new, changed, left
 
-    def _households(self, conn: sa.Connection, sql: _Sql, pending: list[_Voter],
-                    touched: set[int], stamp: Any, postgres: bool,
-                    ) -> tuple[dict[str, int], int]:
-        """Household id per address key of ``pending``; creates the missing
-        ones and adds the existing ones that gain voters to ``touched``."""
-        wanted: dict[str, tuple[Residence, list[Any]]] = {}
+    def _households(self, conn: sa.Connection, sql: _Sql, pending: list[_Voter], stamp: Any,
+                    postgres: bool) -> tuple[dict[str, int], set[int]]:
+        """Household id per household key of ``pending``, and the ids of the
+        households created for them (with the number of ``pending`` voters
+        living there as their count)."""
         joining: dict[str, int] = {}
-        for values, _, _, _, home in pending:
-            if home is not None:
-                wanted[home.key] = (home, values)  # the last row's values win
-                joining[home.key] = joining.get(home.key, 0) + 1
-        if not wanted:
-            return {}, 0
-        ids = self._household_ids(conn, sql, list(wanted))
-        touched.update(ids.values())
-        missing = [key for key in wanted if key not in ids]
-        if missing:
-            rows = [_household_row(*wanted[key], joining[key], stamp) for key in missing]
-            if postgres:  # ids from the column's own sequence, in insert order: no re-read
-                result = conn.exec_driver_sql(_RESERVE_HOUSEHOLD_IDS, (len(missing),))
-                new_ids = sorted(row[0] for row in result)
-                _copy(conn, "households", ("id", *HOUSEHOLD_COLUMNS),
-                      ((i, *row) for i, row in zip(new_ids, rows, strict=True)))
-                ids.update(zip(missing, new_ids, strict=True))
-            else:
-                conn.exec_driver_sql(sql.insert_households, rows)
-                ids.update(self._household_ids(conn, sql, missing))
-        return ids, len(missing)
+        for voter in pending:
+            if voter[2] is not None:
+                joining[voter[2]] = joining.get(voter[2], 0) + 1
+        if not joining:
+            return {}, set()
+        ids = self._household_ids(conn, sql, list(joining))
+        missing = [key for key in joining if key not in ids]
+        if not missing:
+            return ids, set()
+        rows = [_household_row(key, self.homes[key], joining[key], stamp) for key in missing]
+        if postgres:  # ids from the column's own sequence, in insert order: no re-read
+            result = conn.exec_driver_sql(_RESERVE_HOUSEHOLD_IDS, (len(missing),))
+            new_ids = sorted(row[0] for row in result)
+            _copy_rows(conn, "households", ("id", *HOUSEHOLD_COLUMNS),
+                       ((i, *row) for i, row in zip(new_ids, rows, strict=True)))
+            created = dict(zip(missing, new_ids, strict=True))
+        else:
+            conn.exec_driver_sql(sql.insert_households, rows)
+            created = self._household_ids(conn, sql, missing)
+        ids.update(created)
+        return ids, set(created.values())
 
     @staticmethod
     def _household_ids(conn: sa.Connection, sql: _Sql, keys: list[str]) -> dict[str, int]:
@@ -612,13 +645,39 @@ class _Writer:
                          conn.exec_driver_sql(sql.household_ids, {"keys": _json_list(chunk)}))
         return found
 
-    def _rows(self, voters_: list[_Voter], ids: dict[str, int],
-              stamp: Any) -> Iterator[tuple[Any, ...]]:
-        """Write rows in WRITE_COLUMNS order, built as they are sent."""
-        source, job_id = self.source, self.job_id
-        for values, external_id, record, digest, home in voters_:
-            yield (*values, source, external_id, record, digest, job_id,
-                   ids[home.key] if home else None, stamp, stamp)
+    @staticmethod
+    def _rows(voters_: list[_Voter], ids: dict[str, int], stamp: Any) -> list[tuple[Any, ...]]:
+        """SQLite write rows: the parsed row, its household id, timestamps."""
+        return [(*row, ids[key] if key else None, stamp, stamp)
+                for _, _, key, row in voters_]
+
+    @staticmethod
+    def _lines(voters_: list[_Voter], ids: dict[str, int], tail: bytes) -> Iterator[bytes]:
+        """PostgreSQL COPY lines: the parsed line, its household id, ``tail``."""
+        texts = {key: b"%d" % id_ for key, id_ in ids.items()}
+        for _, _, key, row in voters_:
+            yield row + (texts[key] if key else b"\\N") + tail  # type: ignore[operator]
+
+
+def _count_deltas(new: list[_Voter], changed: list[_Voter], left: list[int | None],
+                  ids: dict[str, int], created: set[int]) -> dict[int, int]:
+    """How the voter count of each household that existed before the batch
+    moves: +1 per voter joining it, -1 per voter leaving it (the households
+    just created already have their count)."""
+    deltas: dict[int, int] = {}
+    for voter in new:
+        joined = ids[voter[2]] if voter[2] is not None else None
+        if joined is not None and joined not in created:
+            deltas[joined] = deltas.get(joined, 0) + 1
+    for voter, old in zip(changed, left, strict=True):
+        joined = ids[voter[2]] if voter[2] is not None else None
+        if joined == old:
+            continue
+        if old is not None:
+            deltas[old] = deltas.get(old, 0) - 1
+        if joined is not None and joined not in created:
+            deltas[joined] = deltas.get(joined, 0) + 1
+    return {household: delta for household, delta in sorted(deltas.items()) if delta}
 
 
 def _bind(conn: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
@@ -633,10 +692,8 @@ def _chunks(items: list[Any]) -> Iterable[list[Any]]:
         yield items[i:i + IN_CHUNK]
 
 
-def _household_row(home: Residence, voter: list[Any], count: int,
-                   stamp: Any) -> tuple[Any, ...]:
-    values = [home.key, home.street_line, home.unit, home.city, home.state, home.zip_code,
-              voter[COUNTY], voter[PRECINCT], count, stamp, stamp]  # HOUSEHOLD_COLUMNS order
+def _household_row(key: str, home: _Home, count: int, stamp: Any) -> tuple[Any, ...]:
+    values = [key, *home, count, stamp, stamp]  # HOUSEHOLD_COLUMNS order
     for i, limit in _HH_LIMITS:
         value = values[i]
         if isinstance(value, str) and len(value) > limit:
@@ -644,27 +701,45 @@ def _household_row(home: Residence, voter: list[Any], count: int,
     return tuple(values)
 
 
-def _copy(conn: sa.Connection, table: str, columns: tuple[str, ...],
-          rows: Iterable[tuple[Any, ...]]) -> None:
-    """PostgreSQL ``COPY`` of ``rows`` into ``table``: rows are built while
-    the server already parses the ones sent (the JSONB record is its most
-    expensive column), so the two overlap."""
+def _copy_rows(conn: sa.Connection, table: str, columns: tuple[str, ...],
+               rows: Iterable[tuple[Any, ...]]) -> None:
+    """PostgreSQL ``COPY`` of ``rows`` (psycopg formats each value)."""
+    with _copy(conn, table, columns) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _copy_lines(conn: sa.Connection, table: str, columns: tuple[str, ...],
+                lines: Iterable[bytes]) -> None:
+    """PostgreSQL ``COPY`` of finished COPY text lines, sent a few hundred
+    at a time so that the server parses while the rest are joined."""
+    with _copy(conn, table, columns) as copy:
+        chunk: list[bytes] = []
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) == 500:
+                copy.write(b"".join(chunk))
+                chunk.clear()
+        if chunk:
+            copy.write(b"".join(chunk))
+
+
+@contextmanager
+def _copy(conn: sa.Connection, table: str, columns: tuple[str, ...]) -> Iterator[Copy]:
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor, cursor.copy(
             f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        write = copy.write_row
-        for row in rows:
-            write(row)
+        yield copy
 
 
 def _copy_upsert(conn: sa.Connection, table: str, columns: tuple[str, ...],
-                 rows: list[tuple[Any, ...]], on_conflict: str) -> None:
+                 lines: Iterable[bytes], on_conflict: str) -> None:
     """``COPY`` into a temporary table, then one INSERT ... SELECT ... ON CONFLICT."""
     stage, cols = f"_stage_{table}", ", ".join(columns)
     conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
                          f"SELECT {cols} FROM {table} WITH NO DATA")
-    _copy(conn, stage, columns, rows)
+    _copy_lines(conn, stage, columns, lines)
     conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} {on_conflict}")
     conn.exec_driver_sql(f"DROP TABLE {stage}")
 
@@ -711,8 +786,8 @@ class ImportVoters:
         offset = int(checkpoint["offset"]) if checkpoint else state.data_offset
         row = int(checkpoint["row"]) if checkpoint else state.first_row
         read = _parsed_batch(ctx, state, offset, row)
-        writer = _Writer(state.layout.name, str(ctx.params.get("mode", "full")), ctx.job_id,
-                         read.voters)
+        writer = _Writer(state.layout.name, str(ctx.params.get("mode", "full")), read.voters,
+                         read.homes)
         return Batch(
             checkpoint={"offset": read.offset, "row": read.row},
             processed=read.processed, succeeded=read.processed - read.failed,
