@@ -265,6 +265,29 @@ def test_household_counts_follow_moves(db_engine: sa.Engine) -> None:
     assert all(counts[h] == per_household.get(h, 0) for h in left)
 
 
+def test_household_counts_follow_moves_between_existing_households(db_engine: sa.Engine) -> None:
+    """Voters moving into households that already exist, and a household left
+    empty: every count still equals its voters (counts move by deltas)."""
+    gen = generate("nc_statewide", 80, seed=5, mess_rate=0.0)
+    import_file(db_engine, gen.data)
+    lines = gen.data.split(b"\n")
+    rows = [line.split(b"\t") for line in lines[1:] if line]
+    target = rows[-1]  # the last voter's home exists; the first three move in
+    moved = []
+    for cols in rows[:3]:
+        cols[12], cols[13], cols[15] = target[12], target[13], target[15]
+        moved.append(b"\t".join(cols))
+    run = import_file(db_engine, b"\n".join([lines[0], *moved, b""]))
+    assert run.result["voters_updated"] == 3 and run.result["households_created"] == 0
+
+    per_household = Counter(r["household_id"] for r in voter_rows(db_engine))
+    counts = {h["id"]: h["voter_count"] for h in household_rows(db_engine)}
+    assert all(counts[h] == per_household.get(h, 0) for h in counts)
+    home = {r["household_id"] for r in voter_rows(db_engine)
+            if r["external_id"] == target[3].strip(b'"').decode()}.pop()
+    assert counts[home] >= 4
+
+
 # ------------------------------------------------------------------ resume
 
 
