@@ -27,7 +27,8 @@ def test_empty_database_is_reported_not_current(sqlite_url: str) -> None:
 
 def test_uploads_are_compressed_with_lz4_on_postgres(pg_url: str) -> None:
     """Migration 0004 (this server is built with lz4): chunks stored after it
-    use lz4, and read back byte for byte."""
+    use lz4, and read back byte for byte; households leave room for HOT
+    updates."""
     from cocoa.db.migrate import upgrade
 
     upgrade(pg_url)
@@ -35,6 +36,8 @@ def test_uploads_are_compressed_with_lz4_on_postgres(pg_url: str) -> None:
     data = bytes(range(256)) * 8192  # compressible, 2 MiB
     try:
         with engine.begin() as conn:
+            assert conn.exec_driver_sql("SELECT reloptions FROM pg_class "
+                                        "WHERE relname = 'households'").scalar() == ["fillfactor=85"]
             method = conn.exec_driver_sql(
                 "SELECT attcompression FROM pg_attribute WHERE attrelid = "
                 "'upload_chunks'::regclass AND attname = 'data'").scalar_one()
@@ -48,3 +51,16 @@ def test_uploads_are_compressed_with_lz4_on_postgres(pg_url: str) -> None:
         assert stored[0] == "lz4" and bytes(stored[1]) == data
     finally:
         engine.dispose()
+
+
+def test_parcel_index_holds_linked_households_only(db_engine: sa.Engine) -> None:
+    """Migration 0004: unlinked households (all of them until a parcel import)
+    get no entry in ``ix_households_parcel``."""
+    with db_engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            definition = conn.exec_driver_sql("SELECT indexdef FROM pg_indexes "
+                                              "WHERE indexname = 'ix_households_parcel'").scalar()
+        else:
+            definition = conn.exec_driver_sql("SELECT sql FROM sqlite_master "
+                                              "WHERE name = 'ix_households_parcel'").scalar()
+    assert "WHERE" in str(definition) and "parcel_id IS NOT NULL" in str(definition)

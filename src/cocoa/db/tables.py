@@ -186,10 +186,14 @@ households = sa.Table(
     sa.Column("voter_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    postgresql_with={"fillfactor": 85},  # room for HOT updates (migration 0004)
 )
 sa.Index("ix_households_city", households.c.city)
 sa.Index("ix_households_zip", households.c.zip_code)
-sa.Index("ix_households_parcel", households.c.parcel_id)
+# Only linked households: the rest are never looked up by parcel (migration 0004).
+sa.Index("ix_households_parcel", households.c.parcel_id,
+         postgresql_where=households.c.parcel_id.isnot(None),
+         sqlite_where=households.c.parcel_id.isnot(None))
 
 voters = sa.Table(
     "voters",
