@@ -577,8 +577,9 @@ class _Writer:
                 conn.exec_driver_sql(sql.upsert_voters, self._rows(changed, ids, stamp))
         deltas = _count_deltas(new, changed, left, ids, created)
         if deltas:
+            by_id = {str(household): delta for household, delta in deltas.items()}  # JSON keys
             conn.exec_driver_sql(sql.shift_counts, {"now": stamp,
-                                                    "deltas": jsontext.dumps(deltas).decode()})
+                                                    "deltas": jsontext.dumps(by_id).decode()})
         return counts
 
     def _classify(self, conn: sa.Connection, sql: _Sql, counts: dict[str, int],
