@@ -32,8 +32,8 @@ def copy_line(values: Sequence[Any]) -> str:
     """``values`` as one COPY text line, without the line end.
 
     Values are ``None``, text or anything whose ``str`` the column type reads
-    (numbers, ISO dates). Nearly every row needs no escaping, which one scan
-    of the joined line proves: its only backslashes are the NULL markers (as
+    (numbers, ISO dates). Nearly every row needs no escaping, which a few scans
+    of the joined line prove: its only backslashes are the NULL markers (as
     many as there are ``None`` values; a value that is the text ``\\N`` has
     a backslash of its own and is escaped) and its only tabs the separators.
     Only the other rows pay for a per-value escape.
