@@ -172,6 +172,29 @@ def test_full_source_record_is_kept_verbatim(db_engine: sa.Engine) -> None:
     assert 'O"NEIL' in lasts and "MUÑOZ" in lasts
 
 
+def test_characters_special_to_copy_are_stored_as_written(db_engine: sa.Engine) -> None:
+    """Backslashes, a literal ``\\N``, a tab and a carriage return inside
+    quoted fields: PostgreSQL receives the rows as COPY text, where each of
+    these means something; they must arrive as data, on both backends."""
+    data = (b"FirstName,LastName,Email,Phone,Address,City,State,Zip\n"
+            b'ANN\\E,\\N,a@example.org,,"1 MAIN ST",RALEIGH,NC,27601\n'
+            b'"BO\tB","O\rNEIL",b@example.org,,"2 MAIN ST",RALEIGH,NC,27601\n'
+            b'C\\,"\\t",c@example.org,,"3 MAIN ST\\",RALEIGH,NC,27601\n')
+    run = import_file(db_engine, data, fmt="simple_csv")
+    assert run.result["voters_created"] == 3, run.result
+    rows = {r["email"]: r for r in voter_rows(db_engine)}
+    assert (rows["a@example.org"]["first_name"], rows["a@example.org"]["last_name"]) == (
+        "ANN\\E", "\\N")
+    assert rows["a@example.org"]["record"]["LastName"] == "\\N"
+    assert rows["b@example.org"]["record"]["FirstName"] == "BO\tB"
+    assert rows["b@example.org"]["record"]["LastName"] == "O\rNEIL"
+    assert rows["c@example.org"]["first_name"] == "C\\"
+    assert rows["c@example.org"]["record"] == {
+        "FirstName": "C\\", "LastName": "\\t", "Email": "c@example.org", "Phone": "",
+        "Address": "3 MAIN ST\\", "City": "RALEIGH", "State": "NC", "Zip": "27601"}
+    assert import_file(db_engine, data, fmt="simple_csv").result["voters_unchanged"] == 3
+
+
 def test_households_counts_and_columns(db_engine: sa.Engine) -> None:
     gen = generate("nc_statewide", 500, seed=8)
     import_file(db_engine, gen.data, batch_size=120)
