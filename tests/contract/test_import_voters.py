@@ -415,8 +415,8 @@ def batches_of(run: Run, engine: sa.Engine, settings: Settings,
     out, checkpoint, done = [], None, False
     while not done:
         batch = JOB.run_batch(ctx, checkpoint)
-        out.append((batch.checkpoint, batch.processed, batch.failed, batch.counts,
-                    batch.errors, batch.write.voters if batch.write else None))  # type: ignore[attr-defined]
+        out.append((batch.checkpoint, batch.processed, batch.failed, batch.counts, batch.errors,
+                    (batch.write.voters, batch.write.homes) if batch.write else None))  # type: ignore[attr-defined]
         checkpoint, done = batch.checkpoint, batch.done
     ctx.close()
     return out, ctx
@@ -431,14 +431,17 @@ def run_context(run: Run, engine: sa.Engine, settings: Settings, batch_size: int
 IN_WORKER, IN_HELPER = Settings(parse_ahead_min_rows=10**9), Settings(parse_ahead_min_rows=0)
 
 
-def test_parsing_in_a_helper_process_gives_the_same_batches(db_engine: sa.Engine) -> None:
-    """A large file is parsed by a helper process while the worker writes:
-    every batch (checkpoint, counts, item errors, voters to write) is the one
-    the worker would have parsed itself."""
+@pytest.mark.parametrize("helpers", [1, 2])
+def test_parsing_in_a_helper_process_gives_the_same_batches(db_engine: sa.Engine,
+                                                             helpers: int) -> None:
+    """A large file is parsed by helper processes while the worker writes:
+    every batch (checkpoint, counts, item errors, voters and households to
+    write) is the one the worker would have parsed itself, in file order."""
     gen = generate("nc_statewide", 2500, seed=8)
     run = create(db_engine, gen.data)
     here, _ = batches_of(run, db_engine, IN_WORKER)
-    ahead, ctx = batches_of(run, db_engine, IN_HELPER)
+    ahead, ctx = batches_of(run, db_engine, Settings(parse_ahead_min_rows=0,
+                                                     parse_helpers=helpers))
     helper = ctx.cache[iv._AHEAD]
     assert isinstance(helper, iv._ParseAhead) and helper.taken == len(here) - 1
     assert sum(b[2] for b in here) > 0  # the generated mess gives item errors
@@ -461,7 +464,8 @@ def test_a_helper_that_dies_leaves_the_run_to_the_worker(db_engine: sa.Engine) -
     rest, checkpoint, done = [], second.checkpoint, second.done
     while not done:
         batch = JOB.run_batch(ctx, checkpoint)
-        rest.append((batch.checkpoint, batch.processed, batch.errors, batch.write.voters))  # type: ignore[union-attr]
+        rest.append((batch.checkpoint, batch.processed, batch.errors,
+                     (batch.write.voters, batch.write.homes)))  # type: ignore[union-attr]
         checkpoint, done = batch.checkpoint, batch.done
     ctx.close()
     assert helper.failed and ctx.cache[iv._AHEAD] is helper and helper.taken == 1
@@ -479,10 +483,12 @@ def test_a_helper_ahead_of_another_checkpoint_is_not_used(db_engine: sa.Engine) 
     helper = ctx.cache[iv._AHEAD]
     again = JOB.run_batch(ctx, None)  # the first batch again: the helper is past it
     assert helper.taken == 0
-    assert (again.checkpoint, again.errors, again.write.voters) == (  # type: ignore[union-attr]
+    assert (again.checkpoint, again.errors,
+            (again.write.voters, again.write.homes)) == (  # type: ignore[union-attr]
         expected[0][0], expected[0][4], expected[0][5])
     second = JOB.run_batch(ctx, again.checkpoint)
     assert helper.taken == 1 and ctx.cache[iv._AHEAD] is helper
-    assert (second.checkpoint, second.errors, second.write.voters) == (  # type: ignore[union-attr]
+    assert (second.checkpoint, second.errors,
+            (second.write.voters, second.write.homes)) == (  # type: ignore[union-attr]
         expected[1][0], expected[1][4], expected[1][5])
     ctx.close()
