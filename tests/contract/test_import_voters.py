@@ -172,6 +172,20 @@ def test_full_source_record_is_kept_verbatim(db_engine: sa.Engine) -> None:
     assert 'O"NEIL' in lasts and "MUÑOZ" in lasts
 
 
+def test_overlong_values_are_cut_to_their_columns_and_kept_whole_in_the_record(
+        db_engine: sa.Engine) -> None:
+    """A 200-character city and a 300-character name: the voter's and the
+    household's columns hold what fits, the source record all of it."""
+    city, name = "C" * 200, "N" * 300
+    data = ("first_name,last_name,email,address,city,state,zip\n"
+            f"{name},DOE,a@x,1 OAK ST,{city},NC,\n").encode()
+    assert import_file(db_engine, data).result["voters_created"] == 1
+    (voter,), (home,) = voter_rows(db_engine), household_rows(db_engine)
+    assert (voter["first_name"], voter["res_city"]) == (name[:128], city[:128])
+    assert (voter["record"]["first_name"], voter["record"]["city"]) == (name, city)
+    assert home["city"] == city[:128] and home["voter_count"] == 1
+
+
 def test_households_counts_and_columns(db_engine: sa.Engine) -> None:
     gen = generate("nc_statewide", 500, seed=8)
     import_file(db_engine, gen.data, batch_size=120)

@@ -37,11 +37,10 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -77,9 +76,6 @@ from cocoa.jobs.types import (
     register,
     tune_garbage_collector,
 )
-
-if TYPE_CHECKING:
-    from psycopg import Copy
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +174,10 @@ def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
 # ``household_id``. The write adds the household id and timestamps.
 _Voter = tuple[str, str, str | None, tuple[Any, ...] | bytes]
 # A household as the batch's last row living there describes it: the
-# HOUSEHOLD_COLUMNS from ``street_line`` to ``precinct``.
-_Home = tuple[str | None, ...]
+# HOUSEHOLD_COLUMNS from ``street_line`` to ``precinct``; for PostgreSQL
+# those from ``address_key`` on as COPY text, up to the tab before
+# ``voter_count``.
+_Home = tuple[str | None, ...] | bytes
 
 
 @dataclass(slots=True)
@@ -299,6 +297,9 @@ class _Parser:
                 voters_.append((external_id, digest, key, line.encode()))
             else:
                 voters_.append((external_id, digest, key, (*values, record, digest, job_id)))
+        if copy_text:  # each household once (not per row), like the voters
+            out.homes = {key: f"{copy_line(_household_values(key, home))}\t".encode()  # type: ignore[arg-type]
+                         for key, home in homes.items()}
         out.processed = len(lines.numbers)
         out.failed, out.warnings, out.superseded = failed, warned, skipped
         return out
@@ -564,7 +565,7 @@ class _Writer:
         ids, created = self._households(conn, sql, new + changed, stamp, postgres)
         counts["households_created"] = len(created)
         if postgres:
-            tail = f"\t{now.isoformat()}\t{now.isoformat()}\n".encode()
+            tail = _stamps_text(now)
             _copy_lines(conn, "voters", WRITE_COLUMNS, self._lines(new, ids, tail))
             if changed:
                 _copy_upsert(conn, "voters", WRITE_COLUMNS, self._lines(changed, ids, tail),
@@ -625,15 +626,18 @@ class _Writer:
         missing = [key for key in joining if key not in ids]
         if not missing:
             return ids, set()
-        rows = [_household_row(key, self.homes[key], joining[key], stamp) for key in missing]
         if postgres:  # ids from the column's own sequence, in insert order: no re-read
             result = conn.exec_driver_sql(_RESERVE_HOUSEHOLD_IDS, (len(missing),))
             new_ids = sorted(row[0] for row in result)
-            _copy_rows(conn, "households", ("id", *HOUSEHOLD_COLUMNS),
-                       ((i, *row) for i, row in zip(new_ids, rows, strict=True)))
+            tail = _stamps_text(stamp)
+            _copy_lines(conn, "households", ("id", *HOUSEHOLD_COLUMNS),
+                        (b"%d\t%s%d%s" % (i, self.homes[key], joining[key], tail)
+                         for i, key in zip(new_ids, missing, strict=True)))
             created = dict(zip(missing, new_ids, strict=True))
         else:
-            conn.exec_driver_sql(sql.insert_households, rows)
+            conn.exec_driver_sql(sql.insert_households, [
+                (*_household_values(key, self.homes[key]), joining[key], stamp, stamp)  # type: ignore[arg-type]
+                for key in missing])
             created = self._household_ids(conn, sql, missing)
         ids.update(created)
         return ids, set(created.values())
@@ -693,28 +697,29 @@ def _chunks(items: list[Any]) -> Iterable[list[Any]]:
         yield items[i:i + IN_CHUNK]
 
 
-def _household_row(key: str, home: _Home, count: int, stamp: Any) -> tuple[Any, ...]:
-    values = [key, *home, count, stamp, stamp]  # HOUSEHOLD_COLUMNS order
+def _household_values(key: str, home: tuple[str | None, ...]) -> list[str | None]:
+    """The HOUSEHOLD_COLUMNS from ``address_key`` to ``precinct``, cut to size."""
+    values = [key, *home]
     for i, limit in _HH_LIMITS:
         value = values[i]
-        if isinstance(value, str) and len(value) > limit:
+        if value is not None and len(value) > limit:
             values[i] = value[:limit]
-    return tuple(values)
+    return values
 
 
-def _copy_rows(conn: sa.Connection, table: str, columns: tuple[str, ...],
-               rows: Iterable[tuple[Any, ...]]) -> None:
-    """PostgreSQL ``COPY`` of ``rows`` (psycopg formats each value)."""
-    with _copy(conn, table, columns) as copy:
-        for row in rows:
-            copy.write_row(row)
+def _stamps_text(now: datetime) -> bytes:
+    """The end of a COPY line: ``created_at`` and ``updated_at``."""
+    return f"\t{now.isoformat()}\t{now.isoformat()}\n".encode()
 
 
 def _copy_lines(conn: sa.Connection, table: str, columns: tuple[str, ...],
                 lines: Iterable[bytes]) -> None:
     """PostgreSQL ``COPY`` of finished COPY text lines, sent a few hundred
     at a time so that the server parses while the rest are joined."""
-    with _copy(conn, table, columns) as copy:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         chunk: list[bytes] = []
         for line in lines:
             chunk.append(line)
@@ -723,15 +728,6 @@ def _copy_lines(conn: sa.Connection, table: str, columns: tuple[str, ...],
                 chunk.clear()
         if chunk:
             copy.write(b"".join(chunk))
-
-
-@contextmanager
-def _copy(conn: sa.Connection, table: str, columns: tuple[str, ...]) -> Iterator[Copy]:
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        yield copy
 
 
 def _copy_upsert(conn: sa.Connection, table: str, columns: tuple[str, ...],
