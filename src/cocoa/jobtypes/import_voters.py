@@ -266,7 +266,8 @@ class _Parser:
         parse, record_json, dates = self.reader.parse_row, self.reader.record_json, self.dates
         prefix, superseded = self.hash_prefix, lines.superseded
         source, job_id, copy_text = self.layout.name, self.job_id, self.copy_text
-        voters_, homes, errors = out.voters, out.homes, out.errors
+        voters_, errors = out.voters, out.errors
+        homes: dict[str, tuple[str | None, ...]] = {}  # the last row's description wins
         failed = warned = skipped = 0
         sha256 = hashlib.sha256
         for number, raw in zip(lines.numbers, lines.raws, strict=True):
@@ -288,8 +289,8 @@ class _Parser:
             key = home.key if home else None
             material = prefix + (key or "") + "\x1f" + "\x1f".join(source_values)
             digest = sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
-            if key is not None:
-                homes[key] = (*home[1:], values[COUNTY], values[PRECINCT])  # type: ignore[index]
+            if home is not None:
+                homes[home.key] = (*home[1:], values[COUNTY], values[PRECINCT])
             record = record_json(source_values)
             values += (source, external_id)
             if copy_text:  # the long record on its own: only its backslashes can need escaping
@@ -297,9 +298,9 @@ class _Parser:
                 voters_.append((external_id, digest, key, line.encode()))
             else:
                 voters_.append((external_id, digest, key, (*values, record, digest, job_id)))
-        if copy_text:  # each household once (not per row), like the voters
-            out.homes = {key: f"{copy_line(_household_values(key, home))}\t".encode()  # type: ignore[arg-type]
-                         for key, home in homes.items()}
+        # Each household once (not per row); for PostgreSQL as COPY text, like the voters.
+        out.homes = {key: f"{copy_line(_household_values(key, home))}\t".encode()
+                     for key, home in homes.items()} if copy_text else dict(homes)
         out.processed = len(lines.numbers)
         out.failed, out.warnings, out.superseded = failed, warned, skipped
         return out
