@@ -309,11 +309,11 @@ class _Parser:
 class _ParseAhead:
     """Parses the next batches in a helper process while the worker writes.
 
-    Parsing is about half of an import's CPU and the writes (SQLite here,
-    PostgreSQL in its server) the other half; in one process they take
-    turns, here they overlap on two cores (about 1.4x end to end, see
-    docs/benchmarks.md). The worker
-    still cuts the lines (it holds the file, which lives in the database)
+    Parsing and the writes (SQLite here, PostgreSQL in its server) each
+    take a large part of an import's CPU; in one process they take turns,
+    here they overlap on two cores (docs/benchmarks.md has the figures).
+    The worker still cuts the lines (it holds the file, which lives in the
+    database)
     and does every database write, so the helper cannot change what is
     stored: :meth:`take` hands back exactly what :meth:`_Parser.parse` gives
     in-process, and None whenever it cannot (a batch from another
@@ -321,9 +321,9 @@ class _ParseAhead:
     """
 
     def __init__(self, parser: _Parser, helpers: int) -> None:
-        """Starts the helper processes now: they take about a second to
-        start, which the worker spends finding repeated ids and parsing the
-        first batch."""
+        """Starts the helper processes now: they take about half a second
+        to start, which the worker spends finding repeated ids and parsing
+        the first batch."""
         self._pool = ProcessPoolExecutor(
             helpers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
             initargs=(parser, os.getpid()))
@@ -453,8 +453,10 @@ class _DateText(dict[Any, Any]):
 
 WRITE_COLUMNS = (*VOTER_COLUMNS, "source", "external_id", "record", "record_hash",
                  "import_job_id", "household_id", "created_at", "updated_at")
-_VOTER_UPDATE = tuple(c for c in WRITE_COLUMNS if c not in ("source", "external_id",
-                                                            "created_at"))
+# A voter already stored takes every written column but its key and created_at.
+_VOTER_ON_CONFLICT = "ON CONFLICT (source, external_id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in WRITE_COLUMNS
+    if c not in ("source", "external_id", "created_at"))
 HOUSEHOLD_COLUMNS = ("address_key", "street_line", "unit", "city", "state", "zip_code",
                      "county", "precinct", "voter_count", "created_at", "updated_at")
 _HH_LIMITS = tuple((i, _HH_LENGTHS[c]) for i, c in enumerate(HOUSEHOLD_COLUMNS)
@@ -485,13 +487,12 @@ def _marks(n: int, mark: str) -> str:
 
 def _sql(postgres: bool) -> _Sql:
     mark = "%s" if postgres else "?"
-    update = ", ".join(f"{c} = excluded.{c}" for c in _VOTER_UPDATE)
     insert_households = (f"INSERT INTO households ({', '.join(HOUSEHOLD_COLUMNS)}) VALUES "
                          f"({_marks(len(HOUSEHOLD_COLUMNS), mark)}) "
                          "ON CONFLICT (address_key) DO NOTHING")
     insert_voters = (f"INSERT INTO voters ({', '.join(WRITE_COLUMNS)}) VALUES "
                      f"({_marks(len(WRITE_COLUMNS), mark)})")
-    upsert_voters = f"{insert_voters} ON CONFLICT (source, external_id) DO UPDATE SET {update}"
+    upsert_voters = f"{insert_voters} {_VOTER_ON_CONFLICT}"
     if postgres:
         # One index probe per id or key, whatever the statistics say: while a
         # first import fills the tables they are stale, and ``column =
@@ -531,8 +532,9 @@ _RESERVE_HOUSEHOLD_IDS = ("SELECT nextval(pg_get_serial_sequence('households', '
                           "FROM generate_series(1, %s)")
 
 
-def _json_list(items: Iterable[Any]) -> str:
-    return jsontext.dumps(list(items)).decode()
+def _json_text(value: Any) -> str:
+    """A list or dict as the one JSON text parameter the statements read."""
+    return jsontext.dumps(value).decode()
 
 
 @dataclass(slots=True)
@@ -570,8 +572,7 @@ class _Writer:
             _copy_lines(conn, "voters", WRITE_COLUMNS, self._lines(new, ids, tail))
             if changed:
                 _copy_upsert(conn, "voters", WRITE_COLUMNS, self._lines(changed, ids, tail),
-                             "ON CONFLICT (source, external_id) DO UPDATE SET "
-                             + ", ".join(f"{c} = excluded.{c}" for c in _VOTER_UPDATE))
+                             _VOTER_ON_CONFLICT)
         else:  # under SQLite's write lock the classification is exact: new rows are new
             if new:
                 conn.exec_driver_sql(sql.insert_voters, self._rows(new, ids, stamp))
@@ -580,8 +581,7 @@ class _Writer:
         deltas = _count_deltas(new, changed, left, ids, created)
         if deltas:
             by_id = {str(household): delta for household, delta in deltas.items()}  # JSON keys
-            conn.exec_driver_sql(sql.shift_counts, {"now": stamp,
-                                                    "deltas": jsontext.dumps(by_id).decode()})
+            conn.exec_driver_sql(sql.shift_counts, {"now": stamp, "deltas": _json_text(by_id)})
         return counts
 
     def _classify(self, conn: sa.Connection, sql: _Sql, counts: dict[str, int],
@@ -591,7 +591,7 @@ class _Writer:
         existing: dict[str, tuple[str, int | None]] = {}
         for chunk in _chunks([v[0] for v in self.voters]):
             result = conn.exec_driver_sql(sql.existing,
-                                          {"source": self.source, "ids": _json_list(chunk)})
+                                          {"source": self.source, "ids": _json_text(chunk)})
             existing.update((row[0], (row[1], row[2])) for row in result)
         new: list[_Voter] = []
         changed: list[_Voter] = []
@@ -648,7 +648,7 @@ class _Writer:
         found: dict[str, int] = {}
         for chunk in _chunks(keys):
             found.update((row[0], row[1]) for row in
-                         conn.exec_driver_sql(sql.household_ids, {"keys": _json_list(chunk)}))
+                         conn.exec_driver_sql(sql.household_ids, {"keys": _json_text(chunk)}))
         return found
 
     @staticmethod
