@@ -229,14 +229,16 @@ def child_processes(parent: int) -> list[int]:
 
 
 def helper_processes(parent: int) -> list[int]:
-    """Live multiprocessing ``spawn`` children of ``parent`` (a worker's
-    parse-ahead helper)."""
-    found = []
-    for pid in child_processes(parent):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as cmd:
-                if b"spawn_main" in cmd.read():
-                    found.append(pid)
-        except OSError:
-            continue
-    return found
+    """Live helper processes of the worker ``parent`` (a parse-ahead helper):
+    the children of its helper server (:mod:`cocoa.jobs.helpers`), which is
+    the worker's child running multiprocessing's fork server."""
+    return [pid for server in child_processes(parent) if b"forkserver" in _cmdline(server)
+            for pid in child_processes(server)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+            return cmd.read()
+    except OSError:
+        return b""

@@ -457,7 +457,7 @@ def test_parsing_in_a_helper_process_gives_the_same_batches(db_engine: sa.Engine
     ahead, ctx = batches_of(run, db_engine, Settings(parse_ahead_min_rows=0,
                                                      parse_helpers=helpers))
     helper = ctx.cache[iv._AHEAD]
-    assert isinstance(helper, iv._ParseAhead) and helper.taken == len(here) - 1
+    assert isinstance(helper, iv._ParseAhead) and helper.taken == len(here)
     assert sum(b[2] for b in here) > 0  # the generated mess gives item errors
     assert ahead == here
 
@@ -471,8 +471,8 @@ def test_a_helper_that_dies_leaves_the_run_to_the_worker(db_engine: sa.Engine) -
     ctx = run_context(run, db_engine, IN_HELPER, 300)
     first = JOB.run_batch(ctx, None)
     helper = ctx.cache[iv._AHEAD]
-    second = JOB.run_batch(ctx, first.checkpoint)  # parsed by the helper
-    assert helper.taken == 1
+    second = JOB.run_batch(ctx, first.checkpoint)  # both parsed by the helper
+    assert helper.taken == 2
     for pid in helper_processes(os.getpid()):
         os.kill(pid, signal.SIGKILL)
     rest, checkpoint, done = [], second.checkpoint, second.done
@@ -482,7 +482,7 @@ def test_a_helper_that_dies_leaves_the_run_to_the_worker(db_engine: sa.Engine) -
                      (batch.write.voters, batch.write.homes)))  # type: ignore[union-attr]
         checkpoint, done = batch.checkpoint, batch.done
     ctx.close()
-    assert helper.failed and ctx.cache[iv._AHEAD] is helper and helper.taken == 1
+    assert helper.failed and ctx.cache[iv._AHEAD] is helper and helper.taken == 2
     assert rest == [(b[0], b[1], b[4], b[5]) for b in expected[2:]]
 
 
@@ -495,13 +495,14 @@ def test_a_helper_ahead_of_another_checkpoint_is_not_used(db_engine: sa.Engine) 
     ctx = run_context(run, db_engine, IN_HELPER, 300)
     JOB.run_batch(ctx, None)
     helper = ctx.cache[iv._AHEAD]
+    assert helper.taken == 1  # the first batch too: parsed while the worker found repeated ids
     again = JOB.run_batch(ctx, None)  # the first batch again: the helper is past it
-    assert helper.taken == 0
+    assert helper.taken == 1
     assert (again.checkpoint, again.errors,
             (again.write.voters, again.write.homes)) == (  # type: ignore[union-attr]
         expected[0][0], expected[0][4], expected[0][5])
     second = JOB.run_batch(ctx, again.checkpoint)
-    assert helper.taken == 1 and ctx.cache[iv._AHEAD] is helper
+    assert helper.taken == 2 and ctx.cache[iv._AHEAD] is helper
     assert (second.checkpoint, second.errors,
             (second.write.voters, second.write.homes)) == (  # type: ignore[union-attr]
         expected[1][0], expected[1][4], expected[1][5])

@@ -138,7 +138,9 @@ class RunContext:
 
 class JobType(Protocol):
     """A job type. It may also name, as ``batch_size_setting``, the setting
-    that sizes its batches (default ``batch_size``)."""
+    that sizes its batches (default ``batch_size``), and set ``uses_helpers``
+    when it starts helper processes (from :func:`cocoa.jobs.helpers.helper_context`):
+    a worker that runs it then readies their server when it starts."""
 
     name: ClassVar[str]
     needs_upload: ClassVar[bool]

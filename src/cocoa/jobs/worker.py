@@ -30,6 +30,7 @@ from types import FrameType
 import sqlalchemy as sa
 
 from cocoa.config import Settings
+from cocoa.jobs.helpers import start_helper_server
 from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import NOTIFY_CHANNEL, JobManager, Lease, LeaseLost
 from cocoa.jobs.types import (
@@ -76,6 +77,10 @@ class Worker:
         ]
         if self.manager.postgres:
             helpers.append(threading.Thread(target=self._listen_loop, name="listen", daemon=True))
+        helper_modules = self._helper_modules()
+        if helper_modules:
+            helpers.append(threading.Thread(target=start_helper_server, args=(helper_modules,),
+                                            name="helper-server", daemon=True))
         for thread in helpers:
             thread.start()
         try:
@@ -89,6 +94,13 @@ class Worker:
             self._drain()
             self._exited.set()
         log.info("worker %s stopped", self.id)
+
+    def _helper_modules(self) -> list[str]:
+        """The modules of this worker's job types that start helper processes."""
+        known = all_job_types(include_hidden=True)
+        names = [name for name in self.types or known if name in known]
+        return sorted({type(job_type).__module__ for job_type in map(get_job_type, names)
+                       if getattr(job_type, "uses_helpers", False)})
 
     def stop(self) -> None:
         self._stopping.set()

@@ -6,10 +6,11 @@ read twice and none is skipped.
 
 Within one file the last row for a voter id wins, also across batches. A
 single pass over the ids (cheap: split and look at one column) before the
-first batch of every run finds the rows a later row supersedes; those are
-skipped. Writing them and then overwriting them would also end with the last
-row, but a re-import of the same file would then rewrite those voters twice
-instead of reporting them unchanged.
+first write of every run finds the rows a later row supersedes; those are
+dropped from each batch before it is written (a helper may parse the first
+batches while that pass runs). Writing them and then overwriting them would
+also end with the last row, but a re-import of the same file would then
+rewrite those voters twice instead of reporting them unchanged.
 
 Every voter carries a ``record_hash`` over its full source row, the header,
 its household key and :data:`PARSER_VERSION`; a row whose hash matches the
@@ -29,11 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import signal
-import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -64,6 +62,7 @@ from cocoa.domain.voter_files import (
     read_header_line,
     resolve_layout,
 )
+from cocoa.jobs.helpers import exit_with, helper_context
 from cocoa.jobs.types import (
     Batch,
     Checkpoint,
@@ -115,7 +114,9 @@ class _RunState:
     superseded: set[int] = field(default_factory=set)
 
 
-def _run_state(ctx: RunContext) -> _RunState:
+def _run_state(ctx: RunContext, checkpoint: Checkpoint | None = None) -> _RunState:
+    """The run's state, built by its first batch (``checkpoint`` is where that
+    batch starts)."""
     state = ctx.cache.get("import_voters")
     if isinstance(state, _RunState):
         return state
@@ -132,6 +133,11 @@ def _run_state(ctx: RunContext) -> _RunState:
         if isinstance(rows, int) and rows >= ctx.settings.parse_ahead_min_rows:
             ahead = ctx.cache[_AHEAD] = _ParseAhead(parser, ctx.settings.parse_helpers)
             ctx.closers.append(ahead.close)
+            # Parsing needs no repeated ids: the helper starts on this run's
+            # first batches while the worker looks for them.
+            offset, row = _position(state, checkpoint)
+            if _rows_left(ctx, state, row) >= ctx.settings.parse_ahead_min_rows:
+                ahead.follow(ctx, state, offset, row)
         state.superseded = _superseded_rows(stream, state)
     except JobValidationError as exc:  # the stored file no longer matches: job-level
         raise JobFailed(exc.message) from exc
@@ -139,6 +145,13 @@ def _run_state(ctx: RunContext) -> _RunState:
         stream.close()
     ctx.cache["import_voters"] = state
     return state
+
+
+def _position(state: _RunState, checkpoint: Checkpoint | None) -> tuple[int, int]:
+    """(byte offset, row number) where the batch at ``checkpoint`` starts."""
+    if checkpoint:
+        return int(checkpoint["offset"]), int(checkpoint["row"])
+    return state.data_offset, state.first_row
 
 
 def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
@@ -191,14 +204,13 @@ class _Lines:
 
     numbers: list[int]
     raws: list[bytes]
-    superseded: set[int]  # of ``numbers``, the rows a later row replaces
     offset: int
     row: int
     done: bool  # no non-blank line after these
 
 
-def _cut_batches(stream: IO[bytes], offset: int, row: int, layout: Layout, size: int,
-                 superseded: set[int]) -> Iterator[_Lines]:
+def _cut_batches(stream: IO[bytes], offset: int, row: int, layout: Layout,
+                 size: int) -> Iterator[_Lines]:
     """Successive batches of ``size`` non-blank lines from ``offset`` on.
 
     A batch ends just before the next non-blank line, so blank lines between
@@ -210,12 +222,12 @@ def _cut_batches(stream: IO[bytes], offset: int, row: int, layout: Layout, size:
     for line in iter_lines(stream, offset, row):
         if not is_blank(line.raw, layout):
             if len(numbers) >= size:
-                yield _Lines(numbers, raws, superseded.intersection(numbers), offset, row, False)
+                yield _Lines(numbers, raws, offset, row, False)
                 numbers, raws = [], []
             numbers.append(line.number)
             raws.append(line.raw)
         offset, row = line.end, line.number + 1
-    yield _Lines(numbers, raws, superseded.intersection(numbers), offset, row, True)
+    yield _Lines(numbers, raws, offset, row, True)
 
 
 @dataclass(slots=True)
@@ -223,6 +235,7 @@ class _Read:
     """One batch worth of rows, parsed, before any database work."""
 
     voters: list[_Voter] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)  # each voter's row number
     homes: dict[str, _Home] = field(default_factory=dict)  # by household key
     errors: list[ItemError] = field(default_factory=list)
     processed: int = 0
@@ -264,11 +277,11 @@ class _Parser:
         hash and an append (no record object, no per-row dict)."""
         out = _Read(offset=lines.offset, row=lines.row, done=lines.done)
         parse, record_json, dates = self.reader.parse_row, self.reader.record_json, self.dates
-        prefix, superseded = self.hash_prefix, lines.superseded
+        prefix = self.hash_prefix
         source, job_id, copy_text = self.layout.name, self.job_id, self.copy_text
-        voters_, errors = out.voters, out.errors
+        voters_, rows, errors = out.voters, out.rows, out.errors
         homes: dict[str, tuple[str | None, ...]] = {}  # the last row's description wins
-        failed = warned = skipped = 0
+        failed = warned = 0
         sha256 = hashlib.sha256
         for number, raw in zip(lines.numbers, lines.raws, strict=True):
             item = parse(Line(number, 0, 0, raw))
@@ -280,9 +293,6 @@ class _Parser:
             if warnings:
                 warned += len(warnings)
                 errors.extend(map(_item_error, warnings))
-            if number in superseded:
-                skipped += 1
-                continue
             _truncate(values)
             for i in _DATE_SLOTS:
                 values[i] = dates[values[i]]
@@ -298,11 +308,12 @@ class _Parser:
                 voters_.append((external_id, digest, key, line.encode()))
             else:
                 voters_.append((external_id, digest, key, (*values, record, digest, job_id)))
+            rows.append(number)
         # Each household once (not per row); for PostgreSQL as COPY text, like the voters.
         out.homes = {key: f"{copy_line(_household_values(key, home))}\t".encode()
                      for key, home in homes.items()} if copy_text else dict(homes)
         out.processed = len(lines.numbers)
-        out.failed, out.warnings, out.superseded = failed, warned, skipped
+        out.failed, out.warnings = failed, warned
         return out
 
 
@@ -321,12 +332,12 @@ class _ParseAhead:
     """
 
     def __init__(self, parser: _Parser, helpers: int) -> None:
-        """Starts the helper processes now: they take about half a second
-        to start, which the worker spends finding repeated ids and parsing
-        the first batch."""
-        self._pool = ProcessPoolExecutor(
-            helpers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
-            initargs=(parser, os.getpid()))
+        """Starts the helper processes now: forked from the worker's helper
+        server (:mod:`cocoa.jobs.helpers`), they are ready in milliseconds
+        and parse the second batch while the worker finds repeated ids and
+        parses the first."""
+        self._pool = ProcessPoolExecutor(helpers, mp_context=helper_context(),
+                                         initializer=_start_helper, initargs=(parser, os.getpid()))
         for _ in range(helpers):
             self._pool.submit(int)  # spawns a process without waiting for it
         # Batches parsed ahead: one more than the helpers keeps them all busy
@@ -344,8 +355,7 @@ class _ParseAhead:
         self._close_stream()
         self._queue.clear()
         self._stream = ctx.open_upload()
-        self._batches = _cut_batches(self._stream, offset, row, state.layout, ctx.batch_size,
-                                     state.superseded)
+        self._batches = _cut_batches(self._stream, offset, row, state.layout, ctx.batch_size)
         self._next = (offset, row)
         self._fill()
 
@@ -400,13 +410,7 @@ def _start_helper(parser: _Parser, worker_pid: int) -> None:
     _HELPER_PARSER = parser
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_garbage_collector()
-    threading.Thread(target=_exit_with_worker, args=(worker_pid,), daemon=True).start()
-
-
-def _exit_with_worker(worker_pid: int) -> None:
-    while os.getppid() == worker_pid:
-        time.sleep(0.5)
-    os._exit(0)
+    exit_with(worker_pid)
 
 
 def _parse_in_helper(lines: _Lines) -> _Read:
@@ -752,6 +756,7 @@ class ImportVoters:
     needs_upload: ClassVar[bool] = True
     hidden: ClassVar[bool] = False
     batch_size_setting: ClassVar[str] = "voter_batch_size"
+    uses_helpers: ClassVar[bool] = True  # _ParseAhead
 
     def validate(self, ctx: CreateContext) -> Params:
         requested = str(ctx.params.get("format") or "auto")
@@ -780,10 +785,9 @@ class ImportVoters:
             stream.close()
 
     def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch:
-        state = _run_state(ctx)
-        offset = int(checkpoint["offset"]) if checkpoint else state.data_offset
-        row = int(checkpoint["row"]) if checkpoint else state.first_row
-        read = _parsed_batch(ctx, state, offset, row)
+        state = _run_state(ctx, checkpoint)
+        read = _without_superseded(_parsed_batch(ctx, state, *_position(state, checkpoint)),
+                                   state.superseded)
         writer = _Writer(state.layout.name, str(ctx.params.get("mode", "full")), read.voters,
                          read.homes)
         return Batch(
@@ -807,8 +811,7 @@ def _parsed_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _
     if read is None:
         stream = ctx.open_upload()
         try:
-            lines = next(_cut_batches(stream, offset, row, state.layout, ctx.batch_size,
-                                      state.superseded))
+            lines = next(_cut_batches(stream, offset, row, state.layout, ctx.batch_size))
         finally:
             stream.close()
         if (isinstance(ahead, _ParseAhead) and not ahead.failed and not lines.done
@@ -817,6 +820,17 @@ def _parsed_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _
         read = state.parser.parse(lines)
     if read.done and isinstance(ahead, _ParseAhead):
         ahead.close()
+    return read
+
+
+def _without_superseded(read: _Read, superseded: set[int]) -> _Read:
+    """The batch without the voters a later row of the file replaces."""
+    if superseded.isdisjoint(read.rows):
+        return read
+    keep = [i for i, number in enumerate(read.rows) if number not in superseded]
+    read.superseded = len(read.rows) - len(keep)
+    read.voters = [read.voters[i] for i in keep]
+    read.rows = [read.rows[i] for i in keep]
     return read
 
 
