@@ -67,9 +67,10 @@ def create(engine: sa.Engine, data: bytes, fmt: str = "auto", mode: str = "full"
 
 
 def drive(engine: sa.Engine, run: Run, batch_size: int = 1000,
-          max_batches: int | None = None) -> Run:
+          max_batches: int | None = None, settings: Settings | None = None) -> Run:
     """Run batches with a fresh RunContext (as a new worker would: empty cache)."""
-    ctx = RunContext(job_id=run.job_id, params=run.params, settings=Settings(), engine=engine,
+    ctx = RunContext(job_id=run.job_id, params=run.params, settings=settings or Settings(),
+                     engine=engine,
                      batch_size=batch_size, upload_id=None, result=dict(run.result),
                      open_upload=lambda: io.BytesIO(run.data))
     if run.batches == 0:
@@ -88,12 +89,13 @@ def drive(engine: sa.Engine, run: Run, batch_size: int = 1000,
         run.done = batch.done
         run.batches += 1
         count += 1
+    ctx.close()
     return run
 
 
 def import_file(engine: sa.Engine, data: bytes, fmt: str = "auto", mode: str = "full",
-                batch_size: int = 1000) -> Run:
-    return drive(engine, create(engine, data, fmt, mode), batch_size)
+                batch_size: int = 1000, settings: Settings | None = None) -> Run:
+    return drive(engine, create(engine, data, fmt, mode), batch_size, settings=settings)
 
 
 def voter_rows(engine: sa.Engine) -> list[dict[str, Any]]:
@@ -213,7 +215,11 @@ def test_reimport_same_file_changes_nothing(db_engine: sa.Engine) -> None:
     assert household_rows(db_engine) == before_h
 
 
-def test_last_row_wins_across_batch_boundary(db_engine: sa.Engine) -> None:
+@pytest.mark.parametrize("parse_ahead_min_rows", [10**9, 0], ids=["in-worker", "helper"])
+def test_last_row_wins_across_batch_boundary(db_engine: sa.Engine,
+                                             parse_ahead_min_rows: int) -> None:
+    """Also when a helper parses the first batches while the worker is still
+    looking for repeated ids: the earlier row is dropped when it is taken."""
     gen = generate("contra_costa", 300, seed=4)
     lines = gen.data.split(b"\r\n")
     moved = lines[3].split(b"\t")
@@ -223,13 +229,15 @@ def test_last_row_wins_across_batch_boundary(db_engine: sa.Engine) -> None:
     data = b"\r\n".join([*lines[:-1], b"\t".join(moved), b""])
     voter_id = moved[1].decode()
 
-    run = import_file(db_engine, data, batch_size=50)  # first and last copy in different batches
+    settings = Settings(parse_ahead_min_rows=parse_ahead_min_rows)
+    # The first and the last copy in different batches (the first batch, the last batch).
+    run = import_file(db_engine, data, batch_size=50, settings=settings)
 
     rows = [r for r in voter_rows(db_engine) if r["external_id"] == voter_id]
     assert len(rows) == 1 and rows[0]["first_name"] == "LASTROW"
     assert rows[0]["res_street"].startswith("77 ")
     assert run.result["rows_superseded"] >= 1
-    again = import_file(db_engine, data, batch_size=50)
+    again = import_file(db_engine, data, batch_size=50, settings=settings)
     assert again.result.get("voters_updated", 0) == 0
 
 
@@ -375,6 +383,19 @@ def test_explicit_format_missing_columns(db_engine: sa.Engine) -> None:
 # ------------------------------------------------------------------ through the real engine
 
 
+def test_a_worker_readies_the_helper_server_only_for_types_that_use_helpers(
+        db_engine: sa.Engine) -> None:
+    from cocoa.jobs.manager import JobManager
+    from cocoa.jobs.worker import Worker
+
+    manager = JobManager(db_engine, Settings())
+    assert Worker(manager)._helper_modules() == ["cocoa.jobtypes.import_voters"]
+    assert Worker(manager, types=["import_voters"])._helper_modules() == [
+        "cocoa.jobtypes.import_voters"]
+    assert Worker(manager, types=["geocode_households", "parcel_import"])._helper_modules() == []
+    assert Worker(manager, types=["no_such_type"])._helper_modules() == []
+
+
 def test_runs_to_completion_under_the_real_engine(db_engine: sa.Engine) -> None:
     """Create through the JobManager (upload stored as blobs), run with a Worker."""
     from cocoa.jobs.manager import JobManager, UploadSource
@@ -459,6 +480,7 @@ def test_parsing_in_a_helper_process_gives_the_same_batches(db_engine: sa.Engine
     helper = ctx.cache[iv._AHEAD]
     assert isinstance(helper, iv._ParseAhead) and helper.taken == len(here)
     assert sum(b[2] for b in here) > 0  # the generated mess gives item errors
+    assert sum(b[3]["rows_superseded"] for b in here) > 0  # and repeated ids
     assert ahead == here
 
 
