@@ -7,6 +7,11 @@ load of the same rows with no parsing or normalising: PostgreSQL `COPY` into
 a text table, SQLite `executemany` into a text table. Peak RSS is the worker
 process's high-water mark (VmHWM).
 
+The clock starts when the upload starts, once the worker is up with its
+helper server ready (a deployed worker has been running long before anyone
+uploads), and stops at the job's own `completed_at` (same machine clock), so
+neither the worker's start-up nor the status polling's interval is counted.
+
     .venv/bin/python bench/import_voters.py [--rows 100000] [--batch-size 1000]
 """
 
@@ -33,8 +38,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import (  # noqa: E402
     REPO,
-    helper_processes,
     cocoa_env,
+    helper_processes,
     proc_stat,
     start_live_server,
     stop_live_server,
