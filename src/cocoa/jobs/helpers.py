@@ -71,6 +71,10 @@ def exit_with(worker_pid: int) -> None:
     any helper does. The helper waits on a pidfd of the worker (no polling,
     and no confusion with a later process that reuses the pid).
     """
+    if not hasattr(os, "pidfd_open"):  # not Linux: poll for the pid instead
+        threading.Thread(target=_exit_when_gone, args=(worker_pid,), name="exit-with-worker",
+                         daemon=True).start()
+        return
     try:
         pidfd = os.pidfd_open(worker_pid)
     except ProcessLookupError:  # gone already
@@ -82,3 +86,12 @@ def exit_with(worker_pid: int) -> None:
 def _exit_when_readable(pidfd: int) -> None:
     select.select([pidfd], [], [])  # a pidfd turns readable when its process exits
     os._exit(0)
+
+
+def _exit_when_gone(pid: int) -> None:
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        time.sleep(0.5)
