@@ -70,9 +70,8 @@ def drive(engine: sa.Engine, run: Run, batch_size: int = 1000,
           max_batches: int | None = None, settings: Settings | None = None) -> Run:
     """Run batches with a fresh RunContext (as a new worker would: empty cache)."""
     ctx = RunContext(job_id=run.job_id, params=run.params, settings=settings or Settings(),
-                     engine=engine,
-                     batch_size=batch_size, upload_id=None, result=dict(run.result),
-                     open_upload=lambda: io.BytesIO(run.data))
+                     engine=engine, batch_size=batch_size, upload_id=None,
+                     result=dict(run.result), open_upload=lambda: io.BytesIO(run.data))
     if run.batches == 0:
         run.total = JOB.plan(ctx)
     count = 0
@@ -506,6 +505,22 @@ def test_a_helper_that_dies_leaves_the_run_to_the_worker(db_engine: sa.Engine) -
     ctx.close()
     assert helper.failed and ctx.cache[iv._AHEAD] is helper and helper.taken == 2
     assert rest == [(b[0], b[1], b[4], b[5]) for b in expected[2:]]
+
+
+def test_helpers_that_cannot_start_leave_the_parse_to_the_worker(
+        db_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No helper processes (no fork server, say) costs speed, not the import."""
+    gen = generate("nc_statewide", 1200, seed=11)
+    run = create(db_engine, gen.data)
+    expected, _ = batches_of(run, db_engine, IN_WORKER)
+
+    def cannot_start(*_: object) -> None:
+        raise OSError("no fork server here")
+
+    monkeypatch.setattr(iv._ParseAhead, "__init__", cannot_start)
+    got, ctx = batches_of(run, db_engine, IN_HELPER)
+    assert iv._AHEAD not in ctx.cache
+    assert got == expected
 
 
 def test_a_helper_ahead_of_another_checkpoint_is_not_used(db_engine: sa.Engine) -> None:

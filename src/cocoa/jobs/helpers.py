@@ -52,9 +52,13 @@ def start_helper_server(modules: Iterable[str]) -> None:
     main_name = getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", None)
     preload = ["__main__", *([main_name] if main_name else []), *modules]
     _CONTEXT.set_forkserver_preload(preload)
-    probe = _CONTEXT.Process(target=_nothing, daemon=True)
-    probe.start()  # the first fork waits for the server to finish importing
-    probe.join()
+    try:
+        probe = _CONTEXT.Process(target=_nothing, daemon=True)
+        probe.start()  # the first fork waits for the server to finish importing
+        probe.join()
+    except Exception as exc:  # noqa: BLE001 - a job that needs helpers tries again, or parses itself
+        log.warning("helper process server could not start (%s: %s)", type(exc).__name__, exc)
+        return
     log.info("helper process server ready in %.2fs (preloaded: %s)",
              time.perf_counter() - started, ", ".join(preload))
 

@@ -131,13 +131,7 @@ def _run_state(ctx: RunContext, checkpoint: Checkpoint | None = None) -> _RunSta
         state = _RunState(detection.layout, parser, header_line.end, header_line.number + 1)
         rows = ctx.params.get("rows")
         if isinstance(rows, int) and rows >= ctx.settings.parse_ahead_min_rows:
-            ahead = ctx.cache[_AHEAD] = _ParseAhead(parser, ctx.settings.parse_helpers)
-            ctx.closers.append(ahead.close)
-            # Parsing needs no repeated ids: the helper starts on this run's
-            # first batches while the worker looks for them.
-            offset, row = _position(state, checkpoint)
-            if _rows_left(ctx, state, row) >= ctx.settings.parse_ahead_min_rows:
-                ahead.follow(ctx, state, offset, row)
+            _start_parse_ahead(ctx, state, checkpoint)
         state.superseded = _superseded_rows(stream, state)
     except JobValidationError as exc:  # the stored file no longer matches: job-level
         raise JobFailed(exc.message) from exc
@@ -145,6 +139,23 @@ def _run_state(ctx: RunContext, checkpoint: Checkpoint | None = None) -> _RunSta
         stream.close()
     ctx.cache["import_voters"] = state
     return state
+
+
+def _start_parse_ahead(ctx: RunContext, state: _RunState, checkpoint: Checkpoint | None) -> None:
+    """Helper processes for the run, already parsing its first batches (that
+    needs no repeated ids) while the worker looks for repeated ids. Helpers
+    that cannot start cost speed, not the import: the worker parses."""
+    try:
+        ahead = _ParseAhead(state.parser, ctx.settings.parse_helpers)
+    except Exception as exc:  # noqa: BLE001 - any failure to start leaves the parse here
+        log.warning("voter import helper processes could not start (%s: %s); "
+                    "parsing in the worker", type(exc).__name__, exc)
+        return
+    ctx.cache[_AHEAD] = ahead
+    ctx.closers.append(ahead.close)
+    offset, row = _position(state, checkpoint)
+    if _rows_left(ctx, state, row) >= ctx.settings.parse_ahead_min_rows:
+        ahead.follow(ctx, state, offset, row)
 
 
 def _position(state: _RunState, checkpoint: Checkpoint | None) -> tuple[int, int]:
