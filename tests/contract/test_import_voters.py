@@ -15,19 +15,20 @@ import os
 import signal
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from tests.conftest import helper_processes
+from tests.contract import driving
+from tests.contract.driving import Run
 
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine, reading
 from cocoa.db.migrate import upgrade
 from cocoa.db.tables import households, voters
-from cocoa.jobs.types import CreateContext, ItemError, JobValidationError, RunContext
+from cocoa.jobs.types import CreateContext, JobValidationError, RunContext
 from cocoa.jobtypes import import_voters as iv
 from cocoa.jobtypes.import_voters import ImportVoters
 from cocoa.samples.voters import GeneratedFile, generate
@@ -37,22 +38,6 @@ LAYOUTS = ("nc_statewide", "oh_swvf", "contra_costa", "simple_csv")
 
 
 # ------------------------------------------------------------------ the local driver
-
-
-@dataclass
-class Run:
-    """What the engine would have committed for one job."""
-
-    job_id: str
-    params: dict[str, Any]
-    data: bytes
-    checkpoint: dict[str, Any] | None = None
-    result: dict[str, Any] = field(default_factory=dict)
-    errors: list[ItemError] = field(default_factory=list)
-    processed: int = 0
-    total: int = 0
-    done: bool = False
-    batches: int = 0
 
 
 def create(engine: sa.Engine, data: bytes, fmt: str = "auto", mode: str = "full",
@@ -68,28 +53,8 @@ def create(engine: sa.Engine, data: bytes, fmt: str = "auto", mode: str = "full"
 
 def drive(engine: sa.Engine, run: Run, batch_size: int = 1000,
           max_batches: int | None = None, settings: Settings | None = None) -> Run:
-    """Run batches with a fresh RunContext (as a new worker would: empty cache)."""
-    ctx = RunContext(job_id=run.job_id, params=run.params, settings=settings or Settings(),
-                     engine=engine, batch_size=batch_size, upload_id=None,
-                     result=dict(run.result), open_upload=lambda: io.BytesIO(run.data))
-    if run.batches == 0:
-        run.total = JOB.plan(ctx)
-    count = 0
-    while not run.done and (max_batches is None or count < max_batches):
-        batch = JOB.run_batch(ctx, run.checkpoint)
-        with engine.begin() as conn:
-            extra = batch.write(conn) if batch.write else None
-        run.checkpoint = batch.checkpoint
-        for key, value in {**batch.counts, **(extra or {})}.items():
-            run.result[key] = run.result.get(key, 0) + value
-        run.result.update(batch.result or {})
-        run.errors.extend(batch.errors)
-        run.processed += batch.processed
-        run.done = batch.done
-        run.batches += 1
-        count += 1
-    ctx.close()
-    return run
+    return driving.drive(JOB, engine, run, batch_size=batch_size, max_batches=max_batches,
+                         settings=settings)
 
 
 def import_file(engine: sa.Engine, data: bytes, fmt: str = "auto", mode: str = "full",

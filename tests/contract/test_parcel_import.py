@@ -11,18 +11,19 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import shapely
 import sqlalchemy as sa
+from tests.contract import driving
+from tests.contract.driving import Run
 
 from cocoa.config import Settings
 from cocoa.db.tables import households, parcels
 from cocoa.domain.addresses import household_key
-from cocoa.jobs.types import CreateContext, ItemError, JobFailed, JobValidationError, RunContext
+from cocoa.jobs.types import CreateContext, JobFailed, JobValidationError, RunContext
 from cocoa.jobtypes.parcel_import import ParcelImport
 from cocoa.samples import parcels as town_mod
 from cocoa.samples.parcels import Town, generate_town
@@ -31,23 +32,6 @@ JOB = ParcelImport()
 
 
 # ------------------------------------------------------------------ the local driver
-
-
-@dataclass
-class Run:
-    """What the engine would have committed for one job."""
-
-    job_id: str
-    params: dict[str, Any]
-    data: bytes
-    checkpoint: dict[str, Any] | None = None
-    result: dict[str, int] = field(default_factory=dict)
-    errors: list[ItemError] = field(default_factory=list)
-    processed: int = 0
-    total: int = 0
-    phases: list[str] = field(default_factory=list)
-    done: bool = False
-    batches: int = 0
 
 
 def create(engine: sa.Engine, data: bytes, params: dict[str, Any] | None = None,
@@ -63,28 +47,7 @@ def create(engine: sa.Engine, data: bytes, params: dict[str, Any] | None = None,
 
 def drive(engine: sa.Engine, run: Run, batch_size: int = 50,
           max_batches: int | None = None) -> Run:
-    """Run batches with a fresh RunContext (a new worker: empty cache)."""
-    ctx = RunContext(job_id=run.job_id, params=run.params, settings=Settings(), engine=engine,
-                     batch_size=batch_size, upload_id=None, result=dict(run.result),
-                     open_upload=lambda: io.BytesIO(run.data))
-    if run.checkpoint is None and run.batches == 0:
-        run.total = JOB.plan(ctx)
-    count = 0
-    while not run.done and (max_batches is None or count < max_batches):
-        batch = JOB.run_batch(ctx, run.checkpoint)
-        with engine.begin() as conn:
-            extra = batch.write(conn) if batch.write else None
-        run.checkpoint = batch.checkpoint  # stored with the commit, never before
-        for key, value in {**batch.counts, **(extra or {})}.items():
-            run.result[key] = run.result.get(key, 0) + value
-        run.errors.extend(batch.errors)
-        run.processed += batch.processed
-        run.total = batch.total if batch.total is not None else run.total
-        run.phases.append(batch.phase or "")
-        run.done = batch.done
-        run.batches += 1
-        count += 1
-    return run
+    return driving.drive(JOB, engine, run, batch_size=batch_size, max_batches=max_batches)
 
 
 def insert_households(engine: sa.Engine, town: Town) -> list[int]:
