@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import BytesIO
 from typing import Any
 
@@ -181,6 +181,25 @@ def test_commit_batch_is_atomic_with_its_writes(manager: JobManager) -> None:
     assert item_rows(manager, job_id) == []
     with manager.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(job_errors)).scalar_one() == 0
+
+
+def test_a_job_completes_when_its_last_batch_is_written(manager: JobManager) -> None:
+    """``completed_at`` (and the processing time) count the last batch's
+    writes, however long they take: not the moment its commit began."""
+    job_id = noop(manager, items=1)
+    lease, _ = claim(manager)
+    written: list[datetime] = []
+
+    def write(conn: sa.Connection) -> None:
+        conn.execute(noop_items.insert().values(job_id=job_id, item=0))
+        written.append(utcnow())
+
+    done, _ = manager.commit_last_batch(lease, Batch(checkpoint={"next": 1}, processed=1,
+                                                     done=True, write=write),
+                                        rate=None, current=manager.get(job_id))
+    assert done.status is Status.COMPLETED
+    assert done.completed_at is not None and done.completed_at >= written[0]
+    assert manager.get(job_id).completed_at == done.completed_at
 
 
 def test_batches_accumulate_progress_result_and_errors(manager: JobManager) -> None:

@@ -434,13 +434,16 @@ class JobManager:
     def _commit_batch(
         self, lease: Lease, batch: Batch, rate: float | None, current: Job, *, claim_next: bool,
     ) -> tuple[Job, Job | None]:
-        now = utcnow()
         claimed = None
         with self.worker_engine.begin() as conn:
             counts = dict(batch.counts)
             if batch.write is not None:
                 for key, value in (batch.write(conn) or {}).items():
                     counts[key] = counts.get(key, 0) + value
+            # After the writes, which can take a while: a job completes (and
+            # its lease is renewed) when its last batch is written, not when
+            # the batch's commit began.
+            now = utcnow()
             if batch.errors:
                 conn.execute(job_errors.insert(), [
                     {"job_id": lease.job_id, "item_ref": e.item_ref[:128], "item_index": e.item_index,
