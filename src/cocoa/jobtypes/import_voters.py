@@ -37,6 +37,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import accumulate
 from operator import itemgetter
 from typing import IO, Any, ClassVar
 
@@ -190,13 +191,6 @@ def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
 
 # --------------------------------------------------------------------------- reading
 
-# One voter to write, as the parser leaves it: (external id, record hash,
-# household key or None, the row). The row holds the WRITE_COLUMNS up to
-# ``import_job_id`` (canonical values truncated to the column sizes, dates as
-# ISO text, the source record as JSON text): a tuple for SQLite; for
-# PostgreSQL already one line of COPY text, up to the tab before
-# ``household_id``. The write adds the household id and timestamps.
-_Voter = tuple[str, str, str | None, tuple[Any, ...] | bytes]
 # A household as the batch's last row living there describes it: the
 # HOUSEHOLD_COLUMNS from ``street_line`` to ``precinct``. Plain values on
 # both backends: only the households missing from the database are written,
@@ -242,11 +236,54 @@ def _cut_batches(stream: IO[bytes], offset: int, row: int, layout: Layout,
 
 
 @dataclass(slots=True)
+class _Voters:
+    """A batch's voters to write, as the parser leaves them, column by column.
+
+    Columns rather than a tuple per voter because a batch parsed in a helper
+    process is pickled, sent and unpickled, and that costs per object: this
+    way it is a few lists and, for PostgreSQL, one bytes object.
+
+    Each voter's row holds the WRITE_COLUMNS up to ``import_job_id``
+    (canonical values cut to the column sizes, dates as ISO text, the source
+    record as JSON text): for SQLite a tuple in ``values``; for PostgreSQL
+    its COPY text up to the tab before ``household_id``, all of them one
+    after another in ``text``, voter ``i``'s ending at ``ends[i]``. The write
+    adds the household id and timestamps.
+    """
+
+    ids: list[str] = field(default_factory=list)  # external ids
+    digests: list[str] = field(default_factory=list)  # record hashes
+    keys: list[str | None] = field(default_factory=list)  # household keys
+    rows: list[int] = field(default_factory=list)  # row numbers in the file
+    values: list[tuple[Any, ...]] = field(default_factory=list)  # SQLite
+    text: bytes = b""  # PostgreSQL
+    ends: list[int] = field(default_factory=list)  # PostgreSQL
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def line(self, i: int, view: memoryview) -> memoryview:
+        """Voter ``i``'s COPY text, from ``view`` (of :attr:`text`), uncopied."""
+        return view[self.ends[i - 1] if i else 0:self.ends[i]]
+
+    def only(self, keep: list[int]) -> _Voters:
+        """These voters only (by position), in this order."""
+        if not self.ends:
+            return _Voters([self.ids[i] for i in keep], [self.digests[i] for i in keep],
+                           [self.keys[i] for i in keep], [self.rows[i] for i in keep],
+                           [self.values[i] for i in keep])
+        view = memoryview(self.text)
+        lines = [self.line(i, view) for i in keep]
+        return _Voters([self.ids[i] for i in keep], [self.digests[i] for i in keep],
+                       [self.keys[i] for i in keep], [self.rows[i] for i in keep],
+                       text=b"".join(lines), ends=list(accumulate(map(len, lines))))
+
+
+@dataclass(slots=True)
 class _Read:
     """One batch worth of rows, parsed, before any database work."""
 
-    voters: list[_Voter] = field(default_factory=list)
-    rows: list[int] = field(default_factory=list)  # each voter's row number
+    voters: _Voters = field(default_factory=_Voters)
     homes: dict[str, _Home] = field(default_factory=dict)  # by household key
     errors: list[ItemError] = field(default_factory=list)
     processed: int = 0
@@ -290,7 +327,9 @@ class _Parser:
         parse, record_json, dates = self.reader.parse_row, self.reader.record_json, self.dates
         prefix = self.hash_prefix
         source, job_id, copy_text = self.layout.name, self.job_id, self.copy_text
-        voters_, rows, errors = out.voters, out.rows, out.errors
+        voters_, errors = out.voters, out.errors
+        ids, digests, keys, rows = voters_.ids, voters_.digests, voters_.keys, voters_.rows
+        texts: list[bytes] = []
         homes = out.homes  # the last row's description wins
         failed = warned = 0
         sha256 = hashlib.sha256
@@ -315,11 +354,16 @@ class _Parser:
             record = record_json(source_values)
             values += (source, external_id)
             if copy_text:  # the long record on its own: only its backslashes can need escaping
-                line = f"{copy_line(values)}\t{json_copy_text(record)}\t{digest}\t{job_id}\t"
-                voters_.append((external_id, digest, key, line.encode()))
+                texts.append(f"{copy_line(values)}\t{json_copy_text(record)}\t{digest}\t"
+                             f"{job_id}\t".encode())
             else:
-                voters_.append((external_id, digest, key, (*values, record, digest, job_id)))
+                voters_.values.append((*values, record, digest, job_id))
+            ids.append(external_id)
+            digests.append(digest)
+            keys.append(key)
             rows.append(number)
+        if copy_text:
+            voters_.text, voters_.ends = b"".join(texts), list(accumulate(map(len, texts)))
         out.processed = len(lines.numbers)
         out.failed, out.warnings = failed, warned
         return out
@@ -564,7 +608,7 @@ class _Writer:
 
     source: str
     mode: str
-    voters: list[_Voter]
+    voters: _Voters
     homes: dict[str, _Home]
 
     def __call__(self, conn: sa.Connection) -> dict[str, int]:
@@ -590,49 +634,53 @@ class _Writer:
                 conn.exec_driver_sql(sql.insert_voters, self._rows(new, ids, stamp))
             if changed:
                 conn.exec_driver_sql(sql.upsert_voters, self._rows(changed, ids, stamp))
-        deltas = _count_deltas(new, changed, left, ids, created)
+        deltas = _count_deltas(self.voters.keys, new, changed, left, ids, created)
         if deltas:
             by_id = {str(household): delta for household, delta in deltas.items()}  # JSON keys
             conn.exec_driver_sql(sql.shift_counts, {"now": stamp, "deltas": _json_text(by_id)})
         return counts
 
     def _classify(self, conn: sa.Connection, sql: _Sql, counts: dict[str, int],
-                  ) -> tuple[list[_Voter], list[_Voter], list[int | None]]:
-        """New / changed / unchanged / skipped, against what is stored now;
-        also the household each changed voter lived in until now."""
+                  ) -> tuple[list[int], list[int], list[int | None]]:
+        """New / changed voters (by position) and the unchanged / skipped
+        counts, against what is stored now; also the household each changed
+        voter lived in until now."""
         existing: dict[str, tuple[str, int | None]] = {}
-        for chunk in _chunks([v[0] for v in self.voters]):
+        for chunk in _chunks(self.voters.ids):
             result = conn.exec_driver_sql(sql.existing,
                                           {"source": self.source, "ids": _json_text(chunk)})
             existing.update((row[0], (row[1], row[2])) for row in result)
-        new: list[_Voter] = []
-        changed: list[_Voter] = []
+        new: list[int] = []
+        changed: list[int] = []
         left: list[int | None] = []
         incremental = self.mode == "incremental"
-        for voter in self.voters:
-            current = existing.get(voter[0])
+        for i, (external_id, digest) in enumerate(zip(self.voters.ids, self.voters.digests,
+                                                      strict=True)):
+            current = existing.get(external_id)
             if current is None:
                 if incremental:
                     counts["voters_skipped"] += 1
                 else:
-                    new.append(voter)
-            elif current[0] == voter[1]:
+                    new.append(i)
+            elif current[0] == digest:
                 counts["voters_unchanged"] += 1
             else:
-                changed.append(voter)
+                changed.append(i)
                 left.append(current[1])
         counts["voters_created"], counts["voters_updated"] = len(new), len(changed)
         return new, changed, left
 
-    def _households(self, conn: sa.Connection, sql: _Sql, pending: list[_Voter], stamp: Any,
+    def _households(self, conn: sa.Connection, sql: _Sql, pending: list[int], stamp: Any,
                     postgres: bool) -> tuple[dict[str, int], set[int]]:
-        """Household id per household key of ``pending``, and the ids of the
-        households created for them (with the number of ``pending`` voters
-        living there as their count)."""
+        """Household id per household key of the ``pending`` voters, and the
+        ids of the households created for them (with the number of
+        ``pending`` voters living there as their count)."""
         joining: dict[str, int] = {}
-        for voter in pending:
-            if voter[2] is not None:
-                joining[voter[2]] = joining.get(voter[2], 0) + 1
+        keys = self.voters.keys
+        for i in pending:
+            key = keys[i]
+            if key is not None:
+                joining[key] = joining.get(key, 0) + 1
         if not joining:
             return {}, set()
         ids = self._household_ids(conn, sql, list(joining))
@@ -664,32 +712,41 @@ class _Writer:
                          conn.exec_driver_sql(sql.household_ids, {"keys": _json_text(chunk)}))
         return found
 
-    @staticmethod
-    def _rows(voters_: list[_Voter], ids: dict[str, int], stamp: Any) -> list[tuple[Any, ...]]:
+    def _rows(self, which: list[int], ids: dict[str, int], stamp: Any) -> list[tuple[Any, ...]]:
         """SQLite write rows: the parsed row, its household id, timestamps."""
-        return [(*row, ids[key] if key else None, stamp, stamp)
-                for _, _, key, row in voters_]
+        values, keys = self.voters.values, self.voters.keys
+        return [(*values[i], ids[key] if (key := keys[i]) else None, stamp, stamp)
+                for i in which]
 
-    @staticmethod
-    def _lines(voters_: list[_Voter], ids: dict[str, int], tail: bytes) -> Iterator[bytes]:
-        """PostgreSQL COPY lines: the parsed line, its household id, ``tail``."""
+    def _lines(self, which: list[int], ids: dict[str, int], tail: bytes,
+               ) -> Iterator[bytes | memoryview]:
+        """PostgreSQL COPY text, in pieces: per voter its parsed text (not
+        copied), its household id and ``tail``."""
         texts = {key: b"%d" % id_ for key, id_ in ids.items()}
-        for _, _, key, row in voters_:
-            yield row + (texts[key] if key else b"\\N") + tail  # type: ignore[operator]
+        voters_, keys, view = self.voters, self.voters.keys, memoryview(self.voters.text)
+        for i in which:
+            key = keys[i]
+            yield voters_.line(i, view)
+            yield texts[key] if key else b"\\N"
+            yield tail
 
 
-def _count_deltas(new: list[_Voter], changed: list[_Voter], left: list[int | None],
-                  ids: dict[str, int], created: set[int]) -> dict[int, int]:
+def _count_deltas(keys: list[str | None], new: list[int], changed: list[int],
+                  left: list[int | None], ids: dict[str, int], created: set[int],
+                  ) -> dict[int, int]:
     """How the voter count of each household that existed before the batch
     moves: +1 per voter joining it, -1 per voter leaving it (the households
-    just created already have their count)."""
+    just created already have their count). Voters by position; ``keys``
+    their household keys."""
     deltas: dict[int, int] = {}
-    for voter in new:
-        joined = ids[voter[2]] if voter[2] is not None else None
+    for i in new:
+        key = keys[i]
+        joined = ids[key] if key is not None else None
         if joined is not None and joined not in created:
             deltas[joined] = deltas.get(joined, 0) + 1
-    for voter, old in zip(changed, left, strict=True):
-        joined = ids[voter[2]] if voter[2] is not None else None
+    for i, old in zip(changed, left, strict=True):
+        key = keys[i]
+        joined = ids[key] if key is not None else None
         if joined == old:
             continue
         if old is not None:
@@ -727,17 +784,18 @@ def _stamps_text(now: datetime) -> bytes:
 
 
 def _copy_lines(conn: sa.Connection, table: str, columns: tuple[str, ...],
-                lines: Iterable[bytes]) -> None:
-    """PostgreSQL ``COPY`` of finished COPY text lines, sent a few hundred
-    at a time so that the server parses while the rest are joined."""
+                pieces: Iterable[bytes | memoryview]) -> None:
+    """PostgreSQL ``COPY`` of COPY text given in pieces (lines or parts of
+    lines), joined and sent about 1,500 at a time so that the server parses
+    while the rest are joined."""
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor, cursor.copy(
             f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        chunk: list[bytes] = []
-        for line in lines:
-            chunk.append(line)
-            if len(chunk) == 500:
+        chunk: list[bytes | memoryview] = []
+        for piece in pieces:
+            chunk.append(piece)
+            if len(chunk) == 1500:
                 copy.write(b"".join(chunk))
                 chunk.clear()
         if chunk:
@@ -745,7 +803,7 @@ def _copy_lines(conn: sa.Connection, table: str, columns: tuple[str, ...],
 
 
 def _copy_upsert(conn: sa.Connection, table: str, columns: tuple[str, ...],
-                 lines: Iterable[bytes], on_conflict: str) -> None:
+                 lines: Iterable[bytes | memoryview], on_conflict: str) -> None:
     """``COPY`` into a temporary table, then one INSERT ... SELECT ... ON CONFLICT."""
     stage, cols = f"_stage_{table}", ", ".join(columns)
     conn.exec_driver_sql(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
@@ -834,12 +892,12 @@ def _parsed_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> _
 
 def _without_superseded(read: _Read, superseded: set[int]) -> _Read:
     """The batch without the voters a later row of the file replaces."""
-    if superseded.isdisjoint(read.rows):
+    rows = read.voters.rows
+    if superseded.isdisjoint(rows):
         return read
-    keep = [i for i, number in enumerate(read.rows) if number not in superseded]
-    read.superseded = len(read.rows) - len(keep)
-    read.voters = [read.voters[i] for i in keep]
-    read.rows = [read.rows[i] for i in keep]
+    keep = [i for i, number in enumerate(rows) if number not in superseded]
+    read.superseded = len(rows) - len(keep)
+    read.voters = read.voters.only(keep)
     return read
 
 
