@@ -472,6 +472,31 @@ def test_a_helper_that_dies_leaves_the_run_to_the_worker(db_engine: sa.Engine) -
     assert rest == [(b[0], b[1], b[4], b[5]) for b in expected[2:]]
 
 
+def test_a_helper_killed_with_batches_in_flight_leaves_the_run_to_the_worker(
+        db_engine: sa.Engine) -> None:
+    """Killed while it parses or sends the batches after the first (it may
+    leave half a message in the pipe), the helper's end of the pipe closes:
+    the worker sees that and parses the rest itself. A worker that kept a
+    copy of that end (``ProcessPoolExecutor`` does) would wait forever."""
+    gen = generate("nc_statewide", 2000, seed=12)
+    run = create(db_engine, gen.data)
+    expected, _ = batches_of(run, db_engine, IN_WORKER)
+    ctx = run_context(run, db_engine, IN_HELPER, 300)
+    first = JOB.run_batch(ctx, None)
+    ahead = ctx.cache[iv._AHEAD]
+    [helper] = ahead._helpers
+    os.kill(helper.process.pid, signal.SIGKILL)
+    rest, checkpoint, done = [], first.checkpoint, first.done
+    while not done:
+        batch = JOB.run_batch(ctx, checkpoint)
+        rest.append((batch.checkpoint, batch.processed, batch.errors,
+                     (batch.write.voters, batch.write.homes)))  # type: ignore[union-attr]
+        checkpoint, done = batch.checkpoint, batch.done
+    ctx.close()
+    assert ahead.failed and ahead.taken >= 1  # batch 2, parsed and sent before the kill, or not
+    assert rest == [(b[0], b[1], b[4], b[5]) for b in expected[1:]]
+
+
 def test_helpers_that_cannot_start_leave_the_parse_to_the_worker(
         db_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """No helper processes (no fork server, say) costs speed, not the import."""

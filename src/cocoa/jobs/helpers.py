@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from multiprocessing.context import BaseContext
+from multiprocessing.context import ForkServerContext
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 _STARTED = threading.Lock()  # one warm-up per process
 
 
-def helper_context() -> BaseContext:
+def helper_context() -> ForkServerContext:
     """The multiprocessing context job types start their helpers with."""
     return _CONTEXT
 

@@ -31,13 +31,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import signal
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from operator import itemgetter
 from typing import IO, Any, ClassVar
 
@@ -268,15 +271,16 @@ class _Voters:
 
     def only(self, keep: list[int]) -> _Voters:
         """These voters only (by position), in this order."""
-        if not self.ends:
-            return _Voters([self.ids[i] for i in keep], [self.digests[i] for i in keep],
-                           [self.keys[i] for i in keep], [self.rows[i] for i in keep],
-                           [self.values[i] for i in keep])
-        view = memoryview(self.text)
-        lines = [self.line(i, view) for i in keep]
-        return _Voters([self.ids[i] for i in keep], [self.digests[i] for i in keep],
-                       [self.keys[i] for i in keep], [self.rows[i] for i in keep],
-                       text=b"".join(lines), ends=list(accumulate(map(len, lines))))
+        def pick(column: list[Any]) -> list[Any]:
+            return [column[i] for i in keep] if column else []
+
+        chosen = _Voters(pick(self.ids), pick(self.digests), pick(self.keys), pick(self.rows),
+                         pick(self.values))
+        if self.ends:
+            view = memoryview(self.text)
+            lines = [self.line(i, view) for i in keep]
+            chosen.text, chosen.ends = b"".join(lines), list(accumulate(map(len, lines)))
+        return chosen
 
 
 @dataclass(slots=True)
@@ -370,41 +374,45 @@ class _Parser:
 
 
 class _ParseAhead:
-    """Parses the next batches in a helper process while the worker writes.
+    """Parses the next batches in helper processes while the worker writes.
 
     Parsing and the writes (SQLite here, PostgreSQL in its server) each
     take a large part of an import's CPU; in one process they take turns,
     here they overlap on two cores (docs/benchmarks.md has the figures).
     The worker still cuts the lines (it holds the file, which lives in the
-    database)
-    and does every database write, so the helper cannot change what is
-    stored: :meth:`take` hands back exactly what :meth:`_Parser.parse` gives
-    in-process, and None whenever it cannot (a batch from another
+    database) and does every database write, so a helper cannot change what
+    is stored: :meth:`take` hands back exactly what :meth:`_Parser.parse`
+    gives in-process, and None whenever it cannot (a batch from another
     checkpoint, a helper that died), which the caller parses itself.
     """
 
     def __init__(self, parser: _Parser, helpers: int) -> None:
         """Starts the helper processes now: forked from the worker's helper
         server (:mod:`cocoa.jobs.helpers`), they are ready in milliseconds
-        and parse the second batch while the worker finds repeated ids and
-        parses the first."""
-        self._pool = ProcessPoolExecutor(helpers, mp_context=helper_context(),
-                                         initializer=_start_helper, initargs=(parser, os.getpid()))
-        for _ in range(helpers):
-            self._pool.submit(int)  # spawns a process without waiting for it
+        and parse the first batches while the worker finds repeated ids."""
+        self._helpers: list[_Helper] = []
+        try:
+            for _ in range(helpers):
+                self._helpers.append(_Helper(parser))
+        except BaseException:
+            self.close()
+            raise
         # Batches parsed ahead: one more than the helpers keeps them all busy
         # (results are taken in file order), with little memory.
         self._depth = helpers + 1
         self._stream: IO[bytes] | None = None
         self._batches: Iterator[_Lines] = iter(())
-        self._queue: deque[tuple[tuple[int, int], Future[_Read]]] = deque()
+        self._queue: deque[tuple[tuple[int, int], _Helper]] = deque()
         self._next = (0, 0)
+        self._turn = 0  # the helper that gets the next batch
         self.failed = False
         self.taken = 0  # batches handed over (tests check the helper was used)
 
     def follow(self, ctx: RunContext, state: _RunState, offset: int, row: int) -> None:
         """Parse the batches from ``offset`` on (anything queued is dropped)."""
         self._close_stream()
+        for _, helper in self._queue:
+            helper.unwanted += 1
         self._queue.clear()
         self._stream = ctx.open_upload()
         self._batches = _cut_batches(self._stream, offset, row, state.layout, ctx.batch_size)
@@ -414,26 +422,29 @@ class _ParseAhead:
     def _fill(self) -> None:
         while len(self._queue) < self._depth and self._stream is not None:
             lines = next(self._batches)
-            self._queue.append((self._next, self._pool.submit(_parse_in_helper, lines)))
+            helper = self._helpers[self._turn % len(self._helpers)]
+            self._turn += 1
+            self._queue.append((self._next, helper))
             self._next = (lines.offset, lines.row)
             if lines.done:
                 self._close_stream()
+            helper.send(lines)
 
     def take(self, offset: int, row: int) -> _Read | None:
         """The parsed batch that starts at ``offset``, or None."""
         if self.failed or not self._queue or self._queue[0][0] != (offset, row):
             return None
-        _, future = self._queue.popleft()
+        _, helper = self._queue.popleft()
         try:
-            read = future.result()
-        except Exception as exc:  # noqa: BLE001 - the caller parses in-process instead
+            read = helper.receive()
+            self._fill()
+        except (OSError, EOFError, _HelperFailed) as exc:
             log.warning("voter import helper process failed (%s: %s); parsing in the worker",
                         type(exc).__name__, exc)
             self.failed = True
             self.close()
             return None
         self.taken += 1
-        self._fill()
         return read
 
     def _close_stream(self) -> None:
@@ -444,30 +455,116 @@ class _ParseAhead:
     def close(self) -> None:
         self._close_stream()
         self._queue.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for helper in self._helpers:
+            helper.close()
+
+
+class _HelperFailed(Exception):
+    """A helper could not parse a batch (a bug: the parser reports bad rows
+    as item errors); the message is the helper's exception."""
+
+
+class _Helper:
+    """One helper process and its two one-way pipes.
+
+    Only the helper holds the far end of each pipe, so a helper that dies,
+    even halfway through sending a batch, is an end of file or a broken
+    pipe here, never a wait. (``concurrent.futures.ProcessPoolExecutor``
+    keeps both ends of its result pipe in the parent: a helper killed while
+    sending left the worker waiting for the rest of the message forever.)
+    Like the executor, two threads here move the megabytes, so that the
+    worker's writes never wait for a pipe and the helper has one thread
+    only: batches go out as soon as the helper reads them, results are read
+    as soon as it sends them.
+    """
+
+    def __init__(self, parser: _Parser) -> None:
+        context = helper_context()
+        calls_in, self._calls = context.Pipe(duplex=False)
+        self._results, results_out = context.Pipe(duplex=False)
+        self.process = context.Process(target=_run_helper, name="voter-import-helper",
+                                       args=(parser, os.getpid(), calls_in, results_out),
+                                       daemon=True)
+        try:
+            self.process.start()
+        except BaseException:
+            self._calls.close()
+            self._results.close()
+            raise
+        finally:
+            calls_in.close()
+            results_out.close()
+        self.unwanted = 0  # results still to come for batches nobody wants now
+        self._outgoing: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._received: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for target in (self._send_batches, self._read_results):
+            threading.Thread(target=target, name="voter-import-helper-io", daemon=True).start()
+
+    def _send_batches(self) -> None:
+        """Until :meth:`close` (or the helper is gone)."""
+        try:
+            while (data := self._outgoing.get()) is not None:
+                self._calls.send_bytes(data)
+        except OSError:  # the helper is gone: _read_results sees it too
+            pass
+        finally:
+            self._calls.close()
+
+    def _read_results(self) -> None:
+        """Until the helper's end of the pipe closes (it exits, or dies)."""
+        try:
+            while True:
+                self._received.put(self._results.recv())
+        except (EOFError, OSError) as exc:
+            self._received.put(exc)
+        finally:
+            self._results.close()
+
+    def send(self, lines: _Lines) -> None:
+        self._outgoing.put(bytes(ForkingPickler.dumps(lines)))
+
+    def receive(self) -> _Read:
+        while True:
+            result = self._received.get()
+            if isinstance(result, BaseException):
+                self._received.put(result)  # and for any later call
+                raise result
+            if self.unwanted:
+                self.unwanted -= 1
+                continue
+            if isinstance(result, str):
+                raise _HelperFailed(result)
+            return result
+
+    def close(self) -> None:
+        """The helper exits when its input ends (or at once, with its worker
+        gone); the results thread then sees the end of its pipe."""
+        self._outgoing.put(None)
 
 
 def _rebuild_parser(layout: Layout, header: Header, job_id: str, copy_text: bool) -> _Parser:
     return _Parser(layout, header, job_id, copy_text=copy_text)
 
 
-_HELPER_PARSER: _Parser | None = None  # in the helper process: the file's parser
-
-
-def _start_helper(parser: _Parser, worker_pid: int) -> None:
-    """Helper process set-up: the parser, the worker's garbage-collector
-    settings, Ctrl-C left to the worker, and an exit when the worker is gone
-    (a SIGKILLed worker cannot shut its pool down)."""
-    global _HELPER_PARSER
-    _HELPER_PARSER = parser
+def _run_helper(parser: _Parser, worker_pid: int, calls: Connection, results: Connection,
+                ) -> None:
+    """A helper process: parse each batch that comes in, send it back, until
+    the worker closes its end. Ctrl-C is left to the worker, and the helper
+    exits at once when the worker is gone (a SIGKILLed worker cannot shut it
+    down)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_garbage_collector()
     exit_with(worker_pid)
-
-
-def _parse_in_helper(lines: _Lines) -> _Read:
-    assert _HELPER_PARSER is not None, "helper started without its parser"
-    return _HELPER_PARSER.parse(lines)
+    try:
+        while True:
+            lines: _Lines = calls.recv()
+            try:
+                result: _Read | str = parser.parse(lines)
+            except Exception as exc:  # noqa: BLE001 - reported: the worker parses instead
+                result = f"{type(exc).__name__}: {exc}"
+            results.send(result)
+    except (EOFError, OSError):  # the worker closed its end, or stopped reading
+        pass
 
 
 def _truncate(values: list[Any]) -> None:
