@@ -28,7 +28,7 @@ from cocoa.config import Settings
 from cocoa.db.engine import make_engine, reading
 from cocoa.db.migrate import upgrade
 from cocoa.db.tables import households, voters
-from cocoa.jobs.types import CreateContext, JobValidationError, RunContext
+from cocoa.jobs.types import Batch, CreateContext, JobValidationError, RunContext
 from cocoa.jobtypes import import_voters as iv
 from cocoa.jobtypes.import_voters import ImportVoters
 from cocoa.samples.voters import GeneratedFile, generate
@@ -448,6 +448,19 @@ def test_parsing_in_a_helper_process_gives_the_same_batches(db_engine: sa.Engine
     assert ahead == here
 
 
+def rest_of(ctx: RunContext, after: Batch) -> list[Any]:
+    """The batches after ``after`` (checkpoint, rows, errors, what to write),
+    parsed but not written; the run context is closed at the end."""
+    rest, checkpoint, done = [], after.checkpoint, after.done
+    while not done:
+        batch = JOB.run_batch(ctx, checkpoint)
+        rest.append((batch.checkpoint, batch.processed, batch.errors,
+                     (batch.write.voters, batch.write.homes)))  # type: ignore[attr-defined]
+        checkpoint, done = batch.checkpoint, batch.done
+    ctx.close()
+    return rest
+
+
 def test_a_helper_that_dies_leaves_the_run_to_the_worker(db_engine: sa.Engine) -> None:
     """A killed helper (the out-of-memory killer, say) costs nothing but
     speed: the batch is parsed in the worker, and no new helper is started."""
@@ -461,13 +474,7 @@ def test_a_helper_that_dies_leaves_the_run_to_the_worker(db_engine: sa.Engine) -
     assert helper.taken == 2
     for pid in helper_processes(os.getpid()):
         os.kill(pid, signal.SIGKILL)
-    rest, checkpoint, done = [], second.checkpoint, second.done
-    while not done:
-        batch = JOB.run_batch(ctx, checkpoint)
-        rest.append((batch.checkpoint, batch.processed, batch.errors,
-                     (batch.write.voters, batch.write.homes)))  # type: ignore[union-attr]
-        checkpoint, done = batch.checkpoint, batch.done
-    ctx.close()
+    rest = rest_of(ctx, second)
     assert helper.failed and ctx.cache[iv._AHEAD] is helper and helper.taken == 2
     assert rest == [(b[0], b[1], b[4], b[5]) for b in expected[2:]]
 
@@ -486,13 +493,7 @@ def test_a_helper_killed_with_batches_in_flight_leaves_the_run_to_the_worker(
     ahead = ctx.cache[iv._AHEAD]
     [helper] = ahead._helpers
     os.kill(helper.process.pid, signal.SIGKILL)
-    rest, checkpoint, done = [], first.checkpoint, first.done
-    while not done:
-        batch = JOB.run_batch(ctx, checkpoint)
-        rest.append((batch.checkpoint, batch.processed, batch.errors,
-                     (batch.write.voters, batch.write.homes)))  # type: ignore[union-attr]
-        checkpoint, done = batch.checkpoint, batch.done
-    ctx.close()
+    rest = rest_of(ctx, first)
     assert ahead.failed and ahead.taken >= 1  # batch 2, parsed and sent before the kill, or not
     assert rest == [(b[0], b[1], b[4], b[5]) for b in expected[1:]]
 
