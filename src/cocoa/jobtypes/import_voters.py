@@ -437,7 +437,6 @@ class _ParseAhead:
         _, helper = self._queue.popleft()
         try:
             read = helper.receive()
-            self._fill()
         except (OSError, EOFError, _HelperFailed) as exc:
             log.warning("voter import helper process failed (%s: %s); parsing in the worker",
                         type(exc).__name__, exc)
@@ -445,6 +444,7 @@ class _ParseAhead:
             self.close()
             return None
         self.taken += 1
+        self._fill()
         return read
 
     def _close_stream(self) -> None:
