@@ -133,9 +133,7 @@ def _run_state(ctx: RunContext, checkpoint: Checkpoint | None = None) -> _RunSta
         parser = _Parser(detection.layout, detection.header, ctx.job_id,
                          copy_text=ctx.engine.dialect.name == "postgresql")
         state = _RunState(detection.layout, parser, header_line.end, header_line.number + 1)
-        rows = ctx.params.get("rows")
-        if isinstance(rows, int) and rows >= ctx.settings.parse_ahead_min_rows:
-            _start_parse_ahead(ctx, state, checkpoint)
+        _start_parse_ahead(ctx, state, checkpoint)
         state.superseded = _superseded_rows(stream, state)
     except JobValidationError as exc:  # the stored file no longer matches: job-level
         raise JobFailed(exc.message) from exc
@@ -148,7 +146,11 @@ def _run_state(ctx: RunContext, checkpoint: Checkpoint | None = None) -> _RunSta
 def _start_parse_ahead(ctx: RunContext, state: _RunState, checkpoint: Checkpoint | None) -> None:
     """Helper processes for the run, already parsing its first batches (that
     needs no repeated ids) while the worker looks for repeated ids. Helpers
-    that cannot start cost speed, not the import: the worker parses."""
+    that cannot start cost speed, not the import: the worker parses. None
+    for a file with too few rows left to be worth them."""
+    offset, row = _position(state, checkpoint)
+    if _rows_left(ctx, state, row) < ctx.settings.parse_ahead_min_rows:
+        return
     try:
         ahead = _ParseAhead(state.parser, ctx.settings.parse_helpers)
     except Exception as exc:  # noqa: BLE001 - any failure to start leaves the parse here
@@ -157,9 +159,7 @@ def _start_parse_ahead(ctx: RunContext, state: _RunState, checkpoint: Checkpoint
         return
     ctx.cache[_AHEAD] = ahead
     ctx.closers.append(ahead.close)
-    offset, row = _position(state, checkpoint)
-    if _rows_left(ctx, state, row) >= ctx.settings.parse_ahead_min_rows:
-        ahead.follow(ctx, state, offset, row)
+    ahead.follow(ctx, state, offset, row)
 
 
 def _position(state: _RunState, checkpoint: Checkpoint | None) -> tuple[int, int]:
@@ -390,13 +390,6 @@ class _ParseAhead:
         """Starts the helper processes now: forked from the worker's helper
         server (:mod:`cocoa.jobs.helpers`), they are ready in milliseconds
         and parse the first batches while the worker finds repeated ids."""
-        self._helpers: list[_Helper] = []
-        try:
-            for _ in range(helpers):
-                self._helpers.append(_Helper(parser))
-        except BaseException:
-            self.close()
-            raise
         # Batches parsed ahead: one more than the helpers keeps them all busy
         # (results are taken in file order), with little memory.
         self._depth = helpers + 1
@@ -407,6 +400,13 @@ class _ParseAhead:
         self._turn = 0  # the helper that gets the next batch
         self.failed = False
         self.taken = 0  # batches handed over (tests check the helper was used)
+        self._helpers: list[_Helper] = []
+        try:
+            for _ in range(helpers):
+                self._helpers.append(_Helper(parser))
+        except BaseException:
+            self.close()  # the helpers started so far
+            raise
 
     def follow(self, ctx: RunContext, state: _RunState, offset: int, row: int) -> None:
         """Parse the batches from ``offset`` on (anything queued is dropped)."""
