@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     purge_archived_uploads: bool = Field(True, description="Drop upload blobs of archived jobs.")
     max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Upload size limit.")
     upload_chunk_bytes: int = Field(1024 * 1024, ge=1024, description="Blob chunk size.")
+    request_lock_wait_seconds: float = Field(
+        5.0, gt=0, le=600, description="How long an API request or web page waits for a database lock "
+        "(SQLite's busy timeout, PostgreSQL's lock_timeout) before answering 503 with Retry-After; "
+        "workers wait longer (30 s on SQLite, no limit on PostgreSQL).")
+    min_free_disk_mb: int = Field(
+        100, ge=0, description="/readyz reports not ready when the volume holding the SQLite database has "
+        "less free space than this (MiB); 0 turns the check off. PostgreSQL's disk is on its server.")
 
     geocode_batch_size: int = Field(100, ge=1, description="Households per geocoding batch.")
     geocode_progress_every: int = Field(50, ge=1, description="Progress update interval.")
@@ -65,7 +72,32 @@ class Settings(BaseSettings):
 
     token_cache_seconds: float = Field(
         5.0, ge=0, description="How long a server process trusts an API token it has checked (0: every request).")
+    event_stream_auth_seconds: float = Field(
+        5.0, gt=0, description="How often an open job event stream re-checks its API token or web "
+        "session; the stream closes (with a final `end` event) once that is revoked, expired or logged out.")
     session_secret: str | None = Field(None, description="Signs web session cookies.")
+    cookie_secure: bool = Field(
+        False, description="Mark the session cookie Secure and name it __Host-cocoa_session "
+        "(set it when users reach the server over HTTPS; browsers then never send it over HTTP).")
+    forwarded_allow_ips: str | None = Field(
+        None, description="Reverse proxies (comma-separated addresses, e.g. 127.0.0.1) whose "
+        "X-Forwarded-For gives the client address; unset: the connection's own address is used.")
+    min_password_length: int = Field(12, ge=8, le=1024, description="Shortest password a user may set.")
+    login_user_failures: int = Field(
+        5, ge=1, description="Failed logins for one user name (from anywhere) before each further "
+        "attempt must wait; the wait doubles with every further failure.")
+    login_address_failures: int = Field(
+        20, ge=1, description="Failed logins from one client address (an IPv6 /64) before each "
+        "further attempt from it must wait.")
+    login_delay_seconds: float = Field(5.0, gt=0, description="The first wait after too many failed logins.")
+    login_max_delay_seconds: float = Field(900.0, gt=0, description="The longest wait between failed logins.")
+    login_failure_window_seconds: float = Field(
+        3600.0, gt=0, description="Failed logins are forgotten this long after the last one.")
+    password_check_slots: int = Field(
+        2, ge=1, le=64, description="Password checks one server process runs at once (Argon2 uses "
+        "64 MiB each); more logins wait for a slot.")
+    password_check_wait_seconds: float = Field(
+        10.0, gt=0, description="How long a login waits for a password check slot before a 503.")
     host: str = "127.0.0.1"
     port: int = 8000
     web_processes: int = Field(1, ge=1, le=64, description="Processes of `cocoa serve` (one per core is typical).")

@@ -22,7 +22,7 @@ from cocoa.config import Settings
 
 PUBLIC = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"), ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"), ("POST", "/api/v1/auth/tokens"),
+    ("GET", "/docs/assets/{name}"), ("GET", "/redoc"), ("POST", "/api/v1/auth/tokens"),
 }
 # A viewer may manage its own tokens; everything else that writes needs admin.
 VIEWER_MAY_WRITE = {("POST", "/api/v1/auth/tokens"), ("DELETE", "/api/v1/auth/tokens/{token_id}")}

@@ -307,6 +307,10 @@ SAME_HOUSEHOLD: list[tuple[Row, Row]] = [
     (("100 AVE C", None, None, "27601", None), ("100 AVENUE C", None, None, "27601", None)),
     (("123 MAIN ST, RALEIGH, NC 27601", None, None, "27601", None),
      ("123 MAIN ST", None, None, "27601", None)),
+    # A directional that is the whole street name is keyed spelled out (issue
+    # 15: "214 B S Blvd" is "214 B South Blvd"), so N Street and North Street
+    # of one ZIP share a key: a rare merge, traded for a common split.
+    (("100 N ST", None, None, "20001", None), ("100 NORTH ST", None, None, "20001", None)),
 ]
 
 DIFFERENT_HOUSEHOLD: list[tuple[Row, Row]] = [
@@ -325,7 +329,6 @@ DIFFERENT_HOUSEHOLD: list[tuple[Row, Row]] = [
     (("100 MAIN ST", "RALEIGH", "NC", None, None), ("100 MAIN ST", "CARY", "NC", None, None)),
     (("100 MAIN ST", "GREENVILLE", "NC", None, None),
      ("100 MAIN ST", "GREENVILLE", "SC", None, None)),
-    (("100 N ST", None, None, "20001", None), ("100 NORTH ST", None, None, "20001", None)),
     (("100 NORTH ST", None, None, "27601", None), ("100 NORTH MAIN ST", None, None, "27601",
                                                   None)),
     (("123 1/2 MAIN ST", None, None, "27601", None), ("123 MAIN ST", None, None, "27601", None)),

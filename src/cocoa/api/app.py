@@ -17,15 +17,18 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
-from cocoa.api import auth_routes, health, imports, jobs_routes
+from cocoa.api import auth_routes, docs, health, imports, jobs_routes
 from cocoa.api.errors import install_error_handlers, use_error_shape_in_openapi
-from cocoa.auth import TokenCache
+from cocoa.api.sessions import SessionCheck, cookie_name
+from cocoa.auth import SESSION_SECONDS, TokenCache
 from cocoa.config import Settings, get_settings
 from cocoa.db.engine import make_engine
 from cocoa.db.migrate import check_current
+from cocoa.db.storage import private_dir
 from cocoa.jobs.manager import JobManager
 from cocoa.jobs.types import load_builtin_types
 from cocoa.jobs.worker import Worker
+from cocoa.login_guard import LoginGuard
 
 log = logging.getLogger("cocoa.api")
 
@@ -39,7 +42,9 @@ def create_app(
     settings: Settings | None = None, *, engine: sa.Engine | None = None, run_worker: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
-    engine = engine or make_engine(settings.resolved_database_url)
+    # Requests wait briefly for a lock, then answer 503 + Retry-After (cocoa.api.errors).
+    engine = engine or make_engine(settings.resolved_database_url,
+                                   lock_wait_ms=round(settings.request_lock_wait_seconds * 1000))
     manager = JobManager(engine, settings)
 
     @asynccontextmanager
@@ -61,16 +66,22 @@ def create_app(
                 worker_thread.join()
 
     app = FastAPI(title="Cocoa Canvas jobs", version="1.0.0", description=API_DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # /docs: cocoa.api.docs, no CDN
     app.state.manager = manager
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
+    app.state.session_cache = TokenCache(settings.token_cache_seconds)
+    app.state.login_guard = LoginGuard(engine, settings)
     app.state.settings = settings
+    # Added first, so it runs inside SessionMiddleware and sees the decoded
+    # session: a session the server has ended is emptied before any route.
+    app.add_middleware(SessionCheck, engine=engine, cache=app.state.session_cache)
     app.add_middleware(
-        SessionMiddleware, secret_key=session_secret(settings), session_cookie="cocoa_session",
-        same_site="lax", https_only=False, max_age=12 * 3600,
+        SessionMiddleware, secret_key=session_secret(settings), session_cookie=cookie_name(settings),
+        same_site="lax", https_only=settings.cookie_secure, max_age=SESSION_SECONDS,
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(auth_routes.router, prefix="/api/v1")
     app.include_router(jobs_routes.router, prefix="/api/v1")
     app.include_router(imports.router, prefix="/api/v1")
@@ -105,7 +116,7 @@ def session_secret(settings: Settings) -> str:
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         secret = secrets.token_urlsafe(48)
         path.write_text(secret)
         path.chmod(0o600)

@@ -6,6 +6,12 @@ Decisions:
   it is how a script without a token gets one. Bad credentials are a plain
   401 that does not say whether the user exists (and
   :func:`cocoa.auth.verify_password` spends the same Argon2 work either way).
+  It goes through :class:`cocoa.login_guard.LoginGuard`: too many failures
+  for the name or from the address are a 429 with ``Retry-After``, and a
+  server already checking its share of passwords answers 503 with one.
+* A token may be given an expiry (``expires_in_days`` or ``expires_at``); an
+  expired token is a 401 ``token_expired``, so a script can tell "make a new
+  one" from "this was never valid".
 * Token self-management is open to every role: a viewer may list and revoke
   its *own* tokens; an admin sees and revokes everyone's. Revoking a token
   that is not yours (as a viewer) is a 404, like one that does not exist, so
@@ -20,20 +26,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 
 from cocoa import auth
-from cocoa.api.deps import CurrentUser, Manager, token_cache
+from cocoa.api.deps import CurrentUser, Manager, client_address, login_guard, token_cache
 from cocoa.api.errors import ApiError
 from cocoa.api.schemas import Me, TokenCreated, TokenList, TokenRequest, errors
+from cocoa.jobs.jobs import utcnow
+from cocoa.login_guard import LoginRefused
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/tokens", status_code=201, response_model=TokenCreated, responses=errors(400, 401, 422))
-def create_token(body: TokenRequest, manager: Manager) -> dict[str, Any]:
-    """Log in with username and password; the new token is in ``token`` (shown once)."""
-    user = auth.verify_password(manager.engine, body.username, body.password)
-    if user is None:
-        raise ApiError(401, "Wrong username or password.", "invalid_credentials")
-    token, entry = auth.create_token(manager.engine, user.username, body.name)
+@router.post("/tokens", status_code=201, response_model=TokenCreated,
+             responses=errors(400, 401, 422, 429, 503))
+def create_token(body: TokenRequest, manager: Manager, request: Request) -> dict[str, Any]:
+    """Log in with username (any case) and password; the new token is in ``token``
+    (shown once). Repeated failures are throttled: 429 with ``Retry-After``."""
+    try:
+        user = login_guard(request).attempt(body.username, body.password, client_address(request))
+    except LoginRefused as exc:
+        raise ApiError(exc.status, exc.message, exc.code, headers=exc.headers or None) from None
+    token, entry = auth.create_token(manager.engine, user.username, body.name,
+                                     expires_at=body.expiry(utcnow()))
     return {**entry, "token": token}
 
 

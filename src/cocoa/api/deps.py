@@ -11,14 +11,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from cocoa.api.errors import ApiError
-from cocoa.auth import Role, TokenCache, User, authenticate_token
+from cocoa.auth import Role, TokenCache, User, check_token, touch_token
 from cocoa.config import Settings
+from cocoa.jobs.jobs import iso, utcnow
 from cocoa.jobs.manager import JobManager
+from cocoa.login_guard import LoginGuard
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 bearer = HTTPBearer(auto_error=False,
@@ -38,8 +40,21 @@ def get_settings(request: Request) -> Settings:
     return get_manager(request).settings
 
 
+def client_address(request: Request) -> str | None:
+    """The peer's address. ``X-Forwarded-For`` is honoured only from the
+    proxies in ``COCOA_FORWARDED_ALLOW_IPS`` (Uvicorn applies it before the
+    request gets here); otherwise anyone could pick an address per request."""
+    return request.client.host if request.client else None
+
+
+def login_guard(request: Request) -> LoginGuard:
+    guard: LoginGuard = request.app.state.login_guard
+    return guard
+
+
 def session_user(request: Request) -> User | None:
-    """The user of the web session cookie, if any."""
+    """The user of the web session cookie, if any (the session was checked
+    against the server's ``sessions`` table by :mod:`cocoa.api.sessions`)."""
     data = request.scope.get("session", {}).get("user") if "session" in request.scope else None
     if not isinstance(data, dict):
         return None
@@ -52,15 +67,12 @@ def session_user(request: Request) -> User | None:
 async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    background: BackgroundTasks,
 ) -> User:
     """``async``: a token checked recently comes from the per-process cache
     without a hop to the thread pool; only a cache miss queries the database."""
     if credentials is not None:
-        user = await _token_user(request, credentials.credentials)
-        if user is None:
-            raise ApiError(401, "Invalid or revoked API token.", "invalid_token",
-                           headers={"WWW-Authenticate": "Bearer"})
-        return user
+        return await _token_user(request, credentials.credentials, background)
     if request.method in SAFE_METHODS:
         user = session_user(request)
         if user is not None:
@@ -69,14 +81,31 @@ async def current_user(
                    "missing_token", headers={"WWW-Authenticate": "Bearer"})
 
 
-async def _token_user(request: Request, token: str) -> User | None:
+async def _token_user(request: Request, token: str, background: BackgroundTasks) -> User:
+    """The token's user, or 401 saying whether it is unknown/revoked or expired.
+
+    ``last_used_at`` is written after the response (a background task) and
+    only when a cache miss finds it a minute old or more: never a write in
+    the request's path, at most one a minute per token.
+    """
     cache = token_cache(request)
     user = cache.get(token)
-    if user is None:
-        user = await run_in_threadpool(authenticate_token, get_engine(request), token)
-        if user is not None:
-            cache.put(token, user)
-    return user
+    if user is not None:
+        return user
+    engine = get_engine(request)
+    check = await run_in_threadpool(check_token, engine, token)
+    if check is None:
+        raise ApiError(401, "Invalid or revoked API token.", "invalid_token",
+                       headers={"WWW-Authenticate": "Bearer"})
+    now = utcnow()
+    if check.expired(now):
+        raise ApiError(401, f"API token expired at {iso(check.expires_at)}; create a new one with "
+                       "`cocoa token create` or POST /api/v1/auth/tokens.", "token_expired",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    cache.put(token, check.user, check.expires_at)
+    if check.needs_touch(now):
+        background.add_task(touch_token, engine, check.token_id)
+    return check.user
 
 
 def token_cache(request: Request) -> TokenCache:

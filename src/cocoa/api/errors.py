@@ -7,14 +7,17 @@ one thing, and a message always says what to fix.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cocoa.api.schemas import NO_NUL
+from cocoa.db.storage import storage_location, storage_problem
 from cocoa.jobs.jobs import IllegalTransition
 from cocoa.jobs.manager import JobNotFound
 from cocoa.jobs.types import JobValidationError
@@ -91,10 +94,68 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"Method {request.method} is not allowed on {request.url.path}"
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 
+    # Storage trouble (locked, full, read-only, unreachable) is a 503 with
+    # Retry-After on every endpoint and page; other database errors are bugs.
+    for database_error in _database_error_classes():
+        app.add_exception_handler(database_error, _database_error)
+
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Also reached by errors raised in middleware (outside the handlers above).
+        if storage_problem(exc) is not None:
+            return await _database_error(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error; the details are in the server log.")
+
+
+def _database_error_classes() -> list[type[Exception]]:
+    """SQLAlchemy's errors and the drivers' own (a job type may use the raw
+    driver connection, e.g. COPY on PostgreSQL)."""
+    classes: list[type[Exception]] = [sa.exc.SQLAlchemyError, sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return classes
+    return [*classes, psycopg.Error]
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """503 + Retry-After naming the storage problem; 500 for anything else."""
+    problem = storage_problem(exc, _location(request))
+    if problem is None:
+        log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "Internal server error; the details are in the server log.")
+    log.warning("%s on %s %s: %s", problem.code, request.method, request.url.path, problem.cause)
+    headers = {"Retry-After": str(problem.retry_after), "Cache-Control": "no-store"}
+    if _wants_page(request):
+        page = _web_error_page(request, problem.message)
+        if page is not None:
+            page.headers.update(headers)
+            return page
+    return error_response(503, problem.message, problem.code, problem.details(), headers)
+
+
+def _location(request: Request) -> str | None:
+    manager = getattr(request.app.state, "manager", None)
+    return storage_location(manager.engine) if manager is not None else None
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser navigating to a web page (not the API, not a script)."""
+    return (not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+            and request.headers.get("x-requested-with") != "XMLHttpRequest")
+
+
+def _web_error_page(request: Request, message: str) -> Response | None:
+    """The web layer's error page, or None (API-only install, or the page
+    itself failed): the JSON error then still says what is wrong."""
+    try:
+        from cocoa.web.routes import error_page
+
+        return error_page(request, 503, "The database is unavailable", message)
+    except Exception:
+        log.warning("could not render the web error page", exc_info=True)
+        return None
 
 
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"

@@ -1,8 +1,12 @@
 """Liveness, readiness and Prometheus metrics.
 
 * ``/healthz``: the process answers (no database): for restart decisions.
-* ``/readyz``: the database answers and its schema is the one this code
-  expects: for load-balancer decisions. 503 in the error shape otherwise.
+* ``/readyz``: the database takes a write (a one-row update in a transaction
+  that is rolled back, within the request lock wait), its schema is the one
+  this code expects, and the SQLite database's volume has at least
+  ``COCOA_MIN_FREE_DISK_MB`` free: for load-balancer decisions. 503 in the
+  error shape otherwise. PostgreSQL's disk is on its server, out of sight
+  here: the answer says so, and the server's own monitoring must watch it.
 * ``/metrics``: Prometheus text format, computed by querying the database at
   scrape time (a custom collector), so every API host reports the same
   cluster-wide numbers and nothing is lost when a process restarts.
@@ -17,6 +21,7 @@ and they reveal nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,8 +38,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from cocoa.api.deps import CurrentUser, Manager
 from cocoa.api.errors import ApiError
 from cocoa.api.schemas import errors, json_errors
-from cocoa.db.engine import is_postgres, reading
+from cocoa.db.engine import is_postgres, reading, writing
 from cocoa.db.migrate import SchemaNotCurrent, check_current
+from cocoa.db.storage import free_megabytes, storage_location, storage_problem
 from cocoa.db.tables import jobs
 
 router = APIRouter(tags=["health"])
@@ -52,18 +58,46 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses=errors(503))
-def readyz(manager: Manager) -> dict[str, str]:
-    """The database is reachable and its schema is current."""
+def readyz(manager: Manager) -> dict[str, Any]:
+    """The database takes writes, its schema is current and its disk has room."""
     engine = manager.engine
     try:
-        with reading(engine) as conn:
-            conn.execute(sa.text("SELECT 1"))
         check_current(engine, engine.url.render_as_string(hide_password=False))
+        _check_write(engine)
     except SchemaNotCurrent as exc:
         raise ApiError(503, str(exc), "schema_not_current") from exc
     except sa.exc.SQLAlchemyError as exc:
-        raise ApiError(503, f"Database unreachable: {type(exc).__name__}", "database_unreachable") from exc
-    return {"status": "ready"}
+        problem = storage_problem(exc, storage_location(engine))
+        if problem is None:
+            raise ApiError(503, f"Database unreachable: {type(exc).__name__}", "database_unreachable") from exc
+        raise ApiError(503, problem.message, problem.code, problem.details(),
+                       headers={"Retry-After": str(problem.retry_after)}) from exc
+    return {"status": "ready", "disk": _check_disk(engine, manager.settings.min_free_disk_mb)}
+
+
+def _check_write(engine: sa.Engine) -> None:
+    """A real write, rolled back: takes SQLite's write lock (BEGIN IMMEDIATE)
+    or PostgreSQL's row lock, and fails on a read-only database. It touches
+    ``jobs`` too (no row) so a lock held on that table counts."""
+    with writing(engine).connect() as conn, conn.begin() as transaction:
+        conn.execute(jobs.update().where(sa.false()).values(status=jobs.c.status))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+        transaction.rollback()
+
+
+def _check_disk(engine: sa.Engine, min_free_mb: int) -> dict[str, Any]:
+    """Free space of the SQLite database's volume against the threshold."""
+    if is_postgres(engine):
+        return {"checked": False, "reason": "PostgreSQL's disk is on the database server; this server "
+                "cannot see it. Watch it with the database host's monitoring."}
+    folder = Path(engine.url.database or ".").resolve().parent
+    free = free_megabytes(folder)
+    if free < min_free_mb:
+        raise ApiError(503, f"Only {free} MB free on the disk holding {folder} (at least {min_free_mb} MB "
+                       "wanted, COCOA_MIN_FREE_DISK_MB) — free space before the database fills it.",
+                       "low_disk_space", {"free_mb": free, "min_free_mb": min_free_mb, "path": str(folder)},
+                       headers={"Retry-After": "60"})
+    return {"checked": True, "free_mb": free, "min_free_mb": min_free_mb}
 
 
 @router.get("/metrics", response_class=Response, responses={

@@ -21,15 +21,15 @@ copies it into database chunks inside the job-creation transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
-from starlette.types import Message
 
+from cocoa.api.bodies import read_form, upload_limits
 from cocoa.api.deps import AdminUser, CurrentUser, Manager
 from cocoa.api.errors import ApiError
 from cocoa.api.jobs_routes import job_location
@@ -40,8 +40,6 @@ from cocoa.jobs.manager import JobManager, UploadSource
 
 router = APIRouter(tags=["imports"])
 
-# Room for multipart boundaries and the small text fields next to the file.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 16
 # More file parts than the one 'file' are parsed (the size limit still bounds
 # them) so that a client who sends, say, 'format' as a file, or two files,
@@ -55,46 +53,9 @@ UPLOAD_ERRORS = errors(400, 401, 403, 413, 415, 422)
 # ----------------------------------------------------------------------------- machinery
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, f"The upload is larger than the limit of {limit:,} bytes.", "file_too_large",
-                    {"limit_bytes": limit})
-
-
-def _check_headers(request: Request, limit: int) -> None:
-    """415 and the early 413, before a byte of the body is read."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.lower().startswith("multipart/form-data"):
-        got = content_type or "no content type"
-        raise ApiError(415, f"Send the file as multipart/form-data (got {got!r}).",
-                       "unsupported_media_type", {"expected": "multipart/form-data"})
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD_BYTES:
-        raise _too_large(limit)
-
-
-Receive = Callable[[], Awaitable[Message]]
-
-
-def _counting_receive(receive: Receive, limit: int) -> Receive:
-    """Stop a body without (or with a lying) Content-Length at the limit."""
-    seen = 0
-
-    async def wrapped() -> Message:
-        nonlocal seen
-        message = await receive()
-        seen += len(message.get("body", b""))
-        if seen > limit + MULTIPART_OVERHEAD_BYTES:
-            raise _too_large(limit)
-        return message
-
-    return wrapped
-
-
 async def read_upload_form(request: Request, limit: int) -> FormData:
-    """The parsed multipart form, within the size limit."""
-    _check_headers(request, limit)
-    limited = Request(request.scope, _counting_receive(request.receive, limit))
-    return await limited.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
+    """The parsed multipart form, within the size limit (see :mod:`cocoa.api.bodies`)."""
+    return await read_form(request, upload_limits(limit, MAX_FORM_FILES, MAX_FORM_FIELDS))
 
 
 def form_file(form: FormData, limit: int) -> UploadFile:
@@ -109,7 +70,7 @@ def form_file(form: FormData, limit: int) -> UploadFile:
         raise ApiError(422, message, "file_required",
                        [{"location": ["body", "file"], "message": message, "type": "missing"}])
     if value.size is not None and value.size > limit:
-        raise _too_large(limit)
+        raise upload_limits(limit).too_large()
     return value
 
 
@@ -247,17 +208,35 @@ def _parcel_request(form: FormData) -> dict[str, Any]:
     return job_request
 
 
+MAPPING_EXAMPLE = '{"apn_field": "APN", "address_field": "SITUS"}'
+
+
 def _json_object(text: str, name: str) -> dict[str, Any]:
+    """A flat JSON object of column names (strings, or null for "none").
+
+    Flat because nothing nested means anything in a mapping - and a deeply
+    nested document made ``json.loads`` raise ``RecursionError``, a 500.
+    """
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise _invalid_json(name, f"{name} must be a flat JSON object such as {MAPPING_EXAMPLE}; "
+                            "this one is nested too deeply to read.", "json_too_deep") from None
     except ValueError as exc:
-        raise ApiError(422, f"{name} must be a JSON object: {exc}", f"invalid_{name}",
-                       [{"location": ["body", name], "message": str(exc), "type": "json_invalid"}]) from None
+        raise _invalid_json(name, f"{name} must be a JSON object: {exc}", "json_invalid") from None
     if not isinstance(value, dict):
-        raise ApiError(422, f"{name} must be a JSON object such as "
-                       '{"apn_field": "APN", "address_field": "SITUS"}.', f"invalid_{name}",
-                       [{"location": ["body", name], "message": "not an object", "type": "dict_type"}])
+        raise _invalid_json(name, f"{name} must be a JSON object such as {MAPPING_EXAMPLE}.", "dict_type")
+    nested = [key for key, item in value.items() if item is not None and not isinstance(item, str)]
+    if nested:
+        raise _invalid_json(name, f"{name} must be a flat JSON object of column names (strings) such as "
+                            f"{MAPPING_EXAMPLE}; not a string: {', '.join(repr(key[:64]) for key in nested[:5])}.",
+                            "string_type")
     return value
+
+
+def _invalid_json(name: str, message: str, kind: str) -> ApiError:
+    return ApiError(422, message, f"invalid_{name}",
+                    [{"location": ["body", name], "message": message, "type": kind}])
 
 
 @router.post(

@@ -20,24 +20,33 @@ A thin layer over :class:`cocoa.jobs.manager.JobManager`. Decisions:
   LISTEN/NOTIFY: it works the same on SQLite and PostgreSQL, a job changes at
   most once per batch, and one indexed primary-key read per watcher per
   0.25 s is cheap.
+* A stream can stay open for hours, far longer than one request's
+  authentication is worth: it re-checks its token or web session against the
+  database every ``COCOA_EVENT_STREAM_AUTH_SECONDS`` and ends with an
+  ``event: end`` carrying the error object once that credential is revoked,
+  expired or logged out (the token cache is bypassed, so a revocation made
+  by another process counts too).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import anyio
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
-from cocoa import jsontext
-from cocoa.api.deps import AdminUser, CurrentUser, Manager
+from cocoa import auth, jsontext
+from cocoa.api.deps import AdminUser, CurrentUser, Manager, bearer
 from cocoa.api.errors import ApiError
 from cocoa.api.schemas import ErrorList, JobList, JobOut, errors, json_errors
+from cocoa.api.sessions import SESSION_ID_KEY
 from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import JobManager
 from cocoa.jobs.types import all_job_types
@@ -46,6 +55,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 SSE_POLL_SECONDS = 0.25
 SSE_KEEPALIVE_SECONDS = 15.0
+SSE_AUTH_SECONDS = 5.0  # the default of COCOA_EVENT_STREAM_AUTH_SECONDS
 MAX_PAGE = 200
 MAX_ERRORS_PAGE = 1000
 
@@ -164,46 +174,104 @@ class EventStreamResponse(StreamingResponse):
     "/{job_id}/events", responses={
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
               "description": "`event: job` with the job object as JSON data on every change; "
-                             "ends after the snapshot that shows a finished job."},
+                             "ends after the snapshot that shows a finished job, or with `event: end` "
+                             "(data: the error object) once the token or session is revoked."},
         **json_errors(401, 404),
     },
     response_class=EventStreamResponse,
 )
-async def job_events(_: CurrentUser, job_id: JobId, request: Request,
-                     manager: Manager) -> EventStreamResponse:
+async def job_events(
+    _: CurrentUser, job_id: JobId, request: Request, manager: Manager,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> EventStreamResponse:
     """Server-Sent Events: a job snapshot whenever the job changes.
 
     The first event is the current state; a comment line every 15 s keeps
     proxies from closing an idle stream. The stream ends after the snapshot
-    of a completed, failed or cancelled job, or when the client goes away.
+    of a completed, failed or cancelled job, or when the client goes away -
+    or, once the token is revoked or expired (or the web session ended),
+    with an ``end`` event whose data is the error object saying so.
     """
     first = await run_in_threadpool(manager.get, job_id)  # 404 before the stream starts
-    stream = JobEventStream(manager, first, request.is_disconnected)
+    recheck = credential_check(request, manager.engine, credentials)
+    stream = JobEventStream(manager, first, request.is_disconnected, recheck=recheck,
+                            recheck_seconds=manager.settings.event_stream_auth_seconds)
     return EventStreamResponse(stream.events(),
                                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+Ended = tuple[str, str]  # (error code, message) of a credential that no longer holds
+CredentialCheck = Callable[[], Awaitable[Ended | None]]
+
+
+def credential_check(request: Request, engine: sa.Engine,
+                     credentials: HTTPAuthorizationCredentials | None) -> CredentialCheck:
+    """How to tell, later, that what authenticated this request no longer holds.
+
+    Straight to the database (no cache): the point is to notice a revocation
+    made anywhere, within the stream's re-check interval.
+    """
+    if credentials is not None:
+        token = credentials.credentials
+
+        async def token_ended() -> Ended | None:
+            if await run_in_threadpool(auth.authenticate_token, engine, token) is not None:
+                return None
+            return ("token_revoked", "The API token was revoked or has expired, so this event stream "
+                    "is closed; authenticate again to keep watching.")
+
+        return token_ended
+    session = request.scope.get("session") or {}
+    session_id, user = session.get(SESSION_ID_KEY), session.get("user") or {}
+
+    async def session_ended() -> Ended | None:
+        if await run_in_threadpool(_session_alive, engine, session_id, user):
+            return None
+        return ("session_ended", "Your web session has ended (logged out, expired, or the user was "
+                "removed), so this event stream is closed; log in again to keep watching.")
+
+    return session_ended
+
+
+def _session_alive(engine: sa.Engine, session_id: Any, user: dict[str, Any]) -> bool:
+    """The server-side session still exists (and so does its user)."""
+    if isinstance(session_id, str) and session_id:
+        return auth.session_owner(engine, session_id) is not None
+    current = auth.get_user(engine, str(user.get("username", "")))  # a session without an id
+    return current is not None and current.id == user.get("id")
+
+
 class JobEventStream:
-    """One watcher of one job: poll, diff, emit."""
+    """One watcher of one job: poll, diff, emit - and re-check the credential."""
 
     def __init__(self, manager: JobManager, first: Job,
                  disconnected: Callable[[], Any], poll: float = SSE_POLL_SECONDS,
-                 keepalive: float = SSE_KEEPALIVE_SECONDS) -> None:
+                 keepalive: float = SSE_KEEPALIVE_SECONDS, recheck: CredentialCheck | None = None,
+                 recheck_seconds: float = SSE_AUTH_SECONDS) -> None:
         self.manager = manager
         self.job = first
         self.disconnected = disconnected
         self.poll = poll
         self.keepalive = keepalive
+        self.recheck = recheck
+        self.recheck_seconds = recheck_seconds
 
     async def events(self) -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
         yield await self._snapshot(self.job)
         last_sent = time.monotonic()
+        next_check = time.monotonic() + self.recheck_seconds
         seen = _signature(self.job)
         while not self.job.is_terminal:
             await anyio.sleep(self.poll)
             if await self.disconnected():
                 return
+            if self.recheck is not None and time.monotonic() >= next_check:
+                ended = await self.recheck()
+                if ended is not None:
+                    yield _end_event(*ended, job_id=self.job.id)
+                    return
+                next_check = time.monotonic() + self.recheck_seconds
             self.job = await run_in_threadpool(self.manager.get, self.job.id)
             if _signature(self.job) != seen:
                 seen = _signature(self.job)
@@ -216,6 +284,12 @@ class JobEventStream:
     async def _snapshot(self, job: Job) -> str:
         data = await run_in_threadpool(self.manager.job_dict, job)
         return f"event: job\nid: {job.updated_at.isoformat()}\ndata: {json.dumps(data)}\n\n"
+
+
+def _end_event(code: str, message: str, job_id: str) -> str:
+    """The last event of a stream closed by the server, in the API's error shape."""
+    body = {"error": {"code": code, "message": message, "details": {"job_id": job_id}}}
+    return f"event: end\ndata: {json.dumps(body)}\n\n"
 
 
 def _signature(job: Job) -> tuple[Any, ...]:

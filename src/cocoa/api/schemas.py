@@ -8,10 +8,10 @@ models mirror :meth:`cocoa.jobs.jobs.Job.to_dict` and the dicts of
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from cocoa.auth import Role
 from cocoa.jobs.jobs import Control, Status
@@ -100,12 +100,38 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+MAX_TOKEN_DAYS = 3650
+
+
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: Annotated[str, text(128, 1)]
     password: Annotated[str, text(1024, 1)]
     name: Annotated[str, text(128, 1)] = Field("api", description="A label to recognise the token by.")
+    expires_in_days: int | None = Field(
+        None, ge=1, le=MAX_TOKEN_DAYS, description="The token stops working this many days from now. "
+        "Omit this and expires_at for a token that works until it is revoked.")
+    expires_at: AwareDatetime | None = Field(
+        None, description="When the token stops working: ISO 8601 with a time zone, in the future, "
+        "at most 10 years ahead.")
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> Self:
+        if self.expires_in_days is not None and self.expires_at is not None:
+            raise ValueError("give expires_in_days or expires_at, not both")
+        if self.expires_at is not None:
+            now = datetime.now(self.expires_at.tzinfo)
+            if self.expires_at <= now:
+                raise ValueError("expires_at must be in the future")
+            if self.expires_at > now + timedelta(days=MAX_TOKEN_DAYS):
+                raise ValueError(f"expires_at must be at most {MAX_TOKEN_DAYS} days from now")
+        return self
+
+    def expiry(self, now: datetime) -> datetime | None:
+        if self.expires_in_days is not None:
+            return now + timedelta(days=self.expires_in_days)
+        return self.expires_at
 
 
 class TokenOut(BaseModel):
@@ -115,8 +141,9 @@ class TokenOut(BaseModel):
     username: str
     role: Role
     created_at: datetime
-    last_used_at: datetime | None
+    last_used_at: datetime | None = Field(description="Recorded at most once a minute.")
     revoked_at: datetime | None
+    expires_at: datetime | None = Field(None, description="Null: works until revoked.")
 
 
 class TokenCreated(TokenOut):
@@ -168,5 +195,6 @@ ERROR_TEXT = {
     413: "The upload is larger than the limit.",
     415: "The body is not multipart/form-data.",
     422: "A parameter or body field is invalid.",
+    429: "Too many failed logins; retry after the Retry-After header's seconds.",
     503: "Not ready: database unreachable or schema not current.",
 }

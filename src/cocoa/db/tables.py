@@ -130,11 +130,17 @@ users = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("username", sa.String(128), nullable=False, unique=True),
+    # The name as compared: NFKC + casefold (cocoa.auth.username_key), so
+    # "Admin" and "admin" are one user on both backends alike (SQLite's
+    # lower() folds ASCII only). The default only lets migration 0005 add
+    # the column to SQLite without rebuilding the table; every insert sets it.
+    sa.Column("username_key", sa.String(128), nullable=False, server_default=""),
     sa.Column("password_hash", sa.String(255), nullable=True),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("role IN ('admin','viewer')", name="role_known"),
 )
+sa.Index("uq_users_username_key", users.c.username_key, unique=True)
 
 api_tokens = sa.Table(
     "api_tokens",
@@ -145,8 +151,34 @@ api_tokens = sa.Table(
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),  # written at most once a minute
     sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),  # null: never expires
+)
+
+# Web sessions, so that logging out (or a password change) ends a session on
+# the server: the signed cookie carries a random id whose SHA-256 is ``id``;
+# a cookie whose row is gone is refused even though its signature is good.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_sessions_user_id", sessions.c.user_id)
+
+# Failed logins per user name ("user:<key>") and per client address
+# ("addr:<ip>"), in the database so the throttle holds across the processes
+# of `cocoa serve --processes N`, across API hosts and across restarts.
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failure_at", UTCDateTime, nullable=False),
+    sa.Column("blocked_until", UTCDateTime, nullable=True),
 )
 
 # What the built-in ``noop`` job type writes: one row per item, so tests and
@@ -182,7 +214,8 @@ households = sa.Table(
     sa.Column("geocoded_address", sa.String(300), nullable=True),
     sa.Column("geocoded_at", UTCDateTime, nullable=True),
     sa.Column("parcel_id", sa.Integer, sa.ForeignKey("parcels.id"), nullable=True),
-    sa.Column("parcel_link_method", sa.String(16), nullable=True),  # address | location
+    # address | building | location (cocoa.domain.parcel_links: the rule, its precedence)
+    sa.Column("parcel_link_method", sa.String(16), nullable=True),
     sa.Column("voter_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -252,6 +285,9 @@ parcels = sa.Table(
     sa.UniqueConstraint("source", "apn", name="uq_parcels_source_apn"),
 )
 sa.Index("ix_parcels_situs_key", parcels.c.situs_key)
+# The latest change to any parcel, found in one index lookup: geocoding batches
+# check it to know whether the parcels they link against changed (0006).
+sa.Index("ix_parcels_updated_at", parcels.c.updated_at)
 
 # The households a geocoding job will visit, fixed when the job is created so
 # that ``total`` is exact and a resumed job walks the same list.

@@ -44,6 +44,7 @@ from pyproj.exceptions import CRSError
 from shapely.errors import GEOSException
 
 from cocoa.domain.addresses import household_key
+from cocoa.domain.voter_files import MAX_HEADER_COLUMNS, read_header_line, too_many_columns
 from cocoa.jobs.types import JobValidationError
 
 FORMATS = ("geojson", "shapefile", "gpkg", "filegdb", "csv")
@@ -706,6 +707,8 @@ def _inspect_gdal(
         if int(meta["features"]) == 0:  # before the mapping: an empty file has no columns
             raise _no_features()
         fields = [str(f) for f in meta["fields"]]
+        if len(fields) > MAX_HEADER_COLUMNS:
+            raise _too_many_fields(len(fields))
         preset, resolved = resolve_mapping(fields, mapping)
         bounds: Any = None
         if not (meta.get("crs") or source_crs):  # only then do the coordinates matter
@@ -727,6 +730,16 @@ def _stored_layer(located: Located, chosen: str | None) -> str | None:
     none is stored and the worker reads the only layer there is (also for
     jobs validated before, whose params still name the first staged copy)."""
     return None if located.format == "geojson" else chosen
+
+
+def _too_many_fields(count: int) -> JobValidationError:
+    """The same bound as a CSV header's (:data:`MAX_HEADER_COLUMNS`): a parcel
+    layer has a few dozen to a few hundred attribute fields."""
+    return JobValidationError(
+        f"The layer has {count:,} attribute fields; at most {MAX_HEADER_COLUMNS:,} are "
+        "accepted (parcel layers have a few dozen to a few hundred). Export only the parcel "
+        "attributes.", code="too_many_columns", status=422,
+        details={"columns": count, "limit": MAX_HEADER_COLUMNS})
 
 
 def _no_features() -> JobValidationError:
@@ -805,6 +818,10 @@ def scrub_paths(message: str) -> str:
 
 _GEOMETRY_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "wkt_geom", "shape", "geojson")
 _CSV_SAMPLE = 1000
+_SAMPLE_TEXT_CHARS = 1024 * 1024
+"""Geometry texts longer than this are counted but left out of the sample
+that guesses the CRS: a parcel's WKT is at most a few hundred KB, and
+parsing a sample of giant ones would make validation cost what they cost."""
 
 
 def _csv_rows(path: str) -> Iterator[list[str]]:
@@ -831,10 +848,13 @@ def _inspect_csv(
     staged: StagedFile, located: Located, source_crs: str | None,
     mapping: dict[str, Any] | None,
 ) -> ParcelFileInfo:
+    _check_csv_header(staged.path)
     rows = _csv_rows(staged.path)
     header = next(rows, None)
     if not header:
         raise JobValidationError("The CSV is empty.", code="empty_file", status=422)
+    if len(header) > MAX_HEADER_COLUMNS:
+        raise too_many_columns(len(header), "comma")
     geometry_index = _geometry_column(header, mapping)
     fields = [h for i, h in enumerate(header) if i != geometry_index]
     count, sample = _csv_sample(rows, geometry_index)
@@ -848,16 +868,28 @@ def _inspect_csv(
         fields=fields, geometry_field=header[geometry_index])
 
 
+def _check_csv_header(path: str) -> None:
+    """Refuse (422) a first line over the voter files' header bound before
+    the CSV reader sees it: a file with no line breaks would otherwise be
+    one giant header, echoed back in the "no geometry column" message. The
+    physical first non-blank line is checked, as a header row never holds a
+    quoted line break."""
+    with open(path, "rb") as handle:
+        read_header_line(handle)
+
+
 def _csv_sample(rows: Iterator[list[str]], geometry_index: int) -> tuple[int, list[str]]:
-    """(non-blank data rows, the first geometry texts): the texts tell
-    whether coordinates look like lon/lat."""
+    """(non-blank data rows, the first geometry texts of at most
+    :data:`_SAMPLE_TEXT_CHARS`): the texts tell whether coordinates look
+    like lon/lat."""
     count = 0
     sample: list[str] = []
     for row in rows:
         if not any(row):
             continue
         count += 1
-        if len(sample) < _CSV_SAMPLE and geometry_index < len(row):
+        if (len(sample) < _CSV_SAMPLE and geometry_index < len(row)
+                and len(row[geometry_index]) <= _SAMPLE_TEXT_CHARS):
             sample.append(row[geometry_index])
     return count, sample
 

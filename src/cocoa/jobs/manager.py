@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from cocoa.config import Settings
-from cocoa.db.engine import is_postgres, reading, writing
+from cocoa.db.engine import BUSY_TIMEOUT_OPTION, SQLITE_BUSY_TIMEOUT_MS, is_postgres, reading, writing
 from cocoa.db.tables import job_errors, jobs, upload_chunks, uploads
 from cocoa.jobs.jobs import (
     RETRYABLE,
@@ -500,6 +500,8 @@ class JobManager:
             "status": Status.COMPLETED.value, "control": None, "lease_owner": None,
             "lease_expires_at": None, "processing_seconds": _run_seconds(current, now), "completed_at": now,
         }
+        if current.error is not None:  # why an earlier attempt stopped: over now
+            values["error"] = None
         if batch.total is None and current.total is not None:
             # A type whose plan over-counted (e.g. skipped blank lines) still ends at 100%.
             values["total"] = current.processed + batch.processed
@@ -539,6 +541,17 @@ class JobManager:
             )
             self._notify(conn, current.type)
         return failed
+
+    def record_run_error(self, lease: Lease, message: str) -> None:
+        """Show why this attempt stopped on the job while it waits for its
+        lease to expire and a retry (the reaper counts the attempt as a crash,
+        and fails the job as poison after too many, quoting this message).
+
+        Best effort: the storage that stopped the run may refuse this write
+        too; then the worker log is all there is (and LeaseLost means the job
+        has moved on already)."""
+        with self._single_statement() as conn:
+            self._fenced_update(conn, lease, error=message, updated_at=utcnow())
 
     def _fenced_update(self, conn: sa.Connection, lease: Lease, **values: Any) -> Job:
         return Job.from_row(_fenced_update_row(conn, lease, values))
@@ -675,7 +688,9 @@ def _worker_engine(engine: sa.Engine, settings: Settings) -> sa.Engine:
     restarts PostgreSQL mid-run to keep this honest.
     """
     if not is_postgres(engine):
-        return writing(engine)
+        # A batch may wait out a long write of another process; the API's
+        # requests give up sooner (the engine's own busy timeout) and answer 503.
+        return writing(engine).execution_options(**{BUSY_TIMEOUT_OPTION: SQLITE_BUSY_TIMEOUT_MS})
     idle_ms = int(max(60.0, 2 * settings.lease_seconds) * 1000)
     return sa.create_engine(
         engine.url, pool_pre_ping=False, pool_size=5, max_overflow=10,
@@ -902,10 +917,11 @@ def _reaped_values(job: Job, now: Any, poison_limit: int) -> dict[str, Any]:
     if job.control is Control.CANCEL:
         values.update(status=Status.CANCELLED.value, completed_at=now)
     elif crashes >= poison_limit:
+        last = f" The last error: {job.error}" if job.error else ""
         values.update(
             status=Status.FAILED.value, completed_at=now,
-            error=(f"Poison job: its worker stopped responding {crashes} times "
-                   f"(limit {poison_limit}). Work committed so far is kept."),
+            error=(f"Poison job: its runs stopped without finishing {crashes} times "
+                   f"(limit {poison_limit}). Work committed so far is kept.{last}"),
         )
     elif job.control is Control.PAUSE:
         values["status"] = Status.PAUSED.value

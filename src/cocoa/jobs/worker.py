@@ -30,6 +30,7 @@ from types import FrameType
 import sqlalchemy as sa
 
 from cocoa.config import Settings
+from cocoa.db.storage import storage_location, storage_problem
 from cocoa.jobs.helpers import start_helper_server
 from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import NOTIFY_CHANNEL, JobManager, Lease, LeaseLost
@@ -199,6 +200,7 @@ class Worker:
                 raise
             # Database gone: the lease will expire and the job resumes elsewhere.
             log.error("job %s type=%s: database error, abandoning run: %s", job.id, job.type, exc)
+            self._record_stop(job, lease, exc)
         finally:
             with self._lock:
                 self._lost.discard(job.id)
@@ -254,6 +256,25 @@ class Worker:
         finally:
             ctx.close()
         return None
+
+    def _record_stop(self, job: Job, lease: Lease, exc: BaseException) -> None:
+        """Say on the job why this attempt stopped, while it waits for a retry
+        (the lease expires; after ``poison_limit`` stopped attempts it fails,
+        quoting this). A storage problem names itself ("the database disk is
+        full"); anything else is the driver's words."""
+        problem = storage_problem(exc, storage_location(self.manager.engine))
+        cause = getattr(exc, "orig", None) or exc  # the driver's words, not SQLAlchemy's SQL dump
+        reason = problem.job_message if problem else f"database error ({type(cause).__name__}: {cause})."
+        # No "will be retried" here: the reaper quotes this when the job fails as poison.
+        message = f"Attempt {lease.attempt} stopped: {reason}"
+        try:
+            self.manager.record_run_error(lease, message)
+        except LeaseLost:
+            pass  # already reaped or failed: nothing of ours to annotate
+        except Exception as record_exc:
+            if not database_unavailable(record_exc):
+                raise
+            log.warning("job %s: could not record why the run stopped (%s)", job.id, record_exc)
 
     def _context(self, job: Job, lease: Lease) -> RunContext:
         engine = self.manager.engine
@@ -358,8 +379,8 @@ def database_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, sqlite3.OperationalError):
-        return True
+    if isinstance(exc, sqlite3.OperationalError) or storage_problem(exc) is not None:
+        return True  # locked, full, read-only, unreachable: see cocoa.db.storage
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency

@@ -15,6 +15,12 @@ Shape of a run:
   what this job already stored for earlier selection rows.
 * A failed attempt (no_match, tie, error) never overwrites a ``matched``
   household: the update is guarded in SQL, so even a concurrent job cannot.
+* A placed household is linked to the parcel containing its point, in the
+  statement that stores the point (``location``; none if no parcel contains
+  it), unless it is linked by address or building, which the same statement
+  keeps (see :mod:`cocoa.domain.parcel_links`). So parcels imported before
+  the geocoding link what it places; the parcels are kept in memory for the
+  run and reloaded when a batch's transaction sees they changed.
 
 Outage decision: when the provider is down past its retry budget mid-batch,
 the households finished before the outage (the in-order prefix) are returned
@@ -27,8 +33,9 @@ saved. If nothing in the batch finished, it fails at once. The job ends
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,6 +43,7 @@ import sqlalchemy as sa
 
 from cocoa.db.engine import reading
 from cocoa.db.tables import geocode_selections, households
+from cocoa.domain import parcel_links as pl
 from cocoa.domain.addresses import household_key, normalize_address
 from cocoa.jobs.types import (
     Batch,
@@ -173,6 +181,7 @@ class _RunState:
     chain: ChainProvider
     seeded: bool = False
     failure: str | None = None  # set after an outage; the next call fails the job
+    parcels: pl.LocationLinker = field(default_factory=pl.LocationLinker)
 
 
 def _cache_key(ctx: RunContext) -> str:
@@ -262,13 +271,22 @@ def _stored_result(row: Any) -> GeocodeResult:
 
 
 # ----------------------------------------------------------------- writing
+# A link by key (address, building) stays; any other link follows the new
+# point: the parcel containing it, or none (see cocoa.domain.parcel_links).
+_KEY_METHODS_SQL = ", ".join(f"'{method}'" for method in pl.KEY_METHODS)
+_KEY_LINKED = households.c.parcel_link_method.in_(
+    [sa.literal_column(f"'{method}'") for method in pl.KEY_METHODS])
 _MATCHED_UPDATE = (
     sa.update(households).where(households.c.id == sa.bindparam("b_id")).values(
         latitude=sa.bindparam("b_lat"), longitude=sa.bindparam("b_lon"),
         geocode_status=GeocodeStatus.MATCHED.value, geocode_provider=sa.bindparam("b_provider"),
         geocode_quality=sa.bindparam("b_quality"),
         geocoded_address=sa.bindparam("b_address"),
-        geocoded_at=sa.bindparam("b_at"), updated_at=sa.bindparam("b_at")))
+        geocoded_at=sa.bindparam("b_at"), updated_at=sa.bindparam("b_at"),
+        parcel_id=sa.case((_KEY_LINKED, households.c.parcel_id),
+                          else_=sa.bindparam("b_pid", type_=sa.Integer)),
+        parcel_link_method=sa.case((_KEY_LINKED, households.c.parcel_link_method),
+                                   else_=sa.bindparam("b_method", type_=sa.String))))
 
 # A miss never replaces a match, and leaves any coordinates alone.
 _MISS_UPDATE = (
@@ -283,8 +301,10 @@ _MISS_UPDATE = (
 
 
 def make_writer(
-    results: Sequence[GeocodeResult],
+    results: Sequence[GeocodeResult], linker: pl.LocationLinker | None = None,
 ) -> Callable[[sa.Connection], dict[str, int] | None]:
+    """The batch's write: points, misses, and the location links of the
+    households it places (``linker`` keeps the parcels across batches)."""
     now = datetime.now(UTC)
     matched = [{"b_id": int(r.id), "b_lat": r.latitude, "b_lon": r.longitude,
                 "b_provider": r.provider, "b_quality": r.quality,
@@ -293,15 +313,46 @@ def make_writer(
     misses = [{"b_id": int(r.id), "b_status": r.status.value, "b_provider": r.provider,
                "b_at": now}
               for r in results if r.status is not GeocodeStatus.MATCHED]
+    locations = linker or pl.LocationLinker()
 
     def write(conn: sa.Connection) -> dict[str, int] | None:
+        counts = {"households_linked_location": 0}
         if matched:
+            counts["households_linked_location"] = _locate(conn, matched, locations)
             driver_executemany(conn, _MATCHED_UPDATE, matched)
         if misses:
             driver_executemany(conn, _MISS_UPDATE, misses)
-        return None
+        return counts
 
     return write
+
+
+def _locate(conn: sa.Connection, matched: list[dict[str, Any]],
+            linker: pl.LocationLinker) -> int:
+    """Set each placed household's location link (``b_pid``/``b_method``)
+    from the parcels visible in this transaction; returns how many of them
+    end linked by location (a household linked by key keeps its link)."""
+    found = linker.current(conn).locate([m["b_lon"] for m in matched],
+                                        [m["b_lat"] for m in matched]).tolist()
+    inside: list[int] = []
+    for row, pid in zip(matched, found, strict=True):
+        row["b_pid"], row["b_method"] = (pid, pl.LOCATION) if pid >= 0 else (None, None)
+        if pid >= 0:
+            inside.append(row["b_id"])
+    return len(inside) - _key_linked(conn, inside) if inside else 0
+
+
+def _key_linked(conn: sa.Connection, ids: list[int]) -> int:
+    """How many of ``ids`` are linked by key: one query, the ids as one JSON
+    parameter (as the local provider binds its keys)."""
+    if conn.dialect.name == "postgresql":
+        sql = ("SELECT count(*) FROM households WHERE id IN "
+               "(SELECT value::int FROM json_array_elements_text(%(ids)s::json)) "
+               f"AND parcel_link_method IN ({_KEY_METHODS_SQL})")
+    else:
+        sql = ("SELECT count(*) FROM households WHERE id IN (SELECT value FROM json_each(:ids)) "
+               f"AND parcel_link_method IN ({_KEY_METHODS_SQL})")
+    return int(conn.exec_driver_sql(sql, {"ids": json.dumps(ids)}).scalar_one())
 
 
 _COMPILED: dict[tuple[int, str], Any] = {}
@@ -402,7 +453,8 @@ class GeocodeHouseholds:
                 raise JobFailed(message)
             state.failure = message
         done_results = [by_id[str(r.id)] for r in finished]
-        batch = _batch(finished, done_results, start, done=not more and outage is None)
+        batch = _batch(finished, done_results, start, done=not more and outage is None,
+                       linker=state.parcels)
         batch.counts["requests_sent"] = after.requests_sent - before.requests_sent
         batch.counts["cache_hits"] = after.cache_hits - before.cache_hits
         if batch.done:
@@ -460,7 +512,8 @@ def _outage_message(provider: str, outage: ProviderOutage, saved_up_to: int) -> 
             "retry the job when the service is back.")
 
 
-def _batch(rows: list[Any], results: list[GeocodeResult], start: int, done: bool) -> Batch:
+def _batch(rows: list[Any], results: list[GeocodeResult], start: int, done: bool,
+           linker: pl.LocationLinker) -> Batch:
     tally = dict.fromkeys(COUNTERS, 0)
     errors: list[ItemError] = []
     for row, result in zip(rows, results, strict=True):
@@ -472,7 +525,7 @@ def _batch(rows: list[Any], results: list[GeocodeResult], start: int, done: bool
     return Batch(
         checkpoint={"seq": start + len(rows)}, processed=len(rows),
         succeeded=tally["matched"], failed=tally["errors"], errors=errors, done=done,
-        write=make_writer(results), counts=tally, phase="geocoding")
+        write=make_writer(results, linker), counts=tally, phase="geocoding")
 
 
 register(GeocodeHouseholds())

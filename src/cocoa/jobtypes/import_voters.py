@@ -50,6 +50,7 @@ from sqlalchemy.dialects import sqlite
 from cocoa import jsontext
 from cocoa.db.copytext import copy_line, json_copy_text
 from cocoa.db.tables import households, voters
+from cocoa.domain import parcel_links
 from cocoa.domain.voter_files import (
     CANONICAL_FIELDS,
     PARSER_VERSION,
@@ -610,10 +611,15 @@ WRITE_COLUMNS = (*VOTER_COLUMNS, "source", "external_id", "record", "record_hash
 _VOTER_ON_CONFLICT = "ON CONFLICT (source, external_id) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}" for c in WRITE_COLUMNS
     if c not in ("source", "external_id", "created_at"))
+# A household created after the parcels it is on is linked as it is inserted
+# (cocoa.domain.parcel_links: by address, else by its building).
+_LINK_COLUMNS = ("parcel_id", "parcel_link_method")
 HOUSEHOLD_COLUMNS = ("address_key", "street_line", "unit", "city", "state", "zip_code",
-                     "county", "precinct", "voter_count", "created_at", "updated_at")
+                     "county", "precinct", *_LINK_COLUMNS, "voter_count", "created_at",
+                     "updated_at")
 _HH_LIMITS = tuple((i, _HH_LENGTHS[c]) for i, c in enumerate(HOUSEHOLD_COLUMNS)
-                   if c in _HH_LENGTHS)
+                   if c in _HH_LENGTHS and c not in _LINK_COLUMNS)
+_NO_LINK, _NO_LINK_TEXT = (None, None), "\\N\t\\N"  # as values; as COPY text
 
 
 @dataclass(frozen=True, slots=True)
@@ -712,13 +718,14 @@ class _Writer:
         postgres = conn.dialect.name == "postgresql"
         sql = _POSTGRES if postgres else _SQLITE
         counts = {"voters_created": 0, "voters_updated": 0, "voters_unchanged": 0,
-                  "voters_skipped": 0, "households_created": 0}
+                  "voters_skipped": 0, "households_created": 0,
+                  "households_linked_address": 0, "households_linked_building": 0}
         new, changed, left = self._classify(conn, sql, counts)
         if not new and not changed:
             return counts
         now = utcnow()
         stamp = now if postgres else _bind(conn, households.c.created_at, now)
-        ids, created = self._households(conn, sql, new + changed, stamp, postgres)
+        ids, created = self._households(conn, sql, new + changed, stamp, postgres, counts)
         counts["households_created"] = len(created)
         if postgres:
             tail = _stamps_text(now)
@@ -768,10 +775,12 @@ class _Writer:
         return new, changed, left
 
     def _households(self, conn: sa.Connection, sql: _Sql, pending: list[int], stamp: Any,
-                    postgres: bool) -> tuple[dict[str, int], set[int]]:
+                    postgres: bool, counts: dict[str, int]) -> tuple[dict[str, int], set[int]]:
         """Household id per household key of the ``pending`` voters, and the
         ids of the households created for them (with the number of
-        ``pending`` voters living there as their count)."""
+        ``pending`` voters living there as their count, and their parcel
+        when one has their address or building: one query for the batch;
+        ``counts`` gets how many were linked, by method)."""
         joining: dict[str, int] = {}
         keys = self.voters.keys
         for i in pending:
@@ -784,18 +793,23 @@ class _Writer:
         missing = [key for key in joining if key not in ids]
         if not missing:
             return ids, set()
+        links = parcel_links.links_by_key(conn, missing)
+        for _pid, method in links.values():
+            counts[f"households_linked_{method}"] += 1
         if postgres:  # ids from the column's own sequence, in insert order: no re-read
             result = conn.exec_driver_sql(_RESERVE_HOUSEHOLD_IDS, (len(missing),))
             new_ids = sorted(row[0] for row in result)
             tail = _stamps_text(stamp)
+            linked = {key: f"{pid}\t{method}" for key, (pid, method) in links.items()}
             _copy_lines(conn, "households", ("id", *HOUSEHOLD_COLUMNS),
                         (f"{i}\t{copy_line(_household_values(key, self.homes[key]))}\t"
-                         f"{joining[key]}".encode() + tail
+                         f"{linked.get(key, _NO_LINK_TEXT)}\t{joining[key]}".encode() + tail
                          for i, key in zip(new_ids, missing, strict=True)))
             created = dict(zip(missing, new_ids, strict=True))
         else:
             conn.exec_driver_sql(sql.insert_households, [
-                (*_household_values(key, self.homes[key]), joining[key], stamp, stamp)
+                (*_household_values(key, self.homes[key]), *links.get(key, _NO_LINK),
+                 joining[key], stamp, stamp)
                 for key in missing])
             created = self._household_ids(conn, sql, missing)
         ids.update(created)

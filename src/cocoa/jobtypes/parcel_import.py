@@ -7,11 +7,17 @@ Two phases, one checkpoint each, so a crash in either resumes exactly:
   (source, apn). A feature the batch cannot use is an item error; the job
   goes on.
 * ``linking`` - checkpoint ``{"phase": "linking", "after": household_id, ...}``:
-  households are walked by id; each is linked by address key equality
-  (``households.address_key == parcels.situs_key``) or, failing that and when
-  it has coordinates, by point-in-polygon against an STRtree of this source's
-  parcels. The address map and tree are built once per run (``ctx.cache``),
-  so the work is households x log(parcels), never parcels x households.
+  households are walked by id; each is linked by the rule of
+  :mod:`cocoa.domain.parcel_links`: by address key equality
+  (``households.address_key == parcels.situs_key``), else by its building's
+  key (a flat on a parcel per building), else, when it has coordinates, by
+  point-in-polygon against an STRtree of this source's parcels. The key map
+  and tree are built once per run (``ctx.cache``), so the work is
+  households x log(parcels), never parcels x households. The result counts
+  the links by method and the households left unlinked, by reason.
+
+Households created or geocoded after this job are linked by the voter import
+and the geocoding job (same rule), so the order of the jobs does not matter.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from cocoa import jsontext
 from cocoa.db.engine import reading
 from cocoa.db.tables import households, parcels
 from cocoa.domain import parcel_files as pf
+from cocoa.domain import parcel_links as pl
 from cocoa.jobs.types import (
     Batch,
     Checkpoint,
@@ -403,59 +410,17 @@ def _start_linking(ctx: RunContext, features: int) -> Batch:
     return Batch(
         checkpoint={"phase": "linking", "after": 0, "features": features,
                     "considered": considered, "seen": 0},
-        processed=0, phase="linking", total=features + considered, done=done)
+        processed=0, phase="linking", total=features + considered, done=done,
+        counts=_link_counts([], []))  # every counter present, also with no households
 
 
-@dataclass(slots=True)
-class _LinkIndex:
-    """This source's parcels in memory: situs key -> id, and an STRtree."""
-
-    by_key: dict[str, int]
-    ids: np.ndarray
-    areas: np.ndarray
-    tree: shapely.STRtree
-
-    def locate(self, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
-        """Parcel id containing each point (-1 if none). Several hits (a
-        detached piece, slivers): the smallest parcel wins, then the lowest id,
-        so the answer is deterministic."""
-        found = np.full(len(lons), -1, dtype=np.int64)
-        if len(lons) == 0 or len(self.ids) == 0:
-            return found
-        points = shapely.points(lons, lats)
-        hits = self.tree.query(points, predicate="intersects")
-        if hits.shape[1] == 0:
-            return found
-        point_idx, tree_idx = hits
-        order = np.lexsort((self.ids[tree_idx], self.areas[tree_idx], point_idx))
-        point_idx, tree_idx = point_idx[order], tree_idx[order]
-        first = np.ones(len(point_idx), dtype=bool)
-        first[1:] = point_idx[1:] != point_idx[:-1]
-        found[point_idx[first]] = self.ids[tree_idx[first]]
-        return found
-
-
-def _link_index(ctx: RunContext) -> _LinkIndex:
+def _link_index(ctx: RunContext) -> pl.ParcelIndex:
+    """This source's parcels, loaded once per run (``ctx.cache``)."""
     index = ctx.cache.get(_INDEX_KEY)
-    if isinstance(index, _LinkIndex):
-        return index
-    query = (sa.select(parcels.c.id, parcels.c.situs_key, parcels.c.geometry_wkb)
-             .where(parcels.c.source == ctx.params["source"]).order_by(parcels.c.id))
-    by_key: dict[str, int] = {}
-    ids: list[int] = []
-    blobs: list[bytes] = []
-    with reading(ctx.engine) as conn:
-        result: Any = conn.execute(query)
-        for pid, key, blob in result:
-            if key and key not in by_key:  # ordered by id: the lowest id keeps a shared key
-                by_key[key] = pid
-            ids.append(pid)
-            blobs.append(bytes(blob))
-    geoms = shapely.from_wkb(np.array(blobs, dtype=object)) if blobs else np.array([])
-    index = _LinkIndex(by_key, np.array(ids, dtype=np.int64),
-                       shapely.area(geoms) if len(geoms) else np.array([]),
-                       shapely.STRtree(geoms))
-    ctx.cache[_INDEX_KEY] = index
+    if not isinstance(index, pl.ParcelIndex):
+        with reading(ctx.engine) as conn:
+            index = pl.load_index(conn, ctx.params["source"])
+        ctx.cache[_INDEX_KEY] = index
     return index
 
 
@@ -468,8 +433,7 @@ def _link_batch(ctx: RunContext, checkpoint: Checkpoint) -> Batch:
              .order_by(households.c.id).limit(ctx.batch_size))
     with reading(ctx.engine) as conn:  # plain tuples: Row attribute access is slow
         rows: list[tuple[Any, ...]] = [tuple(r) for r in conn.execute(query)]
-    index = _link_index(ctx)
-    decisions = _decide(index, rows)
+    decisions, reasons = pl.decide(_link_index(ctx), [(r[1], r[2], r[3]) for r in rows])
     changes = [{"hid": r[0], "pid": pid, "method": method}
                for r, (pid, method) in zip(rows, decisions, strict=True)
                if (r[4], r[5]) != (pid, method)]
@@ -481,34 +445,20 @@ def _link_batch(ctx: RunContext, checkpoint: Checkpoint) -> Batch:
         checkpoint={**checkpoint, "after": rows[-1][0] if rows else checkpoint["after"],
                     "seen": seen},
         processed=len(rows), succeeded=len(rows), phase="linking", total=total, done=done,
-        write=lambda conn: _apply_links(conn, changes),
-        counts={"households_linked_address": sum(m == "address" for _, m in decisions),
-                "households_linked_location": sum(m == "location" for _, m in decisions),
-                "households_unlinked": sum(m is None for _, m in decisions)},
+        write=lambda conn: _apply_links(conn, changes), counts=_link_counts(decisions, reasons),
     )
 
 
-def _decide(
-    index: _LinkIndex, rows: list[tuple[Any, ...]],
-) -> list[tuple[int | None, str | None]]:
-    """Address first (exact key), then location for geocoded households.
-
-    ``rows`` are (id, address_key, latitude, longitude, parcel_id, method).
-    """
-    decisions: list[tuple[int | None, str | None]] = []
-    need_location: list[int] = []
-    for i, (_hid, key, lat, lon, _pid, _method) in enumerate(rows):
-        pid = index.by_key.get(key)
-        decisions.append((pid, "address") if pid is not None else (None, None))
-        if pid is None and lat is not None and lon is not None:
-            need_location.append(i)
-    if need_location:
-        lons = np.array([rows[i][3] for i in need_location], dtype=float)
-        lats = np.array([rows[i][2] for i in need_location], dtype=float)
-        for i, pid in zip(need_location, index.locate(lons, lats).tolist(), strict=True):
-            if pid >= 0:
-                decisions[i] = (int(pid), "location")
-    return decisions
+def _link_counts(decisions: list[pl.Link], reasons: list[str | None]) -> dict[str, int]:
+    """How the households this job considered are linked after it, and why
+    the others are not (both reasons mean no parcel of this source has their
+    address or their building's address)."""
+    counts = {f"households_linked_{m}": sum(method == m for _, method in decisions)
+              for m in pl.METHODS}
+    counts["households_unlinked"] = sum(pid is None for pid, _ in decisions)
+    counts["households_unlinked_not_geocoded"] = reasons.count(pl.NOT_GEOCODED)
+    counts["households_unlinked_outside_parcels"] = reasons.count(pl.OUTSIDE_PARCELS)
+    return counts
 
 
 def _apply_links(conn: sa.Connection, changes: list[dict[str, Any]]) -> None:

@@ -9,7 +9,8 @@ from one :func:`cocoa.samples.parcels.generate_town` town:
 
 * the parcels as GeoJSON, with that generator's mess (a bow-tie polygon, a
   detached back lot, stacked condos, a placeholder situs, a duplicate APN, an
-  empty geometry);
+  empty geometry) and apartment buildings, one parcel each, whose flats link
+  by the building's address;
 * a North Carolina statewide voter file (tab, every field quoted, Latin-1)
   of the people living there, addresses spelled the way voters write them
   (``North Oak Street Apt 2`` for ``N OAK ST UNIT 2``, runs of spaces), plus a
@@ -45,6 +46,7 @@ DEMO_USER = "demo"
 DEMO_TYPES = ("import_voters", "parcel_import", "geocode_households")
 DEMO_PARCELS = 300
 DEMO_SEED = 2024
+DEMO_APARTMENTS = 0.1  # share of lots that are apartment buildings (flats link by building)
 JOB_DEADLINE_SECONDS = 120.0  # per job; the demo jobs take well under a second each
 POLL_SECONDS = 0.05
 
@@ -70,7 +72,7 @@ class DemoTown:
 
 def build_town(n_parcels: int = DEMO_PARCELS, seed: int = DEMO_SEED) -> DemoTown:
     """The demo's files; the same arguments always give the same bytes."""
-    town = generate_town(n_parcels, seed=seed, spelling="usps")
+    town = generate_town(n_parcels, seed=seed, spelling="usps", apartments=DEMO_APARTMENTS)
     voters = nc_voter_file(town.households, seed=seed, id_prefix="DM")
     return DemoTown(town, voters, to_geojson(town))
 
@@ -239,7 +241,8 @@ def _summary(job: Job) -> str:
     if job.type == "import_voters":
         text = f"{r.get('voters_created', 0)} voters in {r.get('households_created', 0)} households"
     elif job.type == "parcel_import":
-        linked = r.get("households_linked_address", 0) + r.get("households_linked_location", 0)
+        linked = sum(r.get(f"households_linked_{m}", 0) for m in ("address", "building",
+                                                                   "location"))
         text = f"{r.get('parcels_imported', 0)} parcels, {linked} households linked"
     else:
         text = f"{r.get('matched', 0)} households geocoded, {r.get('no_match', 0)} without a match"

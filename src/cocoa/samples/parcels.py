@@ -12,6 +12,9 @@ of ~20 x 30 m face it. Seeded mess, as real county data has it:
 * ``bowtie`` - a self-intersecting polygon (make_valid splits it in two);
 * ``multi`` - a lot with a detached back piece (a MultiPolygon);
 * ``condo`` - stacked condo parcels: one footprint, several APNs and units;
+* ``apartment`` (only when asked for, ``apartments=``) - one parcel per
+  building, its situs without a unit, with several flats living there: only
+  the building's address links them;
 * ``placeholder`` - situs ``0 DEFAULT STREET`` (only coordinates can link);
 * double spaces inside ``siteadd``;
 * one or more duplicate APNs later in the file (the last one must win);
@@ -70,7 +73,7 @@ class SampleParcel:
     """One feature as it will be written, plus the truth tests need."""
 
     apn: str
-    kind: str  # normal | bowtie | multi | condo | placeholder | duplicate | empty
+    kind: str  # normal | bowtie | multi | condo | apartment | placeholder | duplicate | empty
     number: int
     predir: str
     street: str
@@ -96,7 +99,7 @@ class SampleHousehold:
     latitude: float | None
     longitude: float | None
     expected_apn: str | None
-    expected_method: str | None  # address | location | None (must stay unlinked)
+    expected_method: str | None  # address | building | location | None (must stay unlinked)
 
 
 @dataclass(slots=True)
@@ -123,7 +126,7 @@ class Town:
 
 def generate_town(
     n_parcels: int = 500, *, seed: int = 7, schema: str = "nc_onemap",
-    spelling: str = "basic", households: bool = True,
+    spelling: str = "basic", households: bool = True, apartments: float = 0.0,
 ) -> Town:
     """``n_parcels`` features (condos, duplicates and empties included).
 
@@ -131,6 +134,10 @@ def generate_town(
     changes only case and spacing (any normaliser links those), ``usps``
     also spells out suffixes and directionals (``NORTH OAK STREET`` for
     ``N OAK ST``), which only a Publication 28 normaliser links.
+
+    ``apartments`` is the share of ordinary lots that are apartment
+    buildings (one parcel, 2-6 flats). They are chosen with a random stream
+    of their own, so a town without them is the same as before they existed.
     """
     if schema not in ("nc_onemap", "regrid"):
         raise ValueError(f"unknown schema {schema!r}")
@@ -145,6 +152,8 @@ def generate_town(
     parcels.extend(_duplicates(parcels, rng, n_dup))
     parcels.extend(_empties(lot, n_empty))
     _interleave_tail(parcels, rng)
+    if apartments > 0:
+        _make_apartments(parcels, np.random.default_rng([seed, 15]), apartments)
     town = Town(schema, parcels)
     if households:
         town.households = make_households(town, rng, spelling)
@@ -196,6 +205,23 @@ def _lot(lot: int, rng: np.random.Generator, room: int) -> list[SampleParcel]:
     return out
 
 
+def lot_parcel(lot: int, unit: str = "") -> SampleParcel:
+    """One ordinary lot of the grid, for tests that compose a town of their
+    own. With ``unit`` it is one unit's parcel of a condominium (situs
+    ``... UNIT <unit>``): the units of one lot share its footprint."""
+    row, col = divmod(lot, LOTS_PER_ROW)
+    predir, street, suffix = _street_of(row)
+    number = 100 + 2 * col
+    geometry, interior = _lot_geometry(lot, "normal")
+    line = _line(number, predir, street, suffix)
+    return SampleParcel(
+        apn=f"{row:05d}{col:03d}{unit or '00':0>2}", kind="condo" if unit else "normal",
+        number=number, predir=predir, street=street, suffix=suffix, unit=unit,
+        city=CITIES[(row // 25) % len(CITIES)], zip_code=str(27500 + (row // 25) % len(CITIES)),
+        situs=f"{line} UNIT {unit}" if unit else line, owner=f"OWNER {lot}",
+        geometry=geometry, interior=interior)
+
+
 def _line(number: int, predir: str, street: str, suffix: str) -> str:
     return " ".join(p for p in (str(number), predir, street, suffix) if p)
 
@@ -228,6 +254,14 @@ def _duplicates(parcels: list[SampleParcel], rng: np.random.Generator, n: int) -
     return out
 
 
+def _make_apartments(parcels: list[SampleParcel], rng: np.random.Generator,
+                     share: float) -> None:
+    """Turn about ``share`` of the ordinary lots into apartment buildings."""
+    for p in parcels:
+        if p.kind == "normal" and rng.random() < share:
+            p.kind = "apartment"
+
+
 def _empties(lot: int, n: int) -> list[SampleParcel]:
     return [SampleParcel(
         apn=f"EMPTY{i:05d}", kind="empty", number=0, predir="", street="", suffix="", unit="",
@@ -253,6 +287,8 @@ def make_households(town: Town, rng: np.random.Generator, spelling: str) -> list
 
     * address households spell the situs differently (case, spaces, and
       with ``usps`` the long forms of suffixes/directionals);
+    * the flats of an apartment building spell its address and have a unit
+      (``1A``, ``1B``, ...) that no parcel carries: the building links them;
     * parcels with a placeholder situs get a household with the real address
       (not in the parcel data) and coordinates: only location can link it;
     * some households at odd house numbers (absent from the parcel data) have
@@ -278,12 +314,20 @@ def _households_for(
     if p.kind == "placeholder":
         return [SampleHousehold(real_line, None, p.city, "NC", p.zip_code, lat, lon,
                                 p.apn, "location")]
+    if p.kind == "apartment":
+        return [SampleHousehold(spell(p), flat_unit(k), p.city, "NC", p.zip_code, *coords,
+                                p.apn, "building") for k in range(int(rng.integers(2, 7)))]
     hh = [SampleHousehold(spell(p), None, p.city, "NC", p.zip_code, *coords, p.apn, "address")]
     if p.kind in ("normal", "bowtie", "multi") and rng.random() < 0.1:
         odd = _line(p.number + 1, p.predir, p.street, p.suffix)  # not in the parcel data
         hh.append(SampleHousehold(odd, None, p.city, "NC", p.zip_code, lat, lon,
                                   p.apn, "location"))
     return hh
+
+
+def flat_unit(k: int) -> str:
+    """The ``k``-th flat of a building: 1A, 1B, 1C, 1D, 2A, ..."""
+    return f"{1 + k // 4}{'ABCD'[k % 4]}"
 
 
 def _stranger(i: int, rng: np.random.Generator) -> SampleHousehold:

@@ -4,7 +4,9 @@ Server-rendered with Jinja2 (autoescape on) plus one plain script,
 ``static/app.js``, that keeps the pages live through the read-only API
 (session cookie, GET only) and sends uploads with XMLHttpRequest. Anything
 that changes state is a POST to a route here, which checks the session's
-CSRF token, so the API itself never has to trust a cookie for a write.
+CSRF token, so the API itself never has to trust a cookie for a write. A
+POST's body is read last - after the session, the role and a CSRF header
+are checked - and only through the capped reader of :mod:`cocoa.web.forms`.
 """
 
 from __future__ import annotations
@@ -18,22 +20,30 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from cocoa.auth import User, get_user, verify_password
-from cocoa.jobs.jobs import IllegalTransition
+from cocoa.api.errors import ApiError
+from cocoa.auth import User, get_user
+from cocoa.jobs.jobs import IllegalTransition, Job
 from cocoa.jobs.manager import JobManager, JobNotFound, UploadSource
 from cocoa.jobs.types import JobValidationError, all_job_types
 from cocoa.jobs.uploads import UploadTooLarge
-from cocoa.web import security, start, view
+from cocoa.login_guard import LoginRefused
+from cocoa.web import forms, security, start, view
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
 JOBS_PER_PAGE = 25
 ERRORS_PER_PAGE = 25
+# Beyond any real listing, and small enough that (page - 1) * per_page stays
+# a 32-bit SQL integer.
+MAX_PAGE_NUMBER = 10_000_000
+FORM_EXPIRED = ("Form expired", "This form was missing its security token or it has expired. "
+                "Go back, reload the page and try again.")
+FORM_REFUSED_TITLES = {400: "Form not readable", 413: "Form too large", 415: "Not a form"}
 
 # No inline script or style anywhere, so the policy can forbid both: even an
 # escaping bug could not run injected script.
@@ -116,9 +126,29 @@ def json_error(status: int, code: str, message: str, details: Any = None) -> JSO
     return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def _int_arg(request: Request, name: str, default: int = 1) -> int:
+def _page_arg(request: Request, name: str) -> int:
+    """A page number from the query string, within ``1..MAX_PAGE_NUMBER``.
+
+    Anything but ASCII digits is page 1; a number past the end (``10**20``
+    once made the database answer "int too large", a 500) is clamped here and
+    then to the last page by the caller, which knows the total.
+    """
     value = request.query_params.get(name, "")
-    return int(value) if value.isdigit() and int(value) > 0 else default
+    if not (value.isascii() and value.isdigit()):
+        return 1
+    digits = value.lstrip("0")
+    return max(1, min(int(digits[:12] or "0"), MAX_PAGE_NUMBER))
+
+
+async def _small_form(request: Request) -> FormData | Response:
+    """The small form of a POST whose session (and role) were checked, or
+    the answer that refuses it: too large (413), not a form (415), malformed (400)."""
+    try:
+        return await forms.read_checked_form(request)
+    except ApiError as exc:
+        if wants_json(request):
+            return json_error(exc.status, exc.code, exc.message, exc.details)
+        return error_page(request, exc.status, FORM_REFUSED_TITLES.get(exc.status, "Form refused"), exc.message)
 
 
 # --------------------------------------------------------------------------- login
@@ -133,27 +163,33 @@ def login_page(request: Request) -> Response:
 
 @router.post("/login", response_class=HTMLResponse)
 async def login_submit(request: Request) -> Response:
-    form = await request.form()
+    form = await _small_form(request)
+    if isinstance(form, Response):
+        return form
     next_url = security.safe_next(str(form.get("next") or ""))
     if not security.csrf_ok(request, form):
         return render(request, "login.html", {"next": next_url, "error": (
             "The login form expired or was sent from another site. Please try again.")}, 403)
     username = str(form.get("username") or "").strip()[:128]
     password = str(form.get("password") or "")
-    user = await run_in_threadpool(verify_password, _manager(request).engine, username, password)
-    if user is None:
-        return render(request, "login.html", {"next": next_url, "username": username,
-                                              "error": "Wrong username or password."}, 401)
-    security.login(request, user)
+    outcome = await run_in_threadpool(security.log_in, request, username, password)
+    if isinstance(outcome, LoginRefused):  # wrong (401), throttled (429) or busy (503)
+        page = render(request, "login.html", {"next": next_url, "username": username,
+                                              "error": outcome.message}, outcome.status)
+        page.headers.update(outcome.headers)
+        return page
     return RedirectResponse(next_url, status_code=303)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    form = await request.form()
-    if security.current_user(request) and not security.csrf_ok(request, form):
-        return error_page(request, 403, "Form expired", "The logout form was not valid; please try again.")
-    security.logout(request)
+    if security.current_user(request):  # without a session there is nothing to end, nor a body to read
+        form = await _small_form(request)
+        if isinstance(form, Response):
+            return form
+        if not security.csrf_ok(request, form):
+            return error_page(request, 403, "Form expired", "The logout form was not valid; please try again.")
+    await run_in_threadpool(security.logout, request)  # ends the session on the server too
     security.flash(request, "You are logged out.")
     return RedirectResponse("/login", status_code=303)
 
@@ -182,10 +218,17 @@ def jobs_page(request: Request) -> Response:
     status = request.query_params.get("status", "")
     status = status if status in view.STATUSES else ""
     type_name, types, notice = _type_filter(request.query_params.get("type", "")[:64])
-    page = _int_arg(request, "page")
+    page = _page_arg(request, "page")
     manager = _manager(request)
-    jobs, total = manager.list_jobs(status=status or None, type_name=type_name or None,
-                               limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE)
+
+    def listing(page: int) -> tuple[list[Job], int]:
+        return manager.list_jobs(status=status or None, type_name=type_name or None,
+                                 limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE)
+
+    jobs, total = listing(page)
+    if page > view.page_count(total, JOBS_PER_PAGE):  # past the end: show the last page
+        page = view.page_count(total, JOBS_PER_PAGE)
+        jobs, total = listing(page)
     return render(request, "jobs.html", {
         "jobs": [j.to_dict() for j in jobs], "total": total, "page": page,
         "pages": view.page_count(total, JOBS_PER_PAGE), "per_page": JOBS_PER_PAGE,
@@ -219,8 +262,12 @@ def job_page(request: Request, job_id: str) -> Response:
         job = manager.get(job_id)
     except JobNotFound:
         return error_page(request, 404, "Job not found", f"There is no job with id {job_id}.")
-    page = _int_arg(request, "errors_page")
+    page = _page_arg(request, "errors_page")
     errors, error_total = manager.errors(job_id, limit=ERRORS_PER_PAGE, offset=(page - 1) * ERRORS_PER_PAGE)
+    if page > view.page_count(error_total, ERRORS_PER_PAGE):  # past the end: show the last page
+        page = view.page_count(error_total, ERRORS_PER_PAGE)
+        errors, error_total = manager.errors(job_id, limit=ERRORS_PER_PAGE,
+                                             offset=(page - 1) * ERRORS_PER_PAGE)
     data = manager.job_dict(job)
     return render(request, "job.html", {
         "job": data, "actions": view.allowed_actions(data) if user.is_admin else [],
@@ -233,13 +280,17 @@ def job_page(request: Request, job_id: str) -> Response:
 async def job_control(request: Request, job_id: str, action: str) -> Response:
     if action not in view.ACTION_LABELS:
         return error_page(request, 404, "Not found", f"There is no action {action!r}.")
-    form = await request.form()
     user = security.current_user(request)
     if user is None:
         return to_login(request)
-    refused = await run_in_threadpool(_refuse_write, request, user, form)
+    refused = await run_in_threadpool(_refuse_role, request, user)
     if refused is not None:
         return error_page(request, 403, *refused)
+    form = await _small_form(request)
+    if isinstance(form, Response):
+        return form
+    if not security.csrf_ok(request, form):
+        return error_page(request, 403, *FORM_EXPIRED)
     try:
         target = await run_in_threadpool(_apply_action, request, user, job_id, action)
     except JobNotFound:
@@ -250,16 +301,14 @@ async def job_control(request: Request, job_id: str, action: str) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-def _refuse_write(request: Request, user: User, form: Any) -> tuple[str, str] | None:
-    """(title, message) when a state-changing POST must be refused with 403.
+def _refuse_role(request: Request, user: User) -> tuple[str, str] | None:
+    """(title, message) when a state-changing POST must be refused with 403
+    for the user's role - decided before the body is read.
 
     The role is read again from the database: a session cookie lives for
     hours, and an admin demoted (or deleted) meanwhile must lose write access
     at once, not when the cookie expires.
     """
-    if not security.csrf_ok(request, form):
-        return ("Form expired", "This form was missing its security token or it has expired. "
-                "Go back, reload the page and try again.")
     current = get_user(_manager(request).engine, user.username)
     if current is None or not current.is_admin:
         return ("Not allowed", f"User {user.username} is not an admin; only admins can do this.")
@@ -315,11 +364,7 @@ async def start_submit(request: Request, slug: str) -> Response:
     spec = start.SPECS.get(slug)
     if spec is None:
         return json_error(404, "not_found", "There is no such start page.")
-    form = await request.form()
-    try:
-        outcome = await _start_job(request, spec, form)
-    finally:
-        await form.close()
+    outcome = await _start_outcome(request, spec)
     if isinstance(outcome, Response):
         return outcome
     status, body = outcome
@@ -330,16 +375,35 @@ async def start_submit(request: Request, slug: str) -> Response:
     return render(request, f"start_{slug}.html", _start_context(spec, body["error"]), status)
 
 
-async def _start_job(request: Request, spec: start.StartSpec, form: Any
-                     ) -> Response | tuple[int, dict[str, Any]]:
-    """(status, JSON body) for the start POST, or a response for auth failures."""
+async def _start_outcome(request: Request, spec: start.StartSpec) -> Response | tuple[int, dict[str, Any]]:
+    """(status, JSON body) for the start POST, or a response for a missing session.
+
+    Session and role are checked before the body is read; the body is read
+    through the same size-limited reader as the API's uploads.
+    """
     user = security.current_user(request)
     if user is None:
         return json_error(401, "unauthorized", "Your session ended; log in again.") \
             if wants_json(request) else to_login(request)
-    refused = await run_in_threadpool(_refuse_write, request, user, form)
+    refused = await run_in_threadpool(_refuse_role, request, user)
     if refused is not None:
-        return 403, _error_body("csrf_failed" if refused[0] == "Form expired" else "forbidden", refused[1])
+        return 403, _error_body("forbidden", refused[1])
+    limits = forms.start_limits(spec.needs_file, _manager(request).settings.max_upload_bytes)
+    try:
+        form = await forms.read_checked_form(request, limits)
+    except ApiError as exc:
+        return exc.status, _error_body(exc.code, exc.message, exc.details)
+    try:
+        if not security.csrf_ok(request, form):
+            return 403, _error_body("csrf_failed", FORM_EXPIRED[1])
+        return await _start_job(request, spec, form, user)
+    finally:
+        await form.close()
+
+
+async def _start_job(request: Request, spec: start.StartSpec, form: FormData, user: User
+                     ) -> tuple[int, dict[str, Any]]:
+    """Build the job request from the form and create the job."""
     try:
         job_request = start.BUILDERS[spec.slug](form)
         upload = _upload_source(form) if spec.needs_file else None

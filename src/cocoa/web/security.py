@@ -1,8 +1,15 @@
 """Session login, CSRF tokens and safe redirects for the web pages.
 
 The session is Starlette's signed cookie (``cocoa_session``, HttpOnly,
-SameSite=lax). SameSite alone is not a CSRF defence we want to rely on (old
-browsers, same-site subdomains), so every POST also carries a per-session
+SameSite=lax; ``__Host-cocoa_session`` and Secure with
+``COCOA_COOKIE_SECURE``) holding a server-side session id: logging out
+deletes the session on the server, so a copy of the cookie is worthless
+afterwards (see :mod:`cocoa.api.sessions`). Logins go through the same
+throttle and password-check bound as the token API
+(:mod:`cocoa.login_guard`).
+
+SameSite alone is not a CSRF defence we want to rely on (old browsers,
+same-site subdomains), so every POST also carries a per-session
 random token: in the form field ``csrf_token`` or the ``X-CSRF-Token`` header
 (used by the XMLHttpRequest uploads). The login form gets its token from the
 same session before anyone has logged in, so login CSRF is refused as well.
@@ -13,10 +20,14 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import sqlalchemy as sa
 from starlette.requests import Request
 
-from cocoa.api.deps import session_user
-from cocoa.auth import User
+from cocoa import auth
+from cocoa.api.deps import client_address, login_guard, session_user
+from cocoa.api.sessions import SESSION_ID_KEY, session_entry
+from cocoa.auth import TokenCache, User
+from cocoa.login_guard import LoginRefused
 
 CSRF_SESSION_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
@@ -50,16 +61,46 @@ def csrf_ok(request: Request, form: Any | None = None) -> bool:
     return secrets.compare_digest(submitted.encode(), expected.encode())
 
 
+def log_in(request: Request, username: str, password: str) -> User | LoginRefused:
+    """Check the password (throttled, bounded) and start a session: the user,
+    or why not. Blocking (Argon2, database): call it from a thread."""
+    try:
+        user = login_guard(request).attempt(username, password, client_address(request))
+    except LoginRefused as refused:
+        return refused
+    login(request, user)
+    return user
+
+
 def login(request: Request, user: User) -> None:
-    """Start a fresh session: nothing from before the login survives, and the
-    CSRF token is rotated so a token seen by anyone pre-login is worthless."""
+    """Start a fresh session: nothing from before the login survives (a
+    session id planted before it ends here), and the CSRF token is rotated so
+    a token seen by anyone pre-login is worthless. Blocking (a database write)."""
+    _end_server_session(request)
     request.session.clear()
-    request.session["user"] = {"id": user.id, "username": user.username, "role": user.role.value}
+    request.session[SESSION_ID_KEY] = auth.create_session(_engine(request), user.id)
+    request.session["user"] = session_entry(user)
     request.session[CSRF_SESSION_KEY] = secrets.token_urlsafe(32)
 
 
 def logout(request: Request) -> None:
+    """End the session on the server, then forget the cookie's contents.
+    Blocking (a database write): call it from a thread."""
+    _end_server_session(request)
     request.session.clear()
+
+
+def _end_server_session(request: Request) -> None:
+    session_id = request.session.get(SESSION_ID_KEY)
+    if isinstance(session_id, str) and session_id:
+        auth.end_session(_engine(request), session_id)
+        session_cache: TokenCache = request.app.state.session_cache
+        session_cache.discard(session_id)  # at once in this process; elsewhere within the cache time
+
+
+def _engine(request: Request) -> sa.Engine:
+    engine: sa.Engine = request.app.state.manager.engine
+    return engine
 
 
 def current_user(request: Request) -> User | None:

@@ -97,7 +97,8 @@ def geocode_request(form: Any) -> dict[str, Any]:
     request["only_missing"] = form.get("only_missing") in ("1", "on", "true")
     limit = _text(form, "limit")
     if limit:
-        if not limit.isdigit() or int(limit) < 1:
+        # isascii: "²" passes isdigit() but not int(), which was a 500.
+        if not (limit.isascii() and limit.isdigit()) or int(limit) < 1:
             raise FormError("limit must be a whole number of at least 1 (or empty for no limit).", "limit")
         request["limit"] = int(limit)
     return request

@@ -1,0 +1,126 @@
+"""Reading a form body within a size limit, for the API and the web forms alike.
+
+Why not plain ``request.form()``: Starlette's defaults accept any number of
+files of any size and spool them to temporary files, so whoever reaches the
+port can fill the disk. Every form body in this application is read here
+instead, and only after the caller is known to be allowed (the callers check
+session or token, role and - where it can be decided without the body - CSRF
+first):
+
+* the content type is checked before a byte is read (415);
+* a ``Content-Length`` over the limit is refused before a byte is read (413);
+* a body without one (chunked) or with a lying one is counted as it arrives
+  and cut off at the limit (413) - the parser never sees more;
+* files (none at all for the small forms) and fields are counted by the
+  parser, and a malformed body is a 400 that says what is wrong.
+
+Every refusal is an :class:`~cocoa.api.errors.ApiError`, which the API turns
+into its JSON error shape and the web pages into a page or JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import Message
+
+from cocoa.api.errors import ApiError
+
+MULTIPART = "multipart/form-data"
+URLENCODED = "application/x-www-form-urlencoded"
+
+# Room for multipart boundaries and the small text fields next to a file.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+SMALL_FORM_BYTES = 8 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FormLimits:
+    """What one kind of form may be: its size, its parts and its encodings."""
+
+    limit: int  # the limit a client is told about, in bytes
+    slack: int = 0  # allowed on top of ``limit`` for framing (a file upload's text fields)
+    max_files: int = 0
+    max_fields: int = 16
+    media_types: tuple[str, ...] = (URLENCODED, MULTIPART)
+    noun: str = "form"  # what the messages call the body: "form", "upload"
+    too_large_code: str = "form_too_large"
+
+    @property
+    def max_body(self) -> int:
+        return self.limit + self.slack
+
+    def too_large(self) -> ApiError:
+        return ApiError(413, f"The {self.noun} is larger than the limit of {self.limit:,} bytes.",
+                        self.too_large_code, {"limit_bytes": self.limit})
+
+
+# Login, logout, job controls, the geocoding form: a few short text fields.
+SMALL_FORM = FormLimits(SMALL_FORM_BYTES)
+
+
+def upload_limits(limit: int, max_files: int = 4, max_fields: int = 16) -> FormLimits:
+    """A multipart upload of one file of at most ``limit`` bytes plus a few text fields.
+
+    More file parts than the one expected are parsed (the size limit still
+    bounds them) so that the endpoint can say exactly what is wrong with them.
+    """
+    return FormLimits(limit, slack=MULTIPART_OVERHEAD_BYTES, max_files=max_files, max_fields=max_fields,
+                      media_types=(MULTIPART,), noun="upload", too_large_code="file_too_large")
+
+
+def check_headers(request: Request, limits: FormLimits) -> None:
+    """415 and the early 413, before a byte of the body is read."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in limits.media_types:
+        got = content_type[:100] or "no content type"
+        expected = " or ".join(limits.media_types)
+        raise ApiError(415, f"Send the {limits.noun} as {expected} (got {got!r}).",
+                       "unsupported_media_type", {"expected": expected})
+    length = request.headers.get("content-length")
+    if length is not None and length.isascii() and length.isdigit() and int(length) > limits.max_body:
+        raise limits.too_large()
+
+
+Receive = Callable[[], Awaitable[Message]]
+
+
+def counting_receive(receive: Receive, limits: FormLimits) -> Receive:
+    """Stop a body without (or with a lying) Content-Length at the limit."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limits.max_body:
+            raise limits.too_large()
+        return message
+
+    return wrapped
+
+
+async def read_form(request: Request, limits: FormLimits) -> FormData:
+    """The parsed form, within ``limits``; the caller must ``close()`` it.
+
+    Starlette's own 400s (too many files or fields, a malformed body) become
+    an ``ApiError`` with a message that says what to send instead.
+    """
+    check_headers(request, limits)
+    limited = Request(request.scope, counting_receive(request.receive, limits))
+    try:
+        return await limited.form(max_files=limits.max_files, max_fields=limits.max_fields)
+    except HTTPException as exc:
+        raise ApiError(exc.status_code, _parse_message(str(exc.detail), limits), "malformed_form",
+                       {"max_files": limits.max_files, "max_fields": limits.max_fields}) from None
+
+
+def _parse_message(detail: str, limits: FormLimits) -> str:
+    if limits.max_files == 0 and detail.startswith("Too many files"):
+        return f"This {limits.noun} takes no files; send its fields as text only."
+    return f"The {limits.noun} could not be read: {detail}"
