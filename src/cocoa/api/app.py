@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
 from cocoa.api import auth_routes, docs, health, imports, jobs_routes
+from cocoa.api.bodies import SmallBodyLimit
 from cocoa.api.errors import install_error_handlers, use_error_shape_in_openapi
 from cocoa.api.sessions import SessionCheck, cookie_name
 from cocoa.auth import SESSION_SECONDS, TokenCache
@@ -79,6 +80,8 @@ def create_app(
         SessionMiddleware, secret_key=session_secret(settings), session_cookie=cookie_name(settings),
         same_site="lax", https_only=settings.cookie_secure, max_age=SESSION_SECONDS,
     )
+    # Added last, so it runs first: a large JSON body is refused before anyone reads it.
+    app.add_middleware(SmallBodyLimit)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(docs.router)

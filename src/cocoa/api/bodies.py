@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.types import Message
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Scope, Send
 
 from cocoa.api.errors import ApiError
 
@@ -124,3 +125,74 @@ def _parse_message(detail: str, limits: FormLimits) -> str:
     if limits.max_files == 0 and detail.startswith("Too many files"):
         return f"This {limits.noun} takes no files; send its fields as text only."
     return f"The {limits.noun} could not be read: {detail}"
+
+
+JSON_BODY_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(HTTPException):
+    """An :class:`ApiError` raised while FastAPI reads a body.
+
+    FastAPI turns any exception from its body read into a bare "error parsing
+    the body" 400 - except an ``HTTPException``, which it lets through; the
+    error handler then answers with this one's code and details.
+    """
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.status, error.message)
+        self.code = error.code
+        self.details = error.details
+
+
+class SmallBodyLimit:
+    """Pure ASGI middleware: every body that is not a form is small.
+
+    FastAPI reads a JSON body whole, into memory, before the route's
+    dependencies decide who is asking - and ``POST /auth/tokens`` is public.
+    Our JSON requests (a login, geocoding filters) are a few hundred bytes,
+    so anything but a form (read later by :func:`read_form` under its own
+    limit) is cut off at ``limit``: a declared length at once, a chunked or
+    lying one as it arrives.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = JSON_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._is_form(scope):
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.limit:
+            response = JSONResponse(self._error(), status_code=413, headers={"Connection": "close"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    @staticmethod
+    def _is_form(scope: Scope) -> bool:
+        content_type = Headers(scope=scope).get("content-type", "").lower()
+        return content_type.startswith((MULTIPART, URLENCODED))
+
+    def _too_large(self) -> ApiError:
+        return ApiError(413, f"The request body is larger than the limit of {self.limit:,} bytes for a "
+                        "non-form request; send files as multipart/form-data.", "body_too_large",
+                        {"limit_bytes": self.limit})
+
+    def _error(self) -> dict[str, object]:
+        error = self._too_large()
+        return {"error": {"code": error.code, "message": error.message, "details": error.details}}
+
+    def _counting(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge(self._too_large())
+            return message
+
+        return wrapped

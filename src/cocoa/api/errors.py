@@ -92,7 +92,9 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"No such endpoint: {request.method} {request.url.path}"
         elif exc.status_code == 405:
             message = f"Method {request.method} is not allowed on {request.url.path}"
-        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+        # ``code``/``details``: an ApiError that had to travel as an HTTPException (bodies.BodyTooLarge).
+        return error_response(exc.status_code, message, getattr(exc, "code", None), getattr(exc, "details", None),
+                              headers=getattr(exc, "headers", None))
 
     # Storage trouble (locked, full, read-only, unreachable) is a 503 with
     # Retry-After on every endpoint and page; other database errors are bugs.
