@@ -91,16 +91,16 @@ def check_headers(request: Request, limits: FormLimits) -> None:
 Receive = Callable[[], Awaitable[Message]]
 
 
-def counting_receive(receive: Receive, limits: FormLimits) -> Receive:
-    """Stop a body without (or with a lying) Content-Length at the limit."""
+def counting_receive(receive: Receive, limit: int, too_large: Callable[[], Exception]) -> Receive:
+    """Stop a body without (or with a lying) Content-Length at ``limit`` bytes."""
     seen = 0
 
     async def wrapped() -> Message:
         nonlocal seen
         message = await receive()
         seen += len(message.get("body", b""))
-        if seen > limits.max_body:
-            raise limits.too_large()
+        if seen > limit:
+            raise too_large()
         return message
 
     return wrapped
@@ -113,7 +113,7 @@ async def read_form(request: Request, limits: FormLimits) -> FormData:
     an ``ApiError`` with a message that says what to send instead.
     """
     check_headers(request, limits)
-    limited = Request(request.scope, counting_receive(request.receive, limits))
+    limited = Request(request.scope, counting_receive(request.receive, limits.max_body, limits.too_large))
     try:
         return await limited.form(max_files=limits.max_files, max_fields=limits.max_fields)
     except HTTPException as exc:
@@ -185,14 +185,4 @@ class SmallBodyLimit:
         return {"error": {"code": error.code, "message": error.message, "details": error.details}}
 
     def _counting(self, receive: Receive) -> Receive:
-        seen = 0
-
-        async def wrapped() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise BodyTooLarge(self._too_large())
-            return message
-
-        return wrapped
+        return counting_receive(receive, self.limit, lambda: BodyTooLarge(self._too_large()))
