@@ -92,3 +92,21 @@ def test_the_session_secret_folder_is_private(tmp_path: Path) -> None:
     session_secret(Settings(data_dir=data_dir))
     assert mode(data_dir) == 0o700
     assert mode(data_dir / "session_secret") == 0o600
+
+
+def test_the_session_secret_is_never_readable_by_others_even_under_a_loose_umask(tmp_path: Path) -> None:
+    """Created 0600 in one step (not written, then chmod-ed), and read back as
+    the same secret by the next process."""
+    import os
+
+    from cocoa.api.app import session_secret
+    from cocoa.config import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    old = os.umask(0o000)
+    try:
+        first = session_secret(settings)
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "session_secret") == 0o600
+    assert session_secret(settings) == first and len(first) >= 48

@@ -7,6 +7,7 @@ router module stays a thin layer over :class:`cocoa.jobs.manager.JobManager`.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 from collections.abc import AsyncIterator
@@ -120,7 +121,11 @@ def session_secret(settings: Settings) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         private_dir(path.parent)
-        secret = secrets.token_urlsafe(48)
-        path.write_text(secret)
-        path.chmod(0o600)
-        return secret
+    secret = secrets.token_urlsafe(48)
+    try:  # created 0600 (never readable by others, not even briefly); exclusive: one process wins
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(secret)
+    return secret
