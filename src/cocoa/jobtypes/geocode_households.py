@@ -44,7 +44,7 @@ import sqlalchemy as sa
 from cocoa.db.engine import reading
 from cocoa.db.tables import geocode_selections, households
 from cocoa.domain import parcel_links as pl
-from cocoa.domain.addresses import household_key, normalize_address
+from cocoa.domain.addresses import building_household_key, normalize_address
 from cocoa.jobs.types import (
     Batch,
     Checkpoint,
@@ -216,11 +216,9 @@ def build_request(row: Any) -> GeocodeRequest:
         return GeocodeRequest(id=str(row.id), street=row.street_line, city=row.city,
                               state=row.state, zip_code=row.zip_code, keys=(row.address_key,))
     address = normalize_address(row.street_line, row.unit)
-    building = " ".join(p for p in (address.number, address.predirectional,
-                                    address.street_name, address.suffix,
-                                    address.postdirectional) if p) or row.street_line
-    building_key = (household_key(building, row.city, row.state, row.zip_code)
-                    if address.unit else None)
+    # building_line keeps text the parser could not place, as the key does.
+    building = address.building_line or row.street_line
+    building_key = building_household_key(row.address_key) if address.unit else None
     return GeocodeRequest(
         id=str(row.id), street=building, city=row.city, state=row.state,
         zip_code=row.zip_code, keys=(row.address_key,),
