@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,28 @@ def pg_url() -> Iterator[str]:
     url = sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@contextmanager
+def module_database(backend: str, data_dir: Path) -> Iterator[str]:
+    """A fresh database for a module-scoped server: a SQLite file in
+    ``data_dir``, or a PostgreSQL database created and dropped like the
+    ``pg_url`` fixture does per test. NullPool: the drop at teardown gets a
+    fresh connection, not one a long run may have seen terminated."""
+    if backend == "sqlite":
+        yield f"sqlite:///{data_dir / 'cocoa.db'}"
+        return
+    require_postgres()
+    name = f"cocoa_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -21,25 +20,7 @@ import tests.conftest as root  # noqa: E402  (pythonpath includes the repo root)
 
 from cocoa.db.engine import make_engine
 
-
-@contextmanager
-def module_database(backend: str, data_dir: Path) -> Iterator[str]:
-    """A fresh database for a module-scoped server: a SQLite file, or a
-    PostgreSQL database created and dropped like the root ``pg_url`` fixture."""
-    if backend == "sqlite":
-        yield f"sqlite:///{data_dir / 'cocoa.db'}"
-        return
-    root.require_postgres()
-    name = f"cocoa_t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(root.PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.make_url(root.PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+module_database = root.module_database
 
 
 def api_login(url: str, username: str, password: str, **extra: Any) -> httpx.Response:

@@ -31,12 +31,10 @@ import re
 import stat
 import struct
 import time
-import uuid
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -587,34 +585,6 @@ CORPUS: list[Case] = [
 # ============================================================================ servers
 
 
-class _Database:
-    """A fresh database for the module: a SQLite file, or a PostgreSQL
-    database created and dropped like the root ``pg_url`` fixture does."""
-
-    def __init__(self, backend: str, data_dir: Path) -> None:
-        self.backend = backend
-        self.data_dir = data_dir
-        self.name = f"cocoa_t_{uuid.uuid4().hex[:12]}"
-        self.admin: sa.Engine | None = None
-
-    def __enter__(self) -> str:
-        if self.backend == "sqlite":
-            return f"sqlite:///{self.data_dir / 'cocoa.db'}"
-        root.require_postgres()
-        # NullPool: the drop at teardown gets a fresh connection, not one a
-        # long corpus run may have seen terminated.
-        self.admin = sa.create_engine(root.PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
-                                      poolclass=sa.pool.NullPool)
-        with self.admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
-        return str(sa.make_url(root.PG_ADMIN_URL).set(database=self.name)
-                   .render_as_string(hide_password=False))
-
-    def __exit__(self, *exc: object) -> None:
-        if self.admin is not None:
-            with self.admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-            self.admin.dispose()
 
 
 @dataclass
@@ -632,7 +602,7 @@ class Corpus:
 
 def _serve(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     data_dir = tmp_path_factory.mktemp(f"badinput_{backend}")
-    with _Database(backend, data_dir) as url:
+    with root.module_database(backend, data_dir) as url:
         server = root.start_live_server(url, data_dir, COCOA_MAX_ITEMS_PER_JOB=str(MAX_ITEMS),
                                         COCOA_MAX_UPLOAD_BYTES=str(MAX_UPLOAD))
         engine = sa.create_engine(url)

@@ -36,12 +36,10 @@ import tracemalloc
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 import tests.conftest as root  # noqa: E402  (pythonpath includes the repo root)
 
 from cocoa.domain.voter_files import (
@@ -74,38 +72,13 @@ SIMPLE_HEADER = "first_name,last_name,address,city,state,zip"
 # ============================================================================ the server
 
 
-class _Database:
-    """A fresh database for the module: a SQLite file, or a PostgreSQL
-    database created and dropped like the root ``pg_url`` fixture does."""
-
-    def __init__(self, backend: str, data_dir: Path) -> None:
-        self.backend, self.data_dir = backend, data_dir
-        self.name = f"cocoa_t_{uuid.uuid4().hex[:12]}"
-        self.admin: sa.Engine | None = None
-
-    def __enter__(self) -> str:
-        if self.backend == "sqlite":
-            return f"sqlite:///{self.data_dir / 'cocoa.db'}"
-        root.require_postgres()
-        self.admin = sa.create_engine(root.PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
-                                      poolclass=sa.pool.NullPool)
-        with self.admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
-        return str(sa.make_url(root.PG_ADMIN_URL).set(database=self.name)
-                   .render_as_string(hide_password=False))
-
-    def __exit__(self, *exc: object) -> None:
-        if self.admin is not None:
-            with self.admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-            self.admin.dispose()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """``cocoa serve`` with its worker and the default limits, per backend."""
     data_dir = tmp_path_factory.mktemp(f"hostile_headers_{request.param}")
-    with _Database(request.param, data_dir) as url:
+    with root.module_database(request.param, data_dir) as url:
         live = root.start_live_server(url, data_dir)
         try:
             yield live
