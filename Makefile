@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:
-#   make run   - set up, migrate ./var/cocoa.db, create the admin, serve on :8000 with a worker
+#   make run   - set up, create the database in the data dir (cocoa db where), the admin, serve on :8000 with a worker
 #   make test  - set up and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	npm ci --no-audit --no-fund --silent  # the map library (package.json), served from node_modules
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -147,7 +147,9 @@ def run_backend(backend: str, clients: int, total: int, processes: bool, server_
     from cocoa.config import Settings
     from cocoa.db.engine import make_engine
     from cocoa.jobs.manager import JobManager
+    from cocoa.jobtypes.builtin import register_builtin_types
 
+    register_builtin_types()
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url:
         server = support.start_live_server(url, Path(tmp), COCOA_WEB_PROCESSES=str(server_processes))

@@ -27,6 +27,7 @@ from cocoa.db.migrate import upgrade
 from cocoa.db.tables import jobs
 from cocoa.jobs.manager import JobManager
 from cocoa.jobs.worker import Worker
+from cocoa.jobtypes.builtin import register_builtin_types
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -188,6 +189,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--samples", type=int, default=200)
     args = parser.parse_args()
+    register_builtin_types()
     rows: list[tuple[str, float, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         sqlite_drain = f"sqlite:///{Path(tmp) / 'drain.db'}"

@@ -18,10 +18,17 @@ import sqlalchemy as sa
 
 from cocoa.db.engine import make_engine
 from cocoa.jobs.manager import JobManager
+from cocoa.jobtypes.builtin import register_builtin_types
 
 PG_ADMIN_URL = os.environ.get(
     "COCOA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _builtin_job_types() -> None:
+    """Register the shipped job types, as the app factory and the CLI do."""
+    register_builtin_types()
 
 
 def _pg_available() -> bool:
@@ -253,7 +260,7 @@ def child_processes(parent: int) -> list[int]:
 
 def helper_processes(parent: int) -> list[int]:
     """Live helper processes of the worker ``parent`` (a parse-ahead helper):
-    the children of its helper server (:mod:`cocoa.jobs.helpers`), which is
+    the children of its helper server (:mod:`cocoa.jobs.forkserver`), which is
     the worker's child running multiprocessing's fork server."""
     return [pid for server in child_processes(parent) if b"forkserver" in _cmdline(server)
             for pid in child_processes(server)]

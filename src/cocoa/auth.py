@@ -33,7 +33,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from cocoa.db.engine import reading, writing
 from cocoa.db.tables import api_tokens, sessions, users
-from cocoa.jobs.jobs import as_utc, iso, utcnow
+from cocoa.jobs.model import as_utc, iso, utcnow
 
 log = logging.getLogger("cocoa.auth")
 

@@ -12,11 +12,16 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cocoa.datadir import resolve_data_dir
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COCOA_", extra="ignore")
 
-    data_dir: Path = Field(Path("./var"), description="Where the SQLite database lives.")
+    data_dir: Path = Field(
+        default_factory=resolve_data_dir,
+        description="Where the SQLite database and the session secret live; unset: the one "
+        "`cocoa quickstart` recorded, else $XDG_DATA_HOME/cocoa (see cocoa.datadir).")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default is a SQLite file in the data dir."
     )
@@ -34,6 +39,10 @@ class Settings(BaseSettings):
     parse_helpers: int = Field(
         1, ge=1, le=16, description="Helper processes that parse a large voter file ahead of "
         "the writes; more than one only helps with more than two cores.")
+    helper_timeout_seconds: float = Field(
+        60.0, gt=0, description="How long a job waits for a helper process's result before it "
+        "treats the helper as hung (stopped, swapping): the helper is killed and the job does "
+        "the work itself.")
     max_items_per_job: int = Field(100_000, ge=1, description="Jobs above this are rejected.")
     job_timeout_seconds: float = Field(24 * 3600, gt=0, description="Processing time limit.")
     lease_seconds: float = Field(30.0, gt=0, description="A claimed job's lease length.")
@@ -102,6 +111,15 @@ class Settings(BaseSettings):
     port: int = 8000
     web_processes: int = Field(1, ge=1, le=64, description="Processes of `cocoa serve` (one per core is typical).")
     embedded_worker: bool = Field(True, description="`cocoa serve` runs a worker in each of its processes.")
+    map_tile_url: str = Field(
+        "", description="Base-map tiles for the web map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png "
+        "(its origin is added to the pages' Content-Security-Policy); empty: no base map, the map still "
+        "draws households and parcels (offline installs).")
+    map_tile_attribution: str = Field(
+        "", description="The credit line the tile provider requires, shown on the map (plain text).")
+    map_library_dir: Path | None = Field(
+        None, description="Where Leaflet's dist folder is (served at /vendor/leaflet/); default: "
+        "node_modules/leaflet/dist of the source checkout, which `make install` fills with `npm ci`.")
 
     @property
     def resolved_database_url(self) -> str:

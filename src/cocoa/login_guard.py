@@ -23,8 +23,8 @@ nothing next to the Argon2 work. The price of per-name throttling is that
 anyone can make a name wait (at most ``COCOA_LOGIN_MAX_DELAY_SECONDS``);
 that is the usual trade, and API tokens are unaffected.
 
-**Bound.** Argon2 as configured takes 64 MiB per check, so ten parallel
-logins took a server from 154 MB to 745 MB. A semaphore per process lets
+**Bound.** Argon2 as configured takes 64 MiB per check, so parallel logins
+multiply a server's memory. A semaphore per process lets
 ``COCOA_PASSWORD_CHECK_SLOTS`` checks run at once; a login waits up to
 ``COCOA_PASSWORD_CHECK_WAIT_SECONDS`` for a slot, then gets 503 with
 ``Retry-After``.
@@ -42,13 +42,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cocoa import auth
 from cocoa.config import Settings
-from cocoa.db.engine import is_postgres, reading, writing
+from cocoa.db.driver import driver_for
+from cocoa.db.engine import reading, writing
 from cocoa.db.tables import login_failures
-from cocoa.jobs.jobs import as_utc, utcnow
+from cocoa.jobs.model import as_utc, utcnow
 
 PRUNE_EVERY_SECONDS = 60.0
 BUSY_RETRY_SECONDS = 2
@@ -148,9 +148,8 @@ class LoginThrottle:
         return timedelta(seconds=min(seconds, self.settings.login_max_delay_seconds))
 
     def _count(self, conn: sa.Connection, key: str, now: datetime, window_start: datetime) -> int:
-        insert = postgresql.insert if is_postgres(conn) else sqlite.insert
         table = login_failures.c
-        upsert = insert(login_failures).values(key=key, failures=1, last_failure_at=now)
+        upsert = driver_for(conn).insert(login_failures).values(key=key, failures=1, last_failure_at=now)
         upsert = upsert.on_conflict_do_update(
             index_elements=[table.key],
             set_={"failures": sa.case((table.last_failure_at > window_start, table.failures + 1), else_=1),

@@ -17,8 +17,8 @@ import tests.conftest as root  # noqa: E402  (pythonpath includes the repo root)
 
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine
-from cocoa.jobs.jobs import Job
 from cocoa.jobs.manager import JobManager
+from cocoa.jobs.model import Job
 
 LiveServer = root.LiveServer
 T = TypeVar("T")

@@ -19,7 +19,7 @@ import httpx
 from api_helpers import assert_error, create_noop, manager_for, wait_status
 
 from cocoa.api.jobs_routes import JobEventStream
-from cocoa.jobs.jobs import Job, Status
+from cocoa.jobs.model import Job, Status
 
 
 def read_events(client: httpx.Client, job_id: str, timeout: float = 60) -> list[tuple[str, dict[str, Any]]]:

@@ -35,6 +35,10 @@ DESIGN_ENDPOINTS = {
     ("GET", "/api/v1/voters/import/formats"), ("POST", "/api/v1/gis/parcels/import"),
     ("POST", "/api/v1/jobs/geocoding"), ("GET", "/api/v1/auth/tokens"),
     ("DELETE", "/api/v1/auth/tokens/{token_id}"), ("GET", "/api/v1/auth/me"), ("GET", "/metrics"),
+    # Browsing what jobs produced (issue 20): viewer-readable, no writes.
+    ("GET", "/api/v1/households"), ("GET", "/api/v1/households/{household_id}"), ("GET", "/api/v1/voters"),
+    ("GET", "/api/v1/voters/{voter_id}"), ("GET", "/api/v1/households.geojson"), ("GET", "/api/v1/parcels.geojson"),
+    ("GET", "/api/v1/jobs/{job_id}/results"), ("GET", "/api/v1/jobs/{job_id}/results.csv"),
     *PUBLIC,
 }
 

@@ -42,6 +42,7 @@ import httpx
 import pytest
 import tests.conftest as root  # noqa: E402  (pythonpath includes the repo root)
 
+from cocoa.domain.errors import InputError, Problem
 from cocoa.domain.voter_files import (
     MAX_HEADER_BYTES,
     MAX_HEADER_COLUMNS,
@@ -54,12 +55,10 @@ from cocoa.domain.voter_files import (
     inspect_file,
     is_blank,
     iter_lines,
-    parse_header,
     read_header_line,
     resolve_layout,
-    unique_names,
 )
-from cocoa.jobs.types import JobValidationError
+from cocoa.domain.voter_files.header import parse_header, unique_names
 
 VOTERS = "/api/v1/voters/import"
 PARCELS = "/api/v1/gis/parcels/import"
@@ -230,10 +229,10 @@ def test_making_names_unique_is_linear() -> None:
 # ============================================================================ header caps
 
 
-def _fails(data: bytes, fmt: str = "auto") -> JobValidationError:
-    with pytest.raises(JobValidationError) as info:
+def _fails(data: bytes, fmt: str = "auto") -> InputError:
+    with pytest.raises(InputError) as info:
         inspect_file(io.BytesIO(data), fmt, 1000)
-    assert info.value.status == 422
+    assert info.value.problem is Problem.UNPROCESSABLE
     return info.value
 
 

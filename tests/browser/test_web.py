@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine
 from cocoa.db.tables import job_errors, jobs
-from cocoa.jobs.jobs import utcnow
 from cocoa.jobs.manager import JobManager
+from cocoa.jobs.model import utcnow
 from cocoa.jobs.types import all_job_types
 
 pytestmark = pytest.mark.browser

@@ -52,8 +52,8 @@ from tests.process.test_worker_processes import Workers, wait_for
 from tests.stubs.geocoder_stub import StubProcess
 
 from cocoa.db.tables import households, job_errors, jobs, parcels, voters
-from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import JobManager, UploadSource
+from cocoa.jobs.model import Job, Status
 from cocoa.jobtypes.geocode_households import build_request
 from cocoa.samples.demo import VoterFile, nc_voter_file
 from cocoa.samples.parcels import generate_town, to_shapefile_zip

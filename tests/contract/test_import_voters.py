@@ -28,9 +28,10 @@ from cocoa.config import Settings
 from cocoa.db.engine import make_engine, reading
 from cocoa.db.migrate import upgrade
 from cocoa.db.tables import households, voters
+from cocoa.jobs.pipeline import Pipeline
 from cocoa.jobs.types import Batch, CreateContext, JobValidationError, RunContext
-from cocoa.jobtypes import import_voters as iv
 from cocoa.jobtypes.import_voters import ImportVoters
+from cocoa.jobtypes.import_voters import job as iv
 from cocoa.samples.voters import GeneratedFile, generate
 
 JOB = ImportVoters()
@@ -353,9 +354,9 @@ def test_a_worker_readies_the_helper_server_only_for_types_that_use_helpers(
     from cocoa.jobs.worker import Worker
 
     manager = JobManager(db_engine, Settings())
-    assert Worker(manager)._helper_modules() == ["cocoa.jobtypes.import_voters"]
+    assert Worker(manager)._helper_modules() == ["cocoa.jobtypes.import_voters.job"]
     assert Worker(manager, types=["import_voters"])._helper_modules() == [
-        "cocoa.jobtypes.import_voters"]
+        "cocoa.jobtypes.import_voters.job"]
     assert Worker(manager, types=["geocode_households", "parcel_import"])._helper_modules() == []
     assert Worker(manager, types=["no_such_type"])._helper_modules() == []
 
@@ -441,8 +442,8 @@ def test_parsing_in_a_helper_process_gives_the_same_batches(db_engine: sa.Engine
     here, _ = batches_of(run, db_engine, IN_WORKER)
     ahead, ctx = batches_of(run, db_engine, Settings(parse_ahead_min_rows=0,
                                                      parse_helpers=helpers))
-    helper = ctx.cache[iv._AHEAD]
-    assert isinstance(helper, iv._ParseAhead) and helper.taken == len(here)
+    helper = ctx.cache[iv.AHEAD]
+    assert isinstance(helper, Pipeline) and helper.taken == len(here)
     assert sum(b[2] for b in here) > 0  # the generated mess gives item errors
     assert sum(b[3]["rows_superseded"] for b in here) > 0  # and repeated ids
     assert ahead == here
@@ -469,13 +470,13 @@ def test_a_helper_that_dies_leaves_the_run_to_the_worker(db_engine: sa.Engine) -
     expected, _ = batches_of(run, db_engine, IN_WORKER)
     ctx = run_context(run, db_engine, IN_HELPER, 300)
     first = JOB.run_batch(ctx, None)
-    helper = ctx.cache[iv._AHEAD]
+    helper = ctx.cache[iv.AHEAD]
     second = JOB.run_batch(ctx, first.checkpoint)  # both parsed by the helper
     assert helper.taken == 2
     for pid in helper_processes(os.getpid()):
         os.kill(pid, signal.SIGKILL)
     rest = rest_of(ctx, second)
-    assert helper.failed and ctx.cache[iv._AHEAD] is helper and helper.taken == 2
+    assert helper.failed and ctx.cache[iv.AHEAD] is helper and helper.taken == 2
     assert rest == [(b[0], b[1], b[4], b[5]) for b in expected[2:]]
 
 
@@ -490,7 +491,7 @@ def test_a_helper_killed_with_batches_in_flight_leaves_the_run_to_the_worker(
     expected, _ = batches_of(run, db_engine, IN_WORKER)
     ctx = run_context(run, db_engine, IN_HELPER, 300)
     first = JOB.run_batch(ctx, None)
-    ahead = ctx.cache[iv._AHEAD]
+    ahead = ctx.cache[iv.AHEAD]
     [helper] = ahead._helpers
     os.kill(helper.process.pid, signal.SIGKILL)
     rest = rest_of(ctx, first)
@@ -508,9 +509,9 @@ def test_helpers_that_cannot_start_leave_the_parse_to_the_worker(
     def cannot_start(*_: object) -> None:
         raise OSError("no fork server here")
 
-    monkeypatch.setattr(iv._ParseAhead, "__init__", cannot_start)
+    monkeypatch.setattr(Pipeline, "__init__", cannot_start)
     got, ctx = batches_of(run, db_engine, IN_HELPER)
-    assert iv._AHEAD not in ctx.cache
+    assert iv.AHEAD not in ctx.cache
     assert got == expected
 
 
@@ -522,7 +523,7 @@ def test_a_helper_ahead_of_another_checkpoint_is_not_used(db_engine: sa.Engine) 
     expected, _ = batches_of(run, db_engine, IN_WORKER)
     ctx = run_context(run, db_engine, IN_HELPER, 300)
     JOB.run_batch(ctx, None)
-    helper = ctx.cache[iv._AHEAD]
+    helper = ctx.cache[iv.AHEAD]
     assert helper.taken == 1  # the first batch too: parsed while the worker found repeated ids
     again = JOB.run_batch(ctx, None)  # the first batch again: the helper is past it
     assert helper.taken == 1
@@ -530,7 +531,7 @@ def test_a_helper_ahead_of_another_checkpoint_is_not_used(db_engine: sa.Engine) 
             (again.write.voters, again.write.homes)) == (  # type: ignore[union-attr]
         expected[0][0], expected[0][4], expected[0][5])
     second = JOB.run_batch(ctx, again.checkpoint)
-    assert helper.taken == 2 and ctx.cache[iv._AHEAD] is helper
+    assert helper.taken == 2 and ctx.cache[iv.AHEAD] is helper
     assert (second.checkpoint, second.errors,
             (second.write.voters, second.write.homes)) == (  # type: ignore[union-attr]
         expected[1][0], expected[1][4], expected[1][5])

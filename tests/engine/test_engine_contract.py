@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from cocoa.api.job_objects import JobObjects
 from cocoa.config import Settings
 from cocoa.db.tables import job_errors, jobs, noop_items, upload_chunks, uploads
-from cocoa.jobs.jobs import IllegalTransition, Job, Status, utcnow
 from cocoa.jobs.manager import JobManager, JobNotFound, Lease, LeaseLost, UploadSource
+from cocoa.jobs.model import IllegalTransition, Job, Status, utcnow
 from cocoa.jobs.types import Batch, ItemError, JobValidationError
 from cocoa.jobs.uploads import UploadTooLarge, open_upload
 from cocoa.jobs.worker import Worker
@@ -441,15 +442,16 @@ def test_recent_errors_of_a_page_are_the_last_few_of_each_job_oldest_first(manag
         commit(manager, lease, Batch(checkpoint={"next": 1}, processed=max(count, 1), failed=count,
                                      succeeded=0 if count else 1, errors=errors, done=True), rate=None)
     recent = manager.recent_errors_many(list(ids.values()), n=5)
+    objects = JobObjects(manager)
     assert [e["item_index"] for e in recent[ids["many"]]] == [7, 8, 9, 10, 11]
     assert [e["item_index"] for e in recent[ids["few"]]] == [0, 1]
     assert ids["none"] not in recent
-    page = manager.job_dicts([manager.get(job_id) for job_id in ids.values()])
+    page = objects.job_dicts([manager.get(job_id) for job_id in ids.values()])
     assert [len(job["recent_errors"]) for job in page] == [5, 2, 0]
-    assert manager.job_dict(manager.get(ids["many"]))["recent_errors"][-1]["item"] == "many 11"
-    assert manager.job_object(ids["many"]) == manager.job_dict(manager.get(ids["many"]))
+    assert objects.job_dict(manager.get(ids["many"]))["recent_errors"][-1]["item"] == "many 11"
+    assert objects.job_object(ids["many"]) == objects.job_dict(manager.get(ids["many"]))
     with pytest.raises(JobNotFound):
-        manager.job_object("no-such-job")
+        objects.job_object("no-such-job")
 
 
 def test_listing_objects_match_fresh_ones_as_jobs_run_finish_and_are_archived(manager: JobManager) -> None:
@@ -461,11 +463,12 @@ def test_listing_objects_match_fresh_ones_as_jobs_run_finish_and_are_archived(ma
                                  errors=[ItemError("item 1", "bad", "bad item", 1)]), rate=None)
     running = noop(manager, items=20, type_name="noop_other")
     pending = noop(manager, items=5)
+    objects = JobObjects(manager)
 
     def assert_page_is_fresh(**filters: bool) -> list[dict[str, Any]]:
-        page, total = manager.list_job_dicts(include_hidden=True, **filters)
+        page, total = objects.list_job_dicts(include_hidden=True, **filters)
         found, expected_total = manager.list_jobs(include_hidden=True, **filters)
-        fresh = manager.job_dicts(found)
+        fresh = objects.job_dicts(found)
         for listed, expected in zip(page, fresh, strict=True):  # durations of running jobs tick
             assert {**listed, "duration_seconds": None} == {**expected, "duration_seconds": None}
         assert total == expected_total
@@ -483,8 +486,8 @@ def test_listing_objects_match_fresh_ones_as_jobs_run_finish_and_are_archived(ma
     assert finished not in [j["id"] for j in assert_page_is_fresh()]
     archived = assert_page_is_fresh(include_archived=True)[-1]
     assert archived["id"] == finished and archived["archived_at"] is not None
-    assert manager.list_job_dicts(include_hidden=True, limit=1, offset=1)[1] == 2  # total, not the page
-    assert manager.list_job_dicts(include_hidden=True, offset=50) == ([], 2)  # past the end
+    assert objects.list_job_dicts(include_hidden=True, limit=1, offset=1)[1] == 2  # total, not the page
+    assert objects.list_job_dicts(include_hidden=True, offset=50) == ([], 2)  # past the end
 
 
 def test_last_commit_hands_the_type_to_the_next_pending_job(manager: JobManager) -> None:

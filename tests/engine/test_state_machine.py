@@ -17,8 +17,8 @@ from cocoa.config import Settings
 from cocoa.db.engine import make_engine
 from cocoa.db.migrate import upgrade
 from cocoa.db.tables import jobs
-from cocoa.jobs.jobs import TERMINAL, IllegalTransition, Status, utcnow
 from cocoa.jobs.manager import JobManager, Lease, LeaseLost
+from cocoa.jobs.model import TERMINAL, IllegalTransition, Status, utcnow
 from cocoa.jobs.types import Batch
 
 TYPES = ("noop", "noop_other")

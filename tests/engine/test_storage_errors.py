@@ -38,10 +38,11 @@ import pytest
 import sqlalchemy as sa
 from tests.conftest import PG_ADMIN_URL, LiveServer, start_live_server, stop_live_server
 
+from cocoa.api.job_objects import JobObjects
 from cocoa.config import Settings
 from cocoa.db.storage import storage_problem
-from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import JobManager
+from cocoa.jobs.model import Job, Status
 from cocoa.jobs.types import Batch, Checkpoint, CreateContext, Params, RunContext, register
 from cocoa.jobs.worker import Worker
 
@@ -326,7 +327,7 @@ def test_a_storage_error_shows_on_the_job_and_fails_it_after_the_poison_limit(
     with running(manager):
         waiting = wait_for_job(manager, job.id, lambda j: bool(j.error) and "Attempt 1 stopped" in j.error,
                                "the first attempt's error on the job")
-        shown = manager.job_object(job.id)  # what GET /api/v1/jobs/{id} answers
+        shown = JobObjects(manager).job_object(job.id)  # what GET /api/v1/jobs/{id} answers
         final = wait_for_job(manager, job.id, lambda j: j.is_terminal, "the poison limit")
     assert waiting.status in (Status.PROCESSING, Status.PENDING)  # still to be retried
     assert storage.expected_words() in (waiting.error or "")

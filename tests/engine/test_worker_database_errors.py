@@ -21,8 +21,8 @@ from tests.engine.test_engine_contract import item_rows, wait_for
 
 from cocoa.config import Settings
 from cocoa.db.tables import noop_items
-from cocoa.jobs.jobs import Status
 from cocoa.jobs.manager import JobManager
+from cocoa.jobs.model import Status
 from cocoa.jobs.types import Batch, Checkpoint, CreateContext, Params, RunContext, register
 from cocoa.jobs.worker import Worker, database_unavailable
 

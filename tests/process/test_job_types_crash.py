@@ -15,8 +15,8 @@ from tests.conftest import alive, helper_processes, migrated_manager
 from tests.process.test_worker_processes import Workers, wait_for
 
 from cocoa.db.tables import households, voters
-from cocoa.jobs.jobs import Status
 from cocoa.jobs.manager import JobManager, UploadSource
+from cocoa.jobs.model import Status
 from cocoa.samples.voters import generate
 
 pytestmark = pytest.mark.slow

@@ -18,11 +18,12 @@ import sqlalchemy as sa
 from tests.conftest import REPO, cocoa_env, migrated_manager, proc_stat
 
 from cocoa.config import Settings
+from cocoa.db.driver import POSTGRES
 from cocoa.db.engine import make_engine
 from cocoa.db.migrate import upgrade
 from cocoa.db.tables import jobs, noop_items
-from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import JobManager
+from cocoa.jobs.model import Job, Status
 
 pytestmark = pytest.mark.slow
 
@@ -102,11 +103,12 @@ def _process_state(pid: int) -> str:
 
 def _job_row_writable(manager: JobManager, job_id: str) -> bool:
     """Whether the job's row can be locked for writing within half a second."""
+    postgres = manager.driver is POSTGRES
     engine = sa.create_engine(manager.engine.url, poolclass=sa.pool.NullPool,
-                              connect_args={} if manager.postgres else {"timeout": 0.5})
+                              connect_args={} if postgres else {"timeout": 0.5})
     try:
         with engine.connect() as conn:
-            if manager.postgres:
+            if postgres:
                 conn.exec_driver_sql("SET lock_timeout = '500ms'")
                 conn.execute(sa.select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
             else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from tests.unit.voter_rows import iter_rows
 
 from cocoa.domain.addresses import (
     building_household_key,
@@ -29,7 +30,6 @@ from cocoa.domain.voter_files import (
     RowReader,
     VoterRecord,
     inspect_file,
-    iter_rows,
     read_header_line,
     resolve_layout,
 )

@@ -31,6 +31,7 @@ def cocoa(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``cocoa <args>`` with the default database (a SQLite file in the data dir)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCOA_")}
     env["COCOA_DATA_DIR"] = str(data_dir)
+    env["XDG_CONFIG_HOME"] = str(data_dir.parent / "config")  # where quickstart records the data dir
     result = subprocess.run([sys.executable, "-m", "cocoa.cli.main", *args], env=env, cwd=REPO,
                             capture_output=True, text=True, timeout=240,
                             preexec_fn=lambda: os.umask(0o022))

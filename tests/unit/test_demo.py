@@ -22,8 +22,8 @@ from tests.conftest import REPO, migrated_manager
 
 from cocoa.db.engine import make_engine
 from cocoa.db.tables import households, jobs, voters
-from cocoa.jobs.jobs import Status
 from cocoa.jobs.manager import JobManager
+from cocoa.jobs.model import Status
 from cocoa.samples.demo import DEMO_TYPES, DEMO_USER, build_town, load_demo
 
 
@@ -76,6 +76,7 @@ def test_quickstart_prints_login_and_token_and_lists_the_demo_jobs(tmp_path: Pat
     """``make run``'s first command, as a real process on a fresh data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCOA_")}
     env["COCOA_DATA_DIR"] = str(tmp_path)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # quickstart records its data dir there
     cocoa = [sys.executable, "-m", "cocoa.cli.main"]
     run = subprocess.run([*cocoa, "quickstart"], env=env, cwd=REPO, capture_output=True,
                          text=True, timeout=120)

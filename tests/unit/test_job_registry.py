@@ -4,7 +4,7 @@ A worker starts one thread per claimed job type at the same moment and each
 looks its type up first; the chaos test caught a fresh worker failing with
 "Unknown job type 'import_voters'" because one thread saw the registry
 marked loaded while another was still importing the modules. A fresh
-interpreter is needed: the registry loads once per process.
+interpreter is needed: the built-in types register once per process.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tests.conftest import REPO
 RACE = """
 import threading
 from cocoa.jobs.types import get_job_type
+from cocoa.jobtypes.builtin import register_builtin_types
 
 names = ["import_voters", "parcel_import", "geocode_households", "noop"] * 4
 barrier = threading.Barrier(len(names))
@@ -25,6 +26,7 @@ failures = []
 def look_up(name):
     barrier.wait()
     try:
+        register_builtin_types()  # as each composition root does, possibly at once
         get_job_type(name)
     except Exception as exc:
         failures.append(f"{name}: {exc}")

@@ -21,7 +21,7 @@ import shapely
 from pyproj import Transformer
 
 from cocoa.domain import parcel_files as pf
-from cocoa.jobs.types import JobValidationError
+from cocoa.domain.errors import InputError, Problem
 from cocoa.samples import parcels as town_mod
 from cocoa.samples.parcels import generate_town
 
@@ -140,9 +140,9 @@ def test_state_plane_feet_to_wgs84_within_a_metre_on_known_points() -> None:
 def test_missing_crs_with_projected_coordinates_is_refused() -> None:
     town = generate_town(20, households=False)
     data = town_mod.to_shapefile_zip(town, prj=False)
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(data)
-    assert info.value.code == "missing_crs" and info.value.status == 422
+    assert info.value.code == "missing_crs" and info.value.problem is Problem.UNPROCESSABLE
     assert "source_crs" in info.value.message and "EPSG:2264" in info.value.message
     accepted = pf.inspect_parcel_file(data, source_crs="epsg:2264")
     assert (accepted.crs, accepted.crs_origin) == ("EPSG:2264", "param")
@@ -199,16 +199,16 @@ def test_presets_are_recognised_case_insensitively() -> None:
 
 
 def test_unknown_fields_get_a_400_naming_candidates() -> None:
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.resolve_mapping(["OBJECTID", "PIN14", "SITE_ADDR", "OWNER"], None)
     err = info.value
-    assert err.status == 400 and err.code == "unknown_parcel_fields"
+    assert err.problem is Problem.BAD_REQUEST and err.code == "unknown_parcel_fields"
     assert err.details["apn_candidates"] == ["PIN14"]
     assert err.details["address_candidates"] == ["SITE_ADDR"]
     assert "apn_field" in err.message and "address_field" in err.message
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.resolve_mapping(["PIN14", "SITE_ADDR"], {"apn_field": "PIN", "address_field": "site_addr"})
-    assert info.value.status == 400 and "apn_field='PIN'" in info.value.message
+    assert info.value.problem is Problem.BAD_REQUEST and "apn_field='PIN'" in info.value.message
     _, mapping = pf.resolve_mapping(["PIN14", "SITE_ADDR"],
                                     {"apn_field": "pin14", "address_field": "site_addr"})
     assert (mapping.apn_field, mapping.address_field) == ("PIN14", "SITE_ADDR")
@@ -221,12 +221,12 @@ def test_explicit_keys_overlay_a_recognised_preset() -> None:
     preset, mapping = pf.resolve_mapping(["PARNO", "ALTPARNO", "SITEADD"], {"apn_field": "altparno"})
     assert preset == "nc_onemap" and mapping.apn_field == "ALTPARNO"
     assert mapping.address_field == "SITEADD"
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.resolve_mapping(["PIN14", "SITE_ADDR"], {"apn_field": "PIN14"})
     assert info.value.code == "unknown_parcel_fields" and "apn_field" in info.value.message
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.resolve_mapping(["PIN14"], {"apn": "PIN14"})
-    assert info.value.code == "invalid_mapping" and info.value.status == 422
+    assert info.value.code == "invalid_mapping" and info.value.problem is Problem.UNPROCESSABLE
 
 
 def test_situs_key_from_line_parts_and_placeholders() -> None:
@@ -252,9 +252,9 @@ def test_zip_bomb_is_refused() -> None:
         zf.writestr("parcels.shp", b"\x00" * (20 * 1024 * 1024))
         zf.writestr("parcels.shx", b"\x00")
         zf.writestr("parcels.dbf", b"\x00")
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(out.getvalue())
-    assert info.value.status == 413 and info.value.code == "zip_bomb"
+    assert info.value.problem is Problem.TOO_LARGE and info.value.code == "zip_bomb"
 
 
 @pytest.mark.parametrize("evil", ["../p.shp", "/etc/p.shp", "a/../../p.shp", "C:\\p.shp"])
@@ -263,7 +263,7 @@ def test_path_traversal_entries_are_refused(evil: str) -> None:
     data = shapefile_zip([p.geometry for p in town.parcels if not p.geometry.is_empty],
                          {"parno": [p.apn for p in town.parcels if not p.geometry.is_empty]},
                          "EPSG:4326", names={"p.shp": evil})
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(data)
     assert info.value.code == "zip_unsafe_path" and repr(evil) in info.value.message
 
@@ -273,12 +273,12 @@ def test_too_many_entries_and_total_size_limits() -> None:
     with zipfile.ZipFile(out, "w") as zf:
         for i in range(30):
             zf.writestr(f"f{i}.txt", b"x" * 100)
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(out.getvalue(), zip_limits=pf.ZipLimits(max_entries=20))
     assert info.value.code == "zip_too_many_entries" and "30" in info.value.message
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(out.getvalue(), zip_limits=pf.ZipLimits(max_total_uncompressed=1000))
-    assert info.value.code == "zip_too_large" and info.value.status == 413
+    assert info.value.code == "zip_too_large" and info.value.problem is Problem.TOO_LARGE
 
 
 def test_shapefile_in_a_subfolder_of_the_zip_is_found() -> None:
@@ -290,9 +290,9 @@ def test_shapefile_in_a_subfolder_of_the_zip_is_found() -> None:
 
 def test_item_limit_is_enforced_with_counts() -> None:
     data = town_mod.to_geojson(generate_town(30, households=False))
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(data, max_items=25)
-    assert info.value.status == 413 and info.value.details == {"features": 30, "limit": 25}
+    assert info.value.problem is Problem.TOO_LARGE and info.value.details == {"features": 30, "limit": 25}
 
 
 @pytest.mark.parametrize(("head", "filename", "code"), [
@@ -301,9 +301,9 @@ def test_item_limit_is_enforced_with_counts() -> None:
     (b"SQLite format 3\x00" + b"\x00" * 100, "x.db", "unsupported_format"),
 ])
 def test_unsupported_content_is_415(head: bytes, filename: str, code: str) -> None:
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(head, filename=filename)
-    assert info.value.status == 415 and info.value.code == code
+    assert info.value.problem is Problem.UNSUPPORTED and info.value.code == code
 
 
 def test_zip_with_two_datasets_asks_for_one() -> None:
@@ -313,7 +313,7 @@ def test_zip_with_two_datasets_asks_for_one() -> None:
         for prefix in ("a/", "b/"):
             for item in a.infolist():
                 zf.writestr(prefix + item.filename, a.read(item))
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(out.getvalue())
     assert info.value.code == "zip_ambiguous" and "a/parcels.shp" in info.value.message
 
@@ -327,9 +327,9 @@ def test_zip_member_that_is_not_what_its_name_says_is_refused() -> None:
             zf.writestr(name, vrt)
             zf.writestr("parcels.shx", b"")
             zf.writestr("parcels.dbf", b"")
-        with pytest.raises(JobValidationError) as info:
+        with pytest.raises(InputError) as info:
             pf.inspect_parcel_file(out.getvalue())
-        assert info.value.status == 415 and name in info.value.message
+        assert info.value.problem is Problem.UNSUPPORTED and name in info.value.message
 
 
 def test_zipped_csv_and_geojson_are_read() -> None:
@@ -368,9 +368,9 @@ def test_geojson_without_name_is_read_after_staging_again() -> None:
     (b"parno,siteadd,WKT\n\n", "parcels.csv"),
 ])
 def test_a_file_without_features_says_so(data: bytes, filename: str | None) -> None:
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(data, filename)
-    assert (info.value.status, info.value.code) == (422, "empty_file")
+    assert (info.value.problem, info.value.code) == (Problem.UNPROCESSABLE, "empty_file")
     assert "no features" in info.value.message
 
 
@@ -382,10 +382,10 @@ def test_csv_rows_without_geometry_are_accepted_as_item_errors() -> None:
 
 
 def test_json_that_is_not_geojson_gets_no_server_path() -> None:
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(json.dumps({"parcels": [1, 2]}).encode())
     message = info.value.message
-    assert info.value.status == 422 and "FeatureCollection" in message
+    assert info.value.problem is Problem.UNPROCESSABLE and "FeatureCollection" in message
     assert tempfile.gettempdir() not in message and "DRIVER" not in message
 
 

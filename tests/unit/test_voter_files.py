@@ -7,7 +7,9 @@ import gzip
 import io
 
 import pytest
+from tests.unit.voter_rows import iter_rows
 
+from cocoa.domain.errors import InputError, Problem
 from cocoa.domain.voter_files import (
     LAYOUTS,
     NC_STATEWIDE,
@@ -16,17 +18,15 @@ from cocoa.domain.voter_files import (
     RowIssue,
     RowReader,
     VoterRecord,
-    detect_layout,
     inspect_file,
     iter_lines,
-    iter_rows,
-    parse_date,
     read_header_line,
     resolve_layout,
-    simple_csv_key,
-    split_line,
 )
-from cocoa.jobs.types import JobValidationError
+from cocoa.domain.voter_files.header import detect_layout
+from cocoa.domain.voter_files.keys import simple_csv_key
+from cocoa.domain.voter_files.row_reader import parse_date
+from cocoa.domain.voter_files.split import split_line
 from cocoa.samples.voters import MESS_KINDS, SIMPLE_KINDS, generate, generate_nc
 
 SIMPLE_HEADER = "first_name,last_name,email,address,city,state,zip"
@@ -268,9 +268,9 @@ def test_simple_csv_header_spellings() -> None:
 
 
 def test_unrecognised_header_explains_what_each_layout_needed() -> None:
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         detect_layout("name,street,town")
-    assert info.value.status == 422 and info.value.code == "unknown_layout"
+    assert info.value.problem is Problem.UNPROCESSABLE and info.value.code == "unknown_layout"
     assert "nc_statewide: missing ncid" in info.value.message
     assert "simple_csv: missing first_name, last_name" in info.value.message
 
@@ -285,9 +285,9 @@ def test_unrecognised_header_explains_what_each_layout_needed() -> None:
     (b"\xff\xfeF\x00", "unsupported_encoding"),
 ])
 def test_inspect_rejects_files_without_data(data: bytes, code: str) -> None:
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         inspect_file(io.BytesIO(data), "auto", 100)
-    assert info.value.code == code and info.value.status == 422
+    assert info.value.code == code and info.value.problem is Problem.UNPROCESSABLE
     assert info.value.message.endswith(".")
 
 
@@ -304,9 +304,9 @@ SIMPLE_ROWS = ["Ann,Lee,a@x.org,1 Main St,Durham,NC,27701", "Bo,Ng,,2 Main St,Du
     (b"PK\x03\x04" + b"\x00" * 60, "compressed_file", "zip"),
 ])
 def test_inspect_names_utf16_and_compressed_files(data: bytes, code: str, says: str) -> None:
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         inspect_file(io.BytesIO(data), "auto", 100)
-    assert info.value.code == code and info.value.status == 422
+    assert info.value.code == code and info.value.problem is Problem.UNPROCESSABLE
     assert says in info.value.message
 
 
@@ -346,7 +346,7 @@ def test_overlong_address_is_a_warning_and_no_household() -> None:
 
 def test_inspect_names_missing_required_columns() -> None:
     data = b"ncid\tfirst_name\tlast_name\n1\tA\tB\n"
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         inspect_file(io.BytesIO(data), "nc_statewide", 100)
     assert info.value.code == "missing_columns"
     assert info.value.details["missing"] == ["res_street_address", "res_city_desc",
@@ -358,16 +358,16 @@ def test_inspect_counts_rows_and_enforces_the_limit() -> None:
     gen = generate_nc(120, seed=2)
     found = inspect_file(io.BytesIO(gen.data), "auto", 120)
     assert (found.layout, found.rows, found.first_row) == (NC_STATEWIDE, gen.rows, 2)
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         inspect_file(io.BytesIO(gen.data), "auto", 119)
     assert info.value.code == "too_many_items"
     assert f"{gen.rows} data rows" in info.value.message and "119" in info.value.message
 
 
 def test_inspect_rejects_unknown_format() -> None:
-    with pytest.raises(JobValidationError) as info:
+    with pytest.raises(InputError) as info:
         inspect_file(io.BytesIO(b"a\n1\n"), "florida", 10)
-    assert info.value.status == 422 and "oh_swvf" in info.value.message
+    assert info.value.problem is Problem.UNPROCESSABLE and "oh_swvf" in info.value.message
 
 
 # ------------------------------------------------------------------ keys and samples

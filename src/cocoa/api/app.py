@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
-from cocoa.api import auth_routes, docs, health, imports, jobs_routes
+from cocoa.api import auth_routes, docs, health, households_routes, imports, jobs_routes, results_routes
 from cocoa.api.bodies import SmallBodyLimit
 from cocoa.api.errors import install_error_handlers, use_error_shape_in_openapi
+from cocoa.api.job_objects import JobObjects
 from cocoa.api.sessions import SessionCheck, cookie_name
 from cocoa.auth import SESSION_SECONDS, TokenCache
 from cocoa.config import Settings, get_settings
@@ -28,8 +29,8 @@ from cocoa.db.engine import make_engine
 from cocoa.db.migrate import check_current
 from cocoa.db.storage import private_dir
 from cocoa.jobs.manager import JobManager
-from cocoa.jobs.types import load_builtin_types
 from cocoa.jobs.worker import Worker
+from cocoa.jobtypes.builtin import register_builtin_types
 from cocoa.login_guard import LoginGuard
 
 log = logging.getLogger("cocoa.api")
@@ -47,14 +48,15 @@ def create_app(
     # Requests wait briefly for a lock, then answer 503 + Retry-After (cocoa.api.errors).
     engine = engine or make_engine(settings.resolved_database_url,
                                    lock_wait_ms=round(settings.request_lock_wait_seconds * 1000))
+    # The composition root: the shipped job types. Now rather than in the
+    # first request: the parcel type brings pyproj and shapely, a noticeable
+    # wait for the first upload.
+    register_builtin_types()
     manager = JobManager(engine, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_current(engine, settings.resolved_database_url)
-        # Now rather than in the first request: the parcel type brings pyproj
-        # and shapely, a few hundred milliseconds the first upload would wait.
-        load_builtin_types()
         worker_thread: threading.Thread | None = None
         worker: Worker | None = None
         if run_worker:
@@ -70,6 +72,7 @@ def create_app(
     app = FastAPI(title="Cocoa Canvas jobs", version="1.0.0", description=API_DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)  # /docs: cocoa.api.docs, no CDN
     app.state.manager = manager
+    app.state.job_objects = JobObjects(manager)
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.state.session_cache = TokenCache(settings.token_cache_seconds)
     app.state.login_guard = LoginGuard(engine, settings)
@@ -89,6 +92,8 @@ def create_app(
     app.include_router(auth_routes.router, prefix="/api/v1")
     app.include_router(jobs_routes.router, prefix="/api/v1")
     app.include_router(imports.router, prefix="/api/v1")
+    app.include_router(results_routes.router, prefix="/api/v1")
+    app.include_router(households_routes.router, prefix="/api/v1")
     _mount_web(app)
     use_error_shape_in_openapi(app)
     return app
@@ -102,10 +107,12 @@ def create_app_from_env() -> FastAPI:
 
 def _mount_web(app: FastAPI) -> None:
     try:
+        from cocoa.web import browse as web_browse
         from cocoa.web import routes as web_routes
     except ImportError:  # the web layer is optional for API-only deployments
         return
     web_routes.mount(app)
+    web_browse.mount(app)  # households, map, job results (issue 20)
 
 
 def session_secret(settings: Settings) -> str:

@@ -29,7 +29,7 @@ from cocoa import auth
 from cocoa.api.deps import CurrentUser, Manager, client_address, login_guard, token_cache
 from cocoa.api.errors import ApiError
 from cocoa.api.schemas import Me, TokenCreated, TokenList, TokenRequest, errors
-from cocoa.jobs.jobs import utcnow
+from cocoa.jobs.model import utcnow
 from cocoa.login_guard import LoginRefused
 
 router = APIRouter(prefix="/auth", tags=["auth"])

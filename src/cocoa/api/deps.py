@@ -16,10 +16,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from cocoa.api.errors import ApiError
+from cocoa.api.job_objects import JobObjects
 from cocoa.auth import Role, TokenCache, User, check_token, touch_token
 from cocoa.config import Settings
-from cocoa.jobs.jobs import iso, utcnow
 from cocoa.jobs.manager import JobManager
+from cocoa.jobs.model import iso, utcnow
 from cocoa.login_guard import LoginGuard
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -119,6 +120,16 @@ async def manager_dependency(request: Request) -> JobManager:
     return get_manager(request)
 
 
+def get_job_objects(request: Request) -> JobObjects:
+    objects: JobObjects = request.app.state.job_objects
+    return objects
+
+
+async def job_objects_dependency(request: Request) -> JobObjects:
+    """``async`` for the same reason as :func:`manager_dependency`."""
+    return get_job_objects(request)
+
+
 async def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
     """``async`` (no I/O): saves a threadpool hop on every write."""
     if not user.is_admin:
@@ -130,3 +141,4 @@ async def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 AdminUser = Annotated[User, Depends(require_admin)]
 Manager = Annotated[JobManager, Depends(manager_dependency)]
+Objects = Annotated[JobObjects, Depends(job_objects_dependency)]

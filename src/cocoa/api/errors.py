@@ -18,8 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cocoa.api.schemas import NO_NUL
 from cocoa.db.storage import storage_location, storage_problem
-from cocoa.jobs.jobs import IllegalTransition
 from cocoa.jobs.manager import JobNotFound
+from cocoa.jobs.model import IllegalTransition
 from cocoa.jobs.types import JobValidationError
 from cocoa.jobs.uploads import UploadTooLarge
 

@@ -38,7 +38,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from cocoa.api.deps import CurrentUser, Manager
 from cocoa.api.errors import ApiError
 from cocoa.api.schemas import errors, json_errors
-from cocoa.db.engine import is_postgres, reading, writing
+from cocoa.db.driver import POSTGRES, driver_for
+from cocoa.db.engine import reading, writing
 from cocoa.db.migrate import SchemaNotCurrent, check_current
 from cocoa.db.storage import free_megabytes, storage_location, storage_problem
 from cocoa.db.tables import jobs
@@ -87,7 +88,7 @@ def _check_write(engine: sa.Engine) -> None:
 
 def _check_disk(engine: sa.Engine, min_free_mb: int) -> dict[str, Any]:
     """Free space of the SQLite database's volume against the threshold."""
-    if is_postgres(engine):
+    if driver_for(engine) is POSTGRES:
         return {"checked": False, "reason": "PostgreSQL's disk is on the database server; this server "
                 "cannot see it. Watch it with the database host's monitoring."}
     folder = Path(engine.url.database or ".").resolve().parent
@@ -132,7 +133,7 @@ class JobsCollector:
                                   DURATION_BUCKETS)
             yield self._histogram(conn, "cocoa_job_queue_wait_seconds",
                                   "Time from creation to first start (started_at - created_at).",
-                                  _seconds_between(conn, jobs.c.created_at, jobs.c.started_at),
+                                  driver_for(conn).seconds_between(jobs.c.created_at, jobs.c.started_at),
                                   jobs.c.started_at.is_not(None), WAIT_BUCKETS)
 
     def _jobs_by_status(self, conn: sa.Connection) -> Metric:
@@ -177,10 +178,3 @@ class JobsCollector:
 def _le(bound: float) -> str:
     return f"{bound:g}" if bound < 1e6 else str(bound)
 
-
-def _seconds_between(conn: sa.Connection, start: sa.ColumnElement[Any],
-                     end: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    """``end - start`` in seconds; the two backends spell date arithmetic differently."""
-    if is_postgres(conn):
-        return sa.func.extract("epoch", end - start)
-    return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0

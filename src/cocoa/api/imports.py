@@ -30,13 +30,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from cocoa.api.bodies import read_form, upload_limits
-from cocoa.api.deps import AdminUser, CurrentUser, Manager
+from cocoa.api.deps import AdminUser, CurrentUser, Objects
 from cocoa.api.errors import ApiError
+from cocoa.api.job_objects import JobObjects
 from cocoa.api.jobs_routes import job_location
 from cocoa.api.schemas import ErrorBody, JobAccepted, VoterFormatList, errors, text
 from cocoa.auth import User
-from cocoa.jobs.jobs import Job
-from cocoa.jobs.manager import JobManager, UploadSource
+from cocoa.jobs.client import UploadSource
+from cocoa.jobs.model import Job
 
 router = APIRouter(tags=["imports"])
 
@@ -97,12 +98,12 @@ def _printable(value: str | None) -> str | None:
     return value.replace("\x00", "")[:255] if value else None
 
 
-def accepted(manager: JobManager, job: Job, response: Response) -> dict[str, Any]:
+def accepted(objects: JobObjects, job: Job, response: Response) -> dict[str, Any]:
     """202 body. ``status`` is the state the job was created in (always
     pending); ``job`` is a snapshot read just after, which an idle worker may
     already have started."""
     response.headers["Location"] = job_location(job.id)
-    return {"job_id": job.id, "status": "pending", "job": manager.job_dict(job)}
+    return {"job_id": job.id, "status": "pending", "job": objects.job_dict(job)}
 
 
 def check_field_names(form: FormData, known: tuple[str, ...]) -> None:
@@ -118,20 +119,20 @@ def check_field_names(form: FormData, known: tuple[str, ...]) -> None:
 
 
 async def create_upload_job(
-    request: Request, response: Response, manager: Manager, user: User, type_name: str,
+    request: Request, response: Response, objects: Objects, user: User, type_name: str,
     build_request: Callable[[FormData], dict[str, Any]], fields: tuple[str, ...],
 ) -> dict[str, Any]:
     """Read the form, validate its fields, then create the job in the threadpool."""
-    limit = manager.settings.max_upload_bytes
+    limit = objects.jobs.settings.max_upload_bytes
     form = await read_upload_form(request, limit)
     try:
         upload = form_file(form, limit)
         check_field_names(form, fields)
         job_request = build_request(form)
         source = UploadSource(upload.file, _printable(upload.filename), _printable(upload.content_type))
-        job = await run_in_threadpool(manager.create, type_name, job_request,
+        job = await run_in_threadpool(objects.jobs.create, type_name, job_request,
                                       created_by=user.username, upload=source)
-        return await run_in_threadpool(accepted, manager, job, response)
+        return await run_in_threadpool(accepted, objects, job, response)
     finally:
         await form.close()
 
@@ -169,9 +170,9 @@ def _voter_request(form: FormData) -> dict[str, Any]:
     }),
 )
 async def import_voters(request: Request, response: Response, user: AdminUser,
-                        manager: Manager) -> dict[str, Any]:
+                        objects: Objects) -> dict[str, Any]:
     """Start an ``import_voters`` job for a voter file (CSV/TSV in a known layout)."""
-    return await create_upload_job(request, response, manager, user, "import_voters", _voter_request,
+    return await create_upload_job(request, response, objects, user, "import_voters", _voter_request,
                                    VOTER_FIELDS)
 
 
@@ -249,9 +250,9 @@ def _invalid_json(name: str, message: str, kind: str) -> ApiError:
     }),
 )
 async def import_parcels(request: Request, response: Response, user: AdminUser,
-                         manager: Manager) -> dict[str, Any]:
+                         objects: Objects) -> dict[str, Any]:
     """Start a ``parcel_import`` job (GeoJSON, zipped Shapefile, GeoPackage, ...)."""
-    return await create_upload_job(request, response, manager, user, "parcel_import", _parcel_request,
+    return await create_upload_job(request, response, objects, user, "parcel_import", _parcel_request,
                                    PARCEL_FIELDS)
 
 
@@ -268,6 +269,9 @@ class GeocodeRequest(BaseModel):
     zip_code: Annotated[str, text(16)] | None = None
     county: Annotated[str, text(128)] | None = None
     precinct: Annotated[str, text(128)] | None = None
+    unmatched_in_job: Annotated[str, text(64)] | None = Field(
+        None, description="Only the households this geocoding job left without a match (no_match, "
+        "tie, error): to try them with another provider.")
     # Strict: a JSON API takes numbers and booleans as such. Lax parsing let
     # "limit": "5" and "limit": true through as 5 and 1 - a client bug hidden.
     only_missing: StrictBool = Field(True, description="Skip households that already have coordinates.")
@@ -305,8 +309,8 @@ JsonBody = Annotated[None, Depends(require_json_body)]
                         415: {"model": ErrorBody, "description": "The body is not JSON "
                               "(send Content-Type: application/json)."}}, tags=["jobs"])
 def start_geocoding(body: GeocodeRequest, response: Response, user: AdminUser,
-                    manager: Manager, _: JsonBody) -> dict[str, Any]:
+                    objects: Objects, _: JsonBody) -> dict[str, Any]:
     """Start a ``geocode_households`` job over the households matching the filters."""
-    job = manager.create("geocode_households", body.model_dump(), created_by=user.username)
-    return accepted(manager, job, response)
+    job = objects.jobs.create("geocode_households", body.model_dump(), created_by=user.username)
+    return accepted(objects, job, response)
 

@@ -43,12 +43,12 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
 from cocoa import auth, jsontext
-from cocoa.api.deps import AdminUser, CurrentUser, Manager, bearer
+from cocoa.api.deps import AdminUser, CurrentUser, Manager, Objects, bearer
 from cocoa.api.errors import ApiError
+from cocoa.api.job_objects import JobObjects
 from cocoa.api.schemas import ErrorList, JobList, JobOut, errors, json_errors
 from cocoa.api.sessions import SESSION_ID_KEY
-from cocoa.jobs.jobs import Job, Status
-from cocoa.jobs.manager import JobManager
+from cocoa.jobs.model import Job, Status
 from cocoa.jobs.types import all_job_types
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -91,7 +91,7 @@ def job_location(job_id: str) -> str:
 
 @router.get("", response_model=JobList, responses=errors(401, 422))
 def list_jobs(
-    _: CurrentUser, manager: Manager,
+    _: CurrentUser, objects: Objects,
     status: Annotated[Status | None, Query(description="Only jobs in this state.")] = None,
     type: Annotated[str | None, Query(description="Only jobs of this type (`noop` must be asked for).",
                                       max_length=64)] = None,
@@ -100,7 +100,7 @@ def list_jobs(
 ) -> JSONBody:
     """Jobs, newest first. ``total`` counts every match, not just this page."""
     _check_type(type)
-    found, total = manager.list_job_dicts(status=status.value if status else None, type_name=type, limit=limit,
+    found, total = objects.list_job_dicts(status=status.value if status else None, type_name=type, limit=limit,
                                           offset=offset, include_archived=include_archived)
     return JSONBody({"jobs": found, "total": total, "limit": limit, "offset": offset})
 
@@ -113,9 +113,9 @@ def _check_type(type_name: str | None) -> None:
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=errors(401, 404))
-def get_job(_: CurrentUser, job_id: JobId, manager: Manager) -> JSONBody:
+def get_job(_: CurrentUser, job_id: JobId, objects: Objects) -> JSONBody:
     """One job, with its progress and its five most recent item errors."""
-    return JSONBody(manager.job_object(job_id))
+    return JSONBody(objects.job_object(job_id))
 
 
 @router.get("/{job_id}/errors", response_model=ErrorList, responses=errors(401, 404, 422))
@@ -132,35 +132,35 @@ def list_job_errors(
 # ----------------------------------------------------------------------------- control
 
 
-def _control(manager: JobManager, job_id: str, action: str) -> dict[str, Any]:
-    return manager.job_dict(manager.control(job_id, action))
+def _control(objects: JobObjects, job_id: str, action: str) -> dict[str, Any]:
+    return objects.job_dict(objects.jobs.control(job_id, action))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses=errors(401, 403, 404, 409))
-def cancel_job(_: AdminUser, job_id: JobId, manager: Manager) -> dict[str, Any]:
+def cancel_job(_: AdminUser, job_id: JobId, objects: Objects) -> dict[str, Any]:
     """Pending or paused jobs stop at once; a running job stops after its current batch."""
-    return _control(manager, job_id, "cancel")
+    return _control(objects, job_id, "cancel")
 
 
 @router.post("/{job_id}/pause", response_model=JobOut, responses=errors(401, 403, 404, 409))
-def pause_job(_: AdminUser, job_id: JobId, manager: Manager) -> dict[str, Any]:
+def pause_job(_: AdminUser, job_id: JobId, objects: Objects) -> dict[str, Any]:
     """A pending job is parked at once; a running job parks after its current batch."""
-    return _control(manager, job_id, "pause")
+    return _control(objects, job_id, "pause")
 
 
 @router.post("/{job_id}/resume", response_model=JobOut, responses=errors(401, 403, 404, 409))
-def resume_job(_: AdminUser, job_id: JobId, manager: Manager) -> dict[str, Any]:
+def resume_job(_: AdminUser, job_id: JobId, objects: Objects) -> dict[str, Any]:
     """A paused job goes back to the queue (and continues from its checkpoint)."""
-    return _control(manager, job_id, "resume")
+    return _control(objects, job_id, "resume")
 
 
 @router.post("/{job_id}/retry", status_code=202, response_model=JobOut,
              responses=errors(400, 401, 403, 404, 409, 422))
-def retry_job(user: AdminUser, job_id: JobId, manager: Manager, response: Response) -> dict[str, Any]:
+def retry_job(user: AdminUser, job_id: JobId, objects: Objects, response: Response) -> dict[str, Any]:
     """A new job with the same input as a failed or cancelled one (``retry_of`` links them)."""
-    job = manager.retry(job_id, created_by=user.username)
+    job = objects.jobs.retry(job_id, created_by=user.username)
     response.headers["Location"] = job_location(job.id)
-    return manager.job_dict(job)
+    return objects.job_dict(job)
 
 
 # ----------------------------------------------------------------------------- events
@@ -181,7 +181,7 @@ class EventStreamResponse(StreamingResponse):
     response_class=EventStreamResponse,
 )
 async def job_events(
-    _: CurrentUser, job_id: JobId, request: Request, manager: Manager,
+    _: CurrentUser, job_id: JobId, request: Request, manager: Manager, objects: Objects,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> EventStreamResponse:
     """Server-Sent Events: a job snapshot whenever the job changes.
@@ -194,7 +194,7 @@ async def job_events(
     """
     first = await run_in_threadpool(manager.get, job_id)  # 404 before the stream starts
     recheck = credential_check(request, manager.engine, credentials)
-    stream = JobEventStream(manager, first, request.is_disconnected, recheck=recheck,
+    stream = JobEventStream(objects, first, request.is_disconnected, recheck=recheck,
                             recheck_seconds=manager.settings.event_stream_auth_seconds)
     return EventStreamResponse(stream.events(),
                                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -244,11 +244,11 @@ def _session_alive(engine: sa.Engine, session_id: Any, user: dict[str, Any]) -> 
 class JobEventStream:
     """One watcher of one job: poll, diff, emit - and re-check the credential."""
 
-    def __init__(self, manager: JobManager, first: Job,
+    def __init__(self, objects: JobObjects, first: Job,
                  disconnected: Callable[[], Any], poll: float = SSE_POLL_SECONDS,
                  keepalive: float = SSE_KEEPALIVE_SECONDS, recheck: CredentialCheck | None = None,
                  recheck_seconds: float = SSE_AUTH_SECONDS) -> None:
-        self.manager = manager
+        self.objects = objects
         self.job = first
         self.disconnected = disconnected
         self.poll = poll
@@ -272,7 +272,7 @@ class JobEventStream:
                     yield _end_event(*ended, job_id=self.job.id)
                     return
                 next_check = time.monotonic() + self.recheck_seconds
-            self.job = await run_in_threadpool(self.manager.get, self.job.id)
+            self.job = await run_in_threadpool(self.objects.get, self.job.id)
             if _signature(self.job) != seen:
                 seen = _signature(self.job)
                 yield await self._snapshot(self.job)
@@ -282,7 +282,7 @@ class JobEventStream:
                 last_sent = time.monotonic()
 
     async def _snapshot(self, job: Job) -> str:
-        data = await run_in_threadpool(self.manager.job_dict, job)
+        data = await run_in_threadpool(self.objects.job_dict, job)
         return f"event: job\nid: {job.updated_at.isoformat()}\ndata: {json.dumps(data)}\n\n"
 
 

@@ -2,7 +2,7 @@
 
 Why a separate module: the routers stay short, and the OpenAPI document (which
 Schemathesis checks every response against) is defined in one place. The
-models mirror :meth:`cocoa.jobs.jobs.Job.to_dict` and the dicts of
+models mirror :func:`cocoa.api.job_objects.public_dict` and the dicts of
 :mod:`cocoa.auth`; they do not compute anything.
 """
 
@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from cocoa.auth import Role
-from cocoa.jobs.jobs import Control, Status
+from cocoa.jobs.model import Control, Status
 
 NO_NUL = r"^[^\x00]*$"
 """PostgreSQL text and JSONB cannot hold NUL characters; refuse them as 422
@@ -45,7 +45,7 @@ class ItemErrorOut(BaseModel):
 
 
 class JobOut(BaseModel):
-    """The public job object (DESIGN.md "HTTP API")."""
+    """The public job object (built by :func:`cocoa.api.job_objects.public_dict`)."""
 
     id: str
     type: str

@@ -25,12 +25,15 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from cocoa import auth
+from cocoa.api.job_objects import JobObjects, public_dict
+from cocoa.cli import datadir, samples_command
 from cocoa.config import Settings, get_settings
 from cocoa.db.engine import make_engine
 from cocoa.db.migrate import SchemaNotCurrent, check_current, upgrade
-from cocoa.jobs.jobs import IllegalTransition, Job, Status, utcnow
 from cocoa.jobs.manager import JobManager, JobNotFound, UploadSource
+from cocoa.jobs.model import IllegalTransition, Job, Status, utcnow
 from cocoa.jobs.types import JobValidationError
+from cocoa.jobtypes.builtin import register_builtin_types
 
 app = typer.Typer(help="Cocoa Canvas background jobs.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -44,6 +47,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(import_app, name="import")
+app.command("samples")(samples_command.samples)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -60,14 +64,19 @@ def _setup_logging() -> None:
 
 @contextmanager
 def _manager(check_schema: bool = True) -> Iterator[JobManager]:
+    """The jobs engine with the shipped job types: the CLI's composition root."""
     settings = get_settings()
+    missing = datadir.missing_database(settings)
+    if missing:  # never create one here: only `db upgrade` and `quickstart` do
+        fail(missing, 3)
     engine = make_engine(settings.resolved_database_url)
     try:
         if check_schema:
             check_current(engine, settings.resolved_database_url)
+        register_builtin_types()
         yield JobManager(engine, settings)
     except SchemaNotCurrent as exc:
-        fail(str(exc), 3)
+        fail(f"{exc} (database: {_safe_url(settings)}, {datadir.origin(settings)})", 3)
     except sa.exc.OperationalError as exc:
         fail(f"Cannot reach the database ({_safe_url(settings)}): {exc.orig or exc}", 2)
     except JobNotFound as exc:
@@ -98,6 +107,13 @@ def db_upgrade() -> None:
     except sa.exc.OperationalError as exc:
         fail(f"Cannot reach the database ({_safe_url(settings)}): {exc.orig or exc}", 2)
     console.print(f"Database at {_safe_url(settings)} is up to date.")
+
+
+@db_app.command("where")
+def db_where() -> None:
+    """Show which database commands use and why (setting, quickstart's record or default)."""
+    settings = get_settings()
+    console.print(datadir.describe(settings, _safe_url(settings)), highlight=False, soft_wrap=True)
 
 
 PasswordOption = Annotated[str | None, typer.Option(
@@ -239,8 +255,14 @@ def token_revoke(token_id: int) -> None:
 @app.command()
 def quickstart(
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load the demo town once.")] = True,
+    reset_password: Annotated[bool, typer.Option(
+        "--reset-password", help="Give the existing admin a new random password (shown once); "
+        "ends its web sessions.")] = False,
 ) -> None:
     """First-run set-up: migrate, create the admin (password shown once) and a token.
+
+    The data directory it uses is recorded (see `cocoa db where`), so every
+    later command finds this database from any folder.
 
     Safe to run again: the admin is created once, and so is the token - a run
     that finds a working token from an earlier run says how to get another
@@ -250,13 +272,21 @@ def quickstart(
 
     settings = get_settings()
     db_upgrade()
+    _remember_data_dir(settings)
     with _manager() as manager:
         password = None
-        if auth.get_user(manager.engine, "admin") is None:
-            # 24 characters, or more if the policy asks for more (4 per 3 bytes)
-            password = secrets.token_urlsafe(max(18, settings.min_password_length))
+        # 24 characters, or more if the policy asks for more (4 per 3 bytes)
+        new_password = secrets.token_urlsafe(max(18, settings.min_password_length))
+        admin = auth.get_user(manager.engine, "admin")
+        if admin is None:
+            password = new_password
             auth.create_user(manager.engine, "admin", password, auth.Role.ADMIN,
                              min_password_length=settings.min_password_length)
+        elif reset_password:
+            ended = auth.set_password(manager.engine, admin.username, new_password,
+                                      min_password_length=settings.min_password_length)
+            console.print(f"Password for {admin.username!r} reset; new password: {new_password}  "
+                          f"({_sessions(ended)} ended)", highlight=False, soft_wrap=True)
         earlier = auth.active_tokens(manager.engine, "admin", QUICKSTART_TOKEN)
         token = None
         if not earlier:
@@ -269,8 +299,12 @@ def quickstart(
     if password:
         console.print(f"Web login:  {url}/login   user [bold]admin[/]  password [bold]{password}[/]",
                       highlight=False)
+    elif reset_password:
+        console.print(f"Web login:  {url}/login   user [bold]admin[/]  with the new password above",
+                      highlight=False, soft_wrap=True)
     else:
-        console.print("Web login:  existing admin user (to set a new password: `cocoa user password admin`)",
+        console.print("Web login:  existing admin user (a new random password: `cocoa quickstart "
+                      "--reset-password`; one of your choosing: `cocoa user password admin`)",
                       highlight=False, soft_wrap=True)
     if token is None:
         _print_earlier_token(earlier[-1])
@@ -283,6 +317,20 @@ def quickstart(
 
 QUICKSTART_TOKEN = "quickstart"
 QUICKSTART_TOKEN_DAYS = 30
+
+
+def _remember_data_dir(settings: Settings) -> None:
+    """Record the data directory for later commands; a failure to write the
+    record is reported, not fatal (the database itself is fine)."""
+    try:
+        recorded = datadir.remember(settings)
+    except OSError as exc:
+        err_console.print(f"warning: could not record the data directory ({exc}); later commands "
+                          f"need COCOA_DATA_DIR={settings.data_dir.resolve()}", highlight=False)
+        return
+    if recorded is not None:
+        console.print(f"Data directory {settings.data_dir.resolve()} recorded in {recorded}: "
+                      "every cocoa command uses it from any folder.", highlight=False, soft_wrap=True)
 
 
 def _print_earlier_token(entry: dict[str, Any]) -> None:
@@ -318,6 +366,7 @@ def serve(
     import uvicorn
 
     from cocoa.api.app import create_app, session_secret
+    from cocoa.cli import serving
 
     _setup_logging()
     settings = get_settings()
@@ -331,13 +380,14 @@ def serve(
     # (Uvicorn's own default would trust it from any local connection).
     proxies: dict[str, Any] = {"proxy_headers": bool(settings.forwarded_allow_ips),
                                "forwarded_allow_ips": settings.forwarded_allow_ips}
-    if count == 1:
-        uvicorn.run(create_app(settings, run_worker=run_worker), host=bind_host, port=bind_port,
+    if count == 1:  # exits 0 after SIGTERM/SIGINT, like `cocoa worker` (cocoa.cli.serving)
+        serving.run(create_app(settings, run_worker=run_worker), host=bind_host, port=bind_port,
                     log_level="info", timeout_graceful_shutdown=5, **proxies)
         return
     # Several processes share the socket; each builds the app from the
     # environment, so pass the choices made here down to them.
     os.environ["COCOA_EMBEDDED_WORKER"] = "true" if run_worker else "false"
+    os.environ["COCOA_DATA_DIR"] = str(settings.data_dir.resolve())  # resolved once, for all
     session_secret(settings)  # one secret for all, created before they start
     uvicorn.run("cocoa.api.app:create_app_from_env", factory=True, workers=count, host=bind_host,
                 port=bind_port, log_level="info", timeout_graceful_shutdown=5, **proxies)
@@ -380,7 +430,7 @@ def jobs_list(
         found, total = manager.list_jobs(status=status.value if status else None, type_name=type_name,
                                     limit=limit, include_archived=all_, include_hidden=all_)
     if as_json:
-        print(json.dumps({"jobs": [j.to_dict() for j in found], "total": total}, indent=2))
+        print(json.dumps({"jobs": [public_dict(j) for j in found], "total": total}, indent=2))
         return
     table = Table("id", "type", "status", "progress", "errors", "created (UTC)", "by",
                   title=f"{len(found)} of {total} jobs")
@@ -394,7 +444,7 @@ def jobs_show(job_id: str) -> None:
     """Show one job as JSON."""
     with _manager() as manager:
         job = manager.get(job_id)
-        print(json.dumps(manager.job_dict(job), indent=2))
+        print(json.dumps(JobObjects(manager).job_dict(job), indent=2))
 
 
 def _control(action: str) -> Callable[[str], None]:

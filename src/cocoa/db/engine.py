@@ -19,11 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from cocoa.db.driver import BUSY_TIMEOUT_OPTION, IMMEDIATE_OPTION, POSTGRES, SQLITE_BUSY_TIMEOUT_MS
 from cocoa.db.storage import private_dir, private_sqlite_file
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-IMMEDIATE_OPTION = "cocoa_immediate"
-BUSY_TIMEOUT_OPTION = "cocoa_busy_timeout_ms"
+__all__ = ["BUSY_TIMEOUT_OPTION", "IMMEDIATE_OPTION", "SQLITE_BUSY_TIMEOUT_MS", "make_engine",
+           "normalise_url", "reading", "writing"]
 
 
 def normalise_url(url: str) -> str:
@@ -46,9 +46,7 @@ def make_engine(url: str, *, lock_wait_ms: int | None = None, **kwargs: Any) -> 
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
     if lock_wait_ms is not None:
-        connect_args = dict(kwargs.pop("connect_args", {}))
-        options = f"{connect_args.get('options', '')} -c lock_timeout={int(lock_wait_ms)}".strip()
-        kwargs["connect_args"] = connect_args | {"options": options}
+        kwargs["connect_args"] = POSTGRES.lock_wait_connect_args(dict(kwargs.pop("connect_args", {})), lock_wait_ms)
     return sa.create_engine(url, **kwargs)
 
 
@@ -111,5 +109,4 @@ def writing(engine: sa.Engine) -> sa.Engine:
     return engine.execution_options(**{IMMEDIATE_OPTION: True})
 
 
-def is_postgres(engine: sa.Engine | sa.Connection) -> bool:
-    return engine.dialect.name == "postgresql"
+

@@ -227,6 +227,8 @@ sa.Index("ix_households_zip", households.c.zip_code)
 sa.Index("ix_households_parcel", households.c.parcel_id,
          postgresql_where=households.c.parcel_id.isnot(None),
          sqlite_where=households.c.parcel_id.isnot(None))
+sa.Index("ix_households_lat_lon", households.c.latitude, households.c.longitude)  # map views (0007)
+sa.Index("ix_households_updated_at", households.c.updated_at)  # version of the map cache (0007)
 
 voters = sa.Table(
     "voters",
@@ -262,6 +264,8 @@ voters = sa.Table(
     sa.UniqueConstraint("source", "external_id", name="uq_voters_source_external_id"),
 )
 sa.Index("ix_voters_household", voters.c.household_id)
+sa.Index("ix_voters_import_job", voters.c.import_job_id)  # browse: a job's households (0007)
+sa.Index("ix_voters_external_id", voters.c.external_id)  # search by voter id (0007)
 
 parcels = sa.Table(
     "parcels",
@@ -288,6 +292,8 @@ sa.Index("ix_parcels_situs_key", parcels.c.situs_key)
 # The latest change to any parcel, found in one index lookup: geocoding batches
 # check it to know whether the parcels they link against changed (0006).
 sa.Index("ix_parcels_updated_at", parcels.c.updated_at)
+sa.Index("ix_parcels_import_job", parcels.c.import_job_id)  # browse (0007)
+sa.Index("ix_parcels_lat", parcels.c.min_lat, parcels.c.max_lat)  # parcels in a map view (0007)
 
 # The households a geocoding job will visit, fixed when the job is created so
 # that ``total`` is exact and a resumed job walks the same list.

@@ -6,13 +6,12 @@ Voter files spell one residence many ways (``123 North Main Street Apt 4B``,
 ``123  N MAIN   ST # 4-B``, ``Apt 4B, 123 N Main St``). A household is one
 *normalised residence address including the unit*, so every spelling of one
 door must collapse to one key and different doors must not. General parsers
-are too slow for a 100k-row import (usaddress ~5-9k/s) and neither usaddress
-nor scourgify yields a usable key (see ``reference/data-formats.md``), so this
-is a small token-based normaliser: upper case, one ``str.translate`` for
-punctuation, ``str.split`` and dict lookups. A line that starts with a plain
-house number and has no comma, floor or highway word skips every rewrite
-below; it runs at well over 100k addresses/s single-threaded
-(``bench/normalize.py``).
+(usaddress) are too slow for a statewide import and neither usaddress nor
+scourgify yields a usable key, so this is a small token-based normaliser:
+upper case, one ``str.translate`` for punctuation, ``str.split`` and dict
+lookups. A line that starts with a plain house number and has no comma, floor
+or highway word skips every rewrite below (its speed against usaddress:
+``bench/normalize.py``, figures in ``docs/benchmarks.md``).
 
 What it does
 ------------
@@ -114,6 +113,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from cocoa.domain.pub28 import DIRECTIONALS, STANDALONE_UNITS, SUFFIXES, UNIT_DESIGNATORS
+
 __all__ = [
     "NormalizedAddress", "address_household_key", "household_key", "locality_key",
     "building_household_key", "normalize_address", "normalize_city", "normalize_zip",
@@ -122,280 +123,13 @@ __all__ = [
 
 # --------------------------------------------------------------------------- tables
 
-# USPS Publication 28, Appendix C1: "standard abbreviation: the spellings seen in
-# the wild", one street suffix per line. The primary name is among the variants.
-_SUFFIX_TABLE = """
-ALY: ALLEE ALLEY ALLY
-ANX: ANEX ANNEX ANNX
-ARC: ARCADE
-AVE: AV AVEN AVENU AVENUE AVN AVNUE
-BYU: BAYOO BAYOU
-BCH: BEACH
-BND: BEND
-BLF: BLUF BLUFF
-BLFS: BLUFFS
-BTM: BOT BOTTM BOTTOM
-BLVD: BOUL BOULEVARD BOULV BLVRD
-BR: BRNCH BRANCH
-BRG: BRDGE BRIDGE
-BRK: BROOK
-BRKS: BROOKS
-BG: BURG
-BGS: BURGS
-BYP: BYPA BYPAS BYPASS BYPS
-CP: CAMP CMP
-CYN: CANYN CANYON CNYN
-CPE: CAPE
-CSWY: CAUSEWAY CAUSWA
-CTR: CEN CENT CENTER CENTR CENTRE CNTER CNTR
-CTRS: CENTERS
-CIR: CIRC CIRCL CIRCLE CRCL CRCLE
-CIRS: CIRCLES
-CLF: CLIFF
-CLFS: CLIFFS
-CLB: CLUB
-CMN: COMMON
-CMNS: COMMONS
-COR: CORNER
-CORS: CORNERS
-CRSE: COURSE
-CT: COURT CRT
-CTS: COURTS
-CV: COVE
-CVS: COVES
-CRK: CREEK
-CRES: CRESCENT CRSENT CRSNT
-CRST: CREST
-XING: CROSSING CRSSNG
-XRD: CROSSROAD
-XRDS: CROSSROADS
-CURV: CURVE
-DL: DALE
-DM: DAM
-DV: DIV DIVIDE DVD
-DR: DRIV DRIVE DRV
-DRS: DRIVES
-EST: ESTATE
-ESTS: ESTATES
-EXPY: EXP EXPR EXPRESS EXPRESSWAY EXPW
-EXT: EXTENSION EXTN EXTNSN
-EXTS: EXTENSIONS
-FALL: FALL
-FLS: FALLS
-FRY: FERRY FRRY
-FLD: FIELD
-FLDS: FIELDS
-FLT: FLAT
-FLTS: FLATS
-FRD: FORD
-FRDS: FORDS
-FRST: FOREST FORESTS
-FRG: FORG FORGE
-FRGS: FORGES
-FRK: FORK
-FRKS: FORKS
-FT: FORT FRT
-FWY: FREEWAY FREEWY FRWAY FRWY
-GDN: GARDEN GARDN GRDEN GRDN
-GDNS: GARDENS GRDNS
-GTWY: GATEWAY GATEWY GATWAY GTWAY
-GLN: GLEN
-GLNS: GLENS
-GRN: GREEN
-GRNS: GREENS
-GRV: GROV GROVE
-GRVS: GROVES
-HBR: HARB HARBOR HARBR HRBOR
-HBRS: HARBORS
-HVN: HAVEN
-HTS: HT HEIGHTS HGTS
-HWY: HIGHWAY HIGHWY HIWAY HIWY HWAY
-HL: HILL
-HLS: HILLS
-HOLW: HLLW HOLLOW HOLLOWS HOLWS
-INLT: INLET
-IS: ISLAND ISLND
-ISS: ISLANDS ISLNDS
-ISLE: ISLES
-JCT: JCTION JCTN JUNCTION JUNCTN JUNCTON
-JCTS: JCTNS JUNCTIONS
-KY: KEY
-KYS: KEYS
-KNL: KNOL KNOLL
-KNLS: KNOLLS
-LK: LAKE
-LKS: LAKES
-LAND: LAND
-LNDG: LANDING LNDNG
-LN: LANE
-LGT: LIGHT
-LGTS: LIGHTS
-LF: LOAF
-LCK: LOCK
-LCKS: LOCKS
-LDG: LDGE LODG LODGE
-LOOP: LOOPS
-MALL: MALL
-MNR: MANOR
-MNRS: MANORS
-MDW: MEADOW
-MDWS: MEADOWS MEDOWS
-MEWS: MEWS
-ML: MILL
-MLS: MILLS
-MSN: MISSN MSSN MISSION
-MTWY: MOTORWAY
-MT: MNT MOUNT
-MTN: MNTAIN MNTN MOUNTAIN MOUNTIN MTIN
-MTNS: MNTNS MOUNTAINS
-NCK: NECK
-ORCH: ORCHARD ORCHRD
-OVAL: OVL
-OPAS: OVERPASS
-PARK: PRK PARKS
-PKWY: PARKWAY PARKWY PKWAY PKY PARKWAYS PKWYS
-PASS: PASS
-PSGE: PASSAGE
-PATH: PATHS
-PIKE: PIKES
-PNE: PINE
-PNES: PINES
-PL: PLACE
-PLN: PLAIN
-PLNS: PLAINS
-PLZ: PLAZA PLZA
-PT: POINT
-PTS: POINTS
-PRT: PORT
-PRTS: PORTS
-PR: PRAIRIE PRR
-RADL: RAD RADIAL RADIEL
-RAMP: RAMP
-RNCH: RANCH RANCHES RNCHS
-RPD: RAPID
-RPDS: RAPIDS
-RST: REST
-RDG: RDGE RIDGE
-RDGS: RIDGES
-RIV: RIVER RVR RIVR
-RD: ROAD
-RDS: ROADS
-RTE: ROUTE
-ROW: ROW
-RUE: RUE
-RUN: RUN
-SHL: SHOAL
-SHLS: SHOALS
-SHR: SHOAR SHORE
-SHRS: SHOARS SHORES
-SKWY: SKYWAY
-SPG: SPNG SPRING SPRNG
-SPGS: SPNGS SPRINGS SPRNGS
-SPUR: SPURS
-SQ: SQR SQRE SQU SQUARE
-SQS: SQRS SQUARES
-STA: STATION STATN STN
-STRA: STRAV STRAVEN STRAVENUE STRAVN STRVN STRVNUE
-STRM: STREAM STREME
-ST: STREET STRT STR
-STS: STREETS
-SMT: SUMIT SUMITT SUMMIT
-TER: TERR TERRACE
-TRWY: THROUGHWAY
-TRCE: TRACE TRACES
-TRAK: TRACK TRACKS TRK TRKS
-TRFY: TRAFFICWAY
-TRL: TRAIL TRAILS TRLS
-TRLR: TRAILER TRLRS
-TUNL: TUNEL TUNLS TUNNEL TUNNELS TUNNL
-TPKE: TRNPK TURNPIKE TURNPK
-UPAS: UNDERPASS
-UN: UNION
-UNS: UNIONS
-VLY: VALLEY VALLY VLLY
-VLYS: VALLEYS
-VIA: VDCT VIADCT VIADUCT
-VW: VIEW
-VWS: VIEWS
-VLG: VILL VILLAG VILLAGE VILLG VILLIAGE
-VLGS: VILLAGES
-VL: VILLE
-VIS: VIST VISTA VST VSTA
-WALK: WALKS
-WALL: WALL
-WAY: WY
-WAYS: WAYS
-WL: WELL
-WLS: WELLS
-"""
+# Publication 28's own tables are data in :mod:`cocoa.domain.pub28`.
 
 
 def _words(text: str) -> list[str]:
     return text.split()
 
 
-def _load_table(text: str) -> dict[str, str]:
-    """Parse ``STD: VARIANT ...`` lines into a variant -> standard map.
-
-    Every standard abbreviation maps to itself, which is what makes
-    normalisation idempotent (``ST`` must stay ``ST``).
-    """
-    table: dict[str, str] = {}
-    for row in text.strip().splitlines():
-        std, _, variants = row.partition(":")
-        table[std] = std
-        for variant in variants.split():
-            table.setdefault(variant, std)
-    return table
-
-
-SUFFIXES: dict[str, str] = _load_table(_SUFFIX_TABLE)
-
-DIRECTIONALS: dict[str, str] = _load_table("""
-N: NORTH
-S: SOUTH
-E: EAST
-W: WEST
-NE: NORTHEAST
-NW: NORTHWEST
-SE: SOUTHEAST
-SW: SOUTHWEST
-""")
-
-# USPS Publication 28, Appendix C2 (secondary unit designators, all of them)
-# plus "#". LEVEL/LVL are read as floors and UPSTAIRS/DOWNSTAIRS as UPPR/LOWR:
-# not in C2, but that is how people write those doors.
-UNIT_DESIGNATORS: dict[str, str] = _load_table("""
-APT: APARTMENT APPT APRT APTS
-BLDG: BUILDING BLD BLDNG BLDGS
-DEPT: DEPARTMENT
-FL: FLOOR FLR LEVEL LVL
-HNGR: HANGAR
-KEY: KEY
-LOT: LOT LT
-PIER: PIER
-RM: ROOM
-SLIP: SLIP
-SPC: SPACE SP
-STOP: STOP
-STE: SUITE
-TRLR: TRAILER
-UNIT: UNT UNITS
-#: #
-BSMT: BASEMENT
-FRNT: FRONT
-LBBY: LOBBY
-LOWR: LOWER DOWNSTAIRS DNSTRS
-OFC: OFFICE
-PH: PENTHOUSE
-REAR: REAR
-SIDE: SIDE
-UPPR: UPPER UPSTAIRS UPSTRS
-""")
-
-# C2's designators that need no number ("secondary range not required"): the
-# designator itself identifies the unit.
-_STANDALONE_UNITS = frozenset({"BSMT", "FRNT", "LBBY", "LOWR", "OFC", "PH", "REAR", "SIDE", "UPPR"})
 # Words that are a suffix and a designator (KEY/KY, TRAILER/TRLR), in every spelling.
 _SUFFIX_OR_UNIT = frozenset(
     {w for w in SUFFIXES if w in UNIT_DESIGNATORS} | {SUFFIXES[w] for w in SUFFIXES
@@ -466,7 +200,7 @@ _PUNCTUATION = str.maketrans({
 })
 
 # Any character the table changes: most lines have none, and a regex search
-# for one costs a seventh of the translate it then skips.
+# for one is cheaper than the translate it then skips.
 _HAS_PUNCTUATION = re.compile(
     "[" + "".join(re.escape(chr(c)) for c in sorted(_PUNCTUATION)) + "]").search
 
@@ -640,7 +374,7 @@ def _unit_identifier(tokens: list[str]) -> str:
             if ids:
                 parts.append(_join_alnum(ids))
                 ids = []
-            if std in _STANDALONE_UNITS:
+            if std in STANDALONE_UNITS:
                 ids.append(std)
             floor = std == "FL"
     if ids:
@@ -938,7 +672,7 @@ def _append_unit(tokens: list[str], unit: list[str]) -> list[str]:
     if std == "#":
         return [*tokens, *unit]
     if std is not None and len(tokens) >= 2:
-        if std in _STANDALONE_UNITS:
+        if std in STANDALONE_UNITS:
             if len(unit) == 1 and _ends_street(tokens, len(tokens)):
                 return [*tokens, *unit]
         else:
@@ -1146,7 +880,7 @@ def _leading_units_end(tokens: list[str]) -> int:
             i += 1
             continue
         i += 1
-        if std in _STANDALONE_UNITS:
+        if std in STANDALONE_UNITS:
             continue
         while i < n and (tokens[i] == "#" or tokens[i] in _UNIT_NUMBER_WORDS):
             i += 1
@@ -1189,7 +923,7 @@ def _split_unit(tokens: list[str]) -> tuple[list[str], list[str]]:
                 if glued:
                     return tokens[:i], [glued.group(1), glued.group(2), *tokens[i + 1:]]
             continue
-        if std in _STANDALONE_UNITS:
+        if std in STANDALONE_UNITS:
             nxt = tokens[i + 1] if i + 1 < n else ""
             if (not nxt or nxt in UNIT_DESIGNATORS or _looks_like_unit_id(nxt)
                     or _is_glued(nxt)) and _ends_street(tokens, i):
@@ -1199,7 +933,7 @@ def _split_unit(tokens: list[str]) -> tuple[list[str], list[str]]:
         while j < n and (tokens[j] == "#" or tokens[j] in _UNIT_NUMBER_WORDS):
             j += 1  # "APT # 4", "APT NO 4"
         if j < n and (_looks_like_unit_id(tokens[j])
-                      or UNIT_DESIGNATORS.get(tokens[j]) in _STANDALONE_UNITS):  # "APT REAR"
+                      or UNIT_DESIGNATORS.get(tokens[j]) in STANDALONE_UNITS):  # "APT REAR"
             return tokens[:i], tokens[i:]
     return tokens, []
 
@@ -1213,7 +947,7 @@ def _drop_dangling(tokens: list[str]) -> list[str]:
     while len(tokens) >= 3:
         last = tokens[-1]
         std = UNIT_DESIGNATORS.get(last)
-        if (std is None or std == "#" or std in _STANDALONE_UNITS or last in SUFFIXES
+        if (std is None or std == "#" or std in STANDALONE_UNITS or last in SUFFIXES
                 or not _ends_street(tokens, len(tokens) - 1)):
             break
         tokens = tokens[:-1]
@@ -1255,7 +989,7 @@ def _is_word_unit(tokens: list[str]) -> bool:
     """``... ST GARAGE APT``: a plain word, then a designator that needs a
     number and has none, after a complete street."""
     last, word = tokens[-1], tokens[-2]
-    return (UNIT_DESIGNATORS.get(last) not in (None, "#", "FL", *_STANDALONE_UNITS)
+    return (UNIT_DESIGNATORS.get(last) not in (None, "#", "FL", *STANDALONE_UNITS)
             and last not in SUFFIXES and word.isalpha() and word not in SUFFIXES
             and word not in DIRECTIONALS and word not in UNIT_DESIGNATORS
             and word not in _UNIT_NUMBER_WORDS
@@ -1269,7 +1003,7 @@ def _parse_unit(tokens: list[str]) -> tuple[str, str]:
     std = UNIT_DESIGNATORS.get(tokens[0])
     if std is None:
         std, rest = "#", tokens
-    elif std in _STANDALONE_UNITS:
+    elif std in STANDALONE_UNITS:
         std, rest = "", tokens
     else:
         rest = tokens[1:]
@@ -1304,7 +1038,7 @@ def _parse_unit(tokens: list[str]) -> tuple[str, str]:
     # Trailing "#" and designators with nothing after them ("BLDG 3 APT",
     # "LOWER LEVEL") identify nothing.
     while words and (words[-1] == "#" or UNIT_DESIGNATORS.get(words[-1], "") not in (
-            "", *_STANDALONE_UNITS)):
+            "", *STANDALONE_UNITS)):
         words.pop()
     words = [w for w in words if w]
     if not _unit_identifier(words):

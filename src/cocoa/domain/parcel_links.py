@@ -41,6 +41,7 @@ import shapely
 import sqlalchemy as sa
 
 from cocoa import jsontext
+from cocoa.db.driver import driver_for
 from cocoa.db.tables import parcels
 from cocoa.domain.addresses import building_household_key
 
@@ -81,6 +82,7 @@ _PG_KEY_LOOKUP = ("SELECT k.n - 1, p.id FROM json_array_elements_text(%(keys)s::
                   "WHERE p.id IS NOT NULL")
 _SQLITE_KEY_LOOKUP = ("SELECT k.key, min(p.id) FROM json_each(:keys) AS k "
                       "JOIN parcels AS p ON p.situs_key = k.value GROUP BY k.key")
+_KEY_LOOKUP = {"postgresql": _PG_KEY_LOOKUP, "sqlite": _SQLITE_KEY_LOOKUP}  # by driver name
 
 
 def links_by_key(conn: sa.Connection, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
@@ -97,7 +99,7 @@ def links_by_key(conn: sa.Connection, keys: Iterable[str]) -> dict[str, tuple[in
     if not wanted or conn.exec_driver_sql("SELECT 1 FROM parcels LIMIT 1").first() is None:
         return {}
     lookup = list({*wanted, *(b for key in wanted if (b := building_key(key)))})
-    sql = _PG_KEY_LOOKUP if conn.dialect.name == "postgresql" else _SQLITE_KEY_LOOKUP
+    sql = _KEY_LOOKUP[driver_for(conn).name]
     rows: Any = conn.exec_driver_sql(sql, {"keys": jsontext.dumps(lookup).decode()}).all()
     parcel_of = {lookup[int(position)]: int(pid) for position, pid in rows}
     found: dict[str, tuple[int, str]] = {}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
@@ -36,7 +35,8 @@ def tune_garbage_collector() -> None:
 
     Batches allocate many short-lived objects (one dict and tuple per row);
     with the default thresholds the collector re-scans the long-lived heap
-    every few hundred allocations, which cost imports 10-25% of their CPU.
+    every few hundred allocations, a sizeable share of an import's CPU
+    (docs/benchmarks.md).
     Freezing what exists at start and collecting young objects less often
     keeps memory bounded (batches are bounded) and the CPU for the work."""
     gc.freeze()
@@ -137,14 +137,22 @@ class RunContext:
 
 
 class JobType(Protocol):
-    """A job type. It may also name, as ``batch_size_setting``, the setting
-    that sizes its batches (default ``batch_size``), and set ``uses_helpers``
-    when it starts helper processes (from :func:`cocoa.jobs.helpers.helper_context`):
-    a worker that runs it then readies their server when it starts."""
+    """A job type: what it declares as class attributes, and its three calls.
+
+    Everything the engine needs to know about a type is declared here and
+    read as a plain attribute. The built-in types declare every one; a type
+    that leaves out one of :data:`DECLARATION_DEFAULTS` gets that default
+    when it is registered.
+    """
 
     name: ClassVar[str]
-    needs_upload: ClassVar[bool]
+    needs_upload: ClassVar[bool]  # creation requires an uploaded file
     hidden: ClassVar[bool]  # internal types (noop) stay out of user-facing lists
+    # The setting that sizes its batches (voter imports write faster in larger ones).
+    batch_size_setting: ClassVar[str]
+    # It starts helper processes (see cocoa.jobs.pipeline): a worker that runs
+    # it readies their fork server (cocoa.jobs.forkserver) when it starts.
+    uses_helpers: ClassVar[bool]
 
     def validate(self, ctx: CreateContext) -> Params: ...
 
@@ -153,16 +161,20 @@ class JobType(Protocol):
     def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch: ...
 
 
+DECLARATION_DEFAULTS: dict[str, Any] = {"batch_size_setting": "batch_size", "uses_helpers": False}
+
 _REGISTRY: dict[str, JobType] = {}
 
 
 def register(job_type: JobType) -> JobType:
+    for attribute, default in DECLARATION_DEFAULTS.items():
+        if not hasattr(job_type, attribute):
+            setattr(type(job_type), attribute, default)
     _REGISTRY[job_type.name] = job_type
     return job_type
 
 
 def get_job_type(name: str) -> JobType:
-    load_builtin_types()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -173,34 +185,5 @@ def get_job_type(name: str) -> JobType:
 
 
 def all_job_types(include_hidden: bool = False) -> list[str]:
-    load_builtin_types()
+    """The registered types (see :mod:`cocoa.jobtypes.builtin` for who registers them)."""
     return sorted(n for n, t in _REGISTRY.items() if include_hidden or not t.hidden)
-
-
-_BUILTINS_LOADED = False
-_BUILTINS_LOCK = threading.RLock()  # re-entrant: a type module may look up types on import
-
-
-def load_builtin_types() -> None:
-    """Import the job type modules so they register themselves.
-
-    Thread-safe: a worker starts one thread per job type at once, and each
-    asks for its type first. The flag is set only after every module has
-    registered; setting it first let a second thread see "loaded" while the
-    first was still importing, and fail with "Unknown job type".
-    """
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    with _BUILTINS_LOCK:
-        if _BUILTINS_LOADED:
-            return
-        import importlib
-
-        for module in ("noop", "import_voters", "parcel_import", "geocode_households"):
-            try:
-                importlib.import_module(f"cocoa.jobtypes.{module}")
-            except ModuleNotFoundError as exc:  # a type still being built is simply absent
-                if exc.name != f"cocoa.jobtypes.{module}":
-                    raise
-        _BUILTINS_LOADED = True

@@ -15,9 +15,10 @@ from typing import IO
 
 import sqlalchemy as sa
 
+from cocoa.db.driver import driver_for
 from cocoa.db.engine import reading
 from cocoa.db.tables import upload_chunks, uploads
-from cocoa.jobs.jobs import utcnow
+from cocoa.jobs.model import utcnow
 
 
 class UploadTooLarge(Exception):
@@ -126,24 +127,14 @@ class BlobReader(io.RawIOBase):
         return self._cached
 
 
-_CHUNK_QUERY = "SELECT data FROM upload_chunks WHERE upload_id = %s AND seq = %s"
+_CHUNK_QUERY = "SELECT data FROM upload_chunks WHERE upload_id = {mark} AND seq = {mark}"
 
 
 def _read_chunk(conn: sa.Connection, upload_id: str, seq: int) -> bytes:
-    """One chunk's bytes. PostgreSQL sends them in its binary format: the
-    default text format is hex, twice the bytes, encoded by the server and
-    decoded here (a 56 MB file read in 0.07 s instead of 0.18 s)."""
-    if conn.dialect.name == "postgresql":
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        with driver.cursor(binary=True) as cursor:
-            row = cursor.execute(_CHUNK_QUERY, (upload_id, seq)).fetchone()
-        data = row[0] if row else None
-    else:
-        data = conn.execute(
-            sa.select(upload_chunks.c.data)
-            .where(upload_chunks.c.upload_id == upload_id, upload_chunks.c.seq == seq)
-        ).scalar_one_or_none()
+    """One chunk's bytes, in the backend's binary format where it has one
+    (PostgreSQL's default text format is hex: twice the bytes)."""
+    driver = driver_for(conn)
+    data = driver.fetch_binary(conn, _CHUNK_QUERY.format(mark=driver.placeholder), (upload_id, seq))
     if data is None:
         raise FileNotFoundError(f"upload {upload_id} has no chunk {seq}")
     return bytes(data)

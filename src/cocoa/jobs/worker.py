@@ -31,9 +31,9 @@ import sqlalchemy as sa
 
 from cocoa.config import Settings
 from cocoa.db.storage import storage_location, storage_problem
-from cocoa.jobs.helpers import start_helper_server
-from cocoa.jobs.jobs import Job, Status
+from cocoa.jobs.forkserver import start_helper_server
 from cocoa.jobs.manager import NOTIFY_CHANNEL, JobManager, Lease, LeaseLost
+from cocoa.jobs.model import Job, Status
 from cocoa.jobs.types import (
     JobFailed,
     RunContext,
@@ -76,7 +76,7 @@ class Worker:
             threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
             threading.Thread(target=self._maintenance_loop, name="maintenance", daemon=True),
         ]
-        if self.manager.postgres:
+        if self.manager.driver.notifies:
             helpers.append(threading.Thread(target=self._listen_loop, name="listen", daemon=True))
         helper_modules = self._helper_modules()
         if helper_modules:
@@ -101,7 +101,7 @@ class Worker:
         known = all_job_types(include_hidden=True)
         names = [name for name in self.types or known if name in known]
         return sorted({type(job_type).__module__ for job_type in map(get_job_type, names)
-                       if getattr(job_type, "uses_helpers", False)})
+                       if job_type.uses_helpers})
 
     def stop(self) -> None:
         self._stopping.set()
@@ -391,7 +391,7 @@ def database_unavailable(exc: BaseException) -> bool:
 def _batch_size(settings: Settings, type_name: str) -> int:
     """The type's own batch-size setting if it names one (voter imports write
     faster in larger batches), else ``batch_size``."""
-    setting = getattr(get_job_type(type_name), "batch_size_setting", "batch_size")
+    setting = get_job_type(type_name).batch_size_setting
     return int(getattr(settings, setting))
 
 

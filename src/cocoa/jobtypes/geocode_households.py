@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
+from cocoa.db.bulk import driver_executemany
 from cocoa.db.engine import reading
 from cocoa.db.tables import geocode_selections, households
 from cocoa.domain import parcel_links as pl
@@ -73,7 +74,7 @@ if TYPE_CHECKING:
     from cocoa.config import Settings
 
 FILTERS = ("city", "state", "zip_code", "county", "precinct")
-KNOWN_PARAMS = (*FILTERS, "only_missing", "limit", "provider")
+KNOWN_PARAMS = (*FILTERS, "unmatched_in_job", "only_missing", "limit", "provider")
 CACHE_KEY = "geocode_households"
 COUNTERS = ("matched", "no_match", "tie", "errors", "requests_sent", "cache_hits")
 _SEED_CHUNK = 1000
@@ -99,6 +100,12 @@ def parse_params(raw: dict[str, Any], max_items: int) -> Params:
     params["only_missing"] = only_missing
     params["limit"] = _limit(raw.get("limit"), max_items)
     params["provider"] = _provider_spec(raw.get("provider"))
+    # The households an earlier geocoding job left without a match (no_match,
+    # tie, error): "geocode just those with another provider" (issue 20).
+    # Only when given, so the params of every other job stay as they were.
+    unmatched_in_job = _filter_value("unmatched_in_job", raw.get("unmatched_in_job"))
+    if unmatched_in_job is not None:
+        params["unmatched_in_job"] = unmatched_in_job
     return params
 
 
@@ -136,6 +143,12 @@ def _conditions(params: Params) -> list[sa.ColumnElement[bool]]:
         sa.func.upper(households.c[name]) == sa.func.upper(sa.literal(params[name]))
         for name in FILTERS if params.get(name) is not None
     ]
+    if params.get("unmatched_in_job"):
+        conds.append(households.c.id.in_(
+            sa.select(geocode_selections.c.household_id)
+            .where(geocode_selections.c.job_id == params["unmatched_in_job"])))
+        conds.append(sa.or_(households.c.geocode_status.is_(None),
+                            households.c.geocode_status != GeocodeStatus.MATCHED.value))
     if params["only_missing"]:
         conds.append(sa.or_(households.c.geocode_status.is_(None),
                             households.c.geocode_status != GeocodeStatus.MATCHED.value))
@@ -143,7 +156,7 @@ def _conditions(params: Params) -> list[sa.ColumnElement[bool]]:
 
 
 def _describe(params: Params) -> str:
-    parts = [f"{n}={params[n]!r}" for n in FILTERS if params.get(n) is not None]
+    parts = [f"{n}={params[n]!r}" for n in (*FILTERS, "unmatched_in_job") if params.get(n) is not None]
     parts.append(f"only_missing={str(params['only_missing']).lower()}")
     return ", ".join(parts)
 
@@ -353,44 +366,6 @@ def _key_linked(conn: sa.Connection, ids: list[int]) -> int:
     return int(conn.exec_driver_sql(sql, {"ids": json.dumps(ids)}).scalar_one())
 
 
-_COMPILED: dict[tuple[int, str], Any] = {}
-
-
-def driver_executemany(conn: sa.Connection, statement: sa.Update,
-                       rows: list[dict[str, Any]]) -> None:
-    """``executemany`` straight through the DB driver.
-
-    Why: SQLAlchemy re-processes every bound parameter of every row in
-    Python, which cost more than the database's own work (the offline
-    provider must write 20,000 households/s). We compile once per dialect,
-    run each parameter's bind processor (e.g. SQLite's datetime-to-text) only
-    where the type has one - once per distinct value - and hand the driver
-    plain rows in its own paramstyle.
-    """
-    key = (id(statement), conn.dialect.name)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        compiled = _COMPILED[key] = statement.compile(dialect=conn.dialect)
-    processors = {
-        name: proc for name, bind in compiled.binds.items()
-        if (proc := bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
-    }
-    fixed = compiled.params  # literal values written into the statement
-    names = list(compiled.positiontup or fixed)
-    processed: dict[tuple[str, Any], Any] = {}
-    for name, proc in processors.items():  # once per distinct value, not per row
-        for raw in {row.get(name, fixed[name]) for row in rows}:
-            processed[(name, raw)] = raw if raw is None else proc(raw)
-    plain = [n for n in names if n not in processors]
-    params: list[Any] = []
-    for row in rows:
-        item = {n: row.get(n, fixed[n]) for n in plain}
-        for name in processors:
-            item[name] = processed[(name, row.get(name, fixed[name]))]
-        params.append(item if compiled.positiontup is None else tuple(item[n] for n in names))
-    conn.exec_driver_sql(compiled.string, params)
-
-
 def _item_error(seq: int, row: Any, result: GeocodeResult) -> ItemError:
     address = ", ".join(p for p in (row.street_line, row.unit, row.city, row.state,
                                     row.zip_code) if p)
@@ -405,6 +380,8 @@ class GeocodeHouseholds:
     name: ClassVar[str] = "geocode_households"
     needs_upload: ClassVar[bool] = False
     hidden: ClassVar[bool] = False
+    batch_size_setting: ClassVar[str] = "batch_size"  # unused: the provider chain sizes batches
+    uses_helpers: ClassVar[bool] = False
 
     def validate(self, ctx: CreateContext) -> Params:
         params = parse_params(ctx.params, ctx.settings.max_items_per_job)
@@ -464,8 +441,8 @@ def _geocode_in_steps(
     ctx: RunContext, chain: ChainProvider, requests: list[GeocodeRequest],
 ) -> tuple[list[GeocodeResult], ProviderOutage | None]:
     """Geocode a batch, reporting progress every ``geocode_progress_every``
-    households when a single-address provider (one request per address, about
-    a second each on public Nominatim) makes a batch slow. Batch providers
+    households when a single-address provider (one request per address, at
+    most one a second on public Nominatim) makes a batch slow. Batch providers
     (Census) answer a batch in one request: there is no progress inside it."""
     step = ctx.settings.geocode_progress_every if _one_address_per_request(chain) else len(requests)
     results: list[GeocodeResult] = []
@@ -486,9 +463,9 @@ def _one_address_per_request(chain: ChainProvider) -> bool:
 
 def _batch_size(settings: Settings, chain: ChainProvider) -> int:
     """``geocode_batch_size`` - but at least ``local_batch_size`` when every
-    stage is offline: a 100-household local batch takes ~5 ms, so the
-    per-batch commit would dominate; remote batches stay small so a
-    checkpoint never waits long behind a rate limit."""
+    stage is offline: a small local batch is so quick that the per-batch
+    commit would dominate; remote batches stay small so a checkpoint never
+    waits long behind a rate limit."""
     size = settings.geocode_batch_size
     if all(not getattr(stage, "memoise", True) for stage in chain.stages):
         size = max(size, settings.local_batch_size)

@@ -31,6 +31,8 @@ class NoopJob:
     name: ClassVar[str] = "noop"
     needs_upload: ClassVar[bool] = False
     hidden: ClassVar[bool] = True
+    batch_size_setting: ClassVar[str] = "batch_size"
+    uses_helpers: ClassVar[bool] = False
 
     def validate(self, ctx: CreateContext) -> Params:
         params = {

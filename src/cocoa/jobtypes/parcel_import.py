@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from pyproj import Transformer
 
 from cocoa import jsontext
+from cocoa.db.bulk import bind, bulk_for, chunks
 from cocoa.db.engine import reading
 from cocoa.db.tables import households, parcels
 from cocoa.domain import parcel_files as pf
@@ -50,6 +51,7 @@ from cocoa.jobs.types import (
     RunContext,
     register,
 )
+from cocoa.jobtypes.input_errors import domain_input
 
 READ_AHEAD = 100_000  # GeoJSON/CSV features per read (the default item limit)
 _PARAM_KEYS = {"source", "format", "source_crs", "mapping", "layer"}
@@ -67,6 +69,7 @@ class ParcelImport:
     needs_upload: ClassVar[bool] = True
     hidden: ClassVar[bool] = False
     batch_size_setting: ClassVar[str] = "parcel_batch_size"
+    uses_helpers: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ validate
 
@@ -83,9 +86,10 @@ class ParcelImport:
         mapping = _mapping_param(raw.get("mapping"))
         source_crs = _optional_text(raw, "source_crs")
         layer = _optional_text(raw, "layer")
-        info = pf.inspect_parcel_file(
-            ctx.upload, ctx.upload_filename, source_crs=source_crs, mapping=mapping,
-            max_items=ctx.settings.max_items_per_job, layer=layer)
+        with domain_input():
+            info = pf.inspect_parcel_file(
+                ctx.upload, ctx.upload_filename, source_crs=source_crs, mapping=mapping,
+                max_items=ctx.settings.max_items_per_job, layer=layer)
         _check_format(_optional_text(raw, "format"), info.format)
         return {
             "source": _source_param(raw.get("source"), info.preset),
@@ -173,7 +177,8 @@ class _Reader:
     def __init__(self, ctx: RunContext, info: pf.ParcelFileInfo) -> None:
         stream = ctx.open_upload()
         try:
-            self.staged = pf.stage_upload(stream, info.located)
+            with domain_input():
+                self.staged = pf.stage_upload(stream, info.located)
         finally:
             stream.close()
         self.info = info
@@ -193,7 +198,8 @@ class _Reader:
         """A file that validated but breaks mid-way is a job-level failure;
         everything imported before stays."""
         try:
-            return pf.read_slice(self.staged, self.info, start, count)
+            with domain_input():
+                return pf.read_slice(self.staged, self.info, start, count)
         except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
                 pyogrio.errors.FieldError, csv.Error, UnicodeDecodeError) as exc:
             raise JobFailed(f"The parcel file could not be read from {pf.feature_ref(start)} "
@@ -320,7 +326,7 @@ def _existing(ctx: RunContext, apns: list[str]) -> dict[str, str | None]:
     found: dict[str, str | None] = {}
     source = ctx.params["source"]
     with reading(ctx.engine) as conn:
-        for chunk in _chunks(apns, 500):
+        for chunk in chunks(apns, 500):
             query = sa.select(parcels.c.apn, parcels.c.import_job_id).where(
                 parcels.c.source == source, parcels.c.apn.in_(chunk))
             found.update({str(row[0]): row[1] for row in conn.execute(query)})
@@ -354,37 +360,24 @@ _INSERT_COLUMNS = ("source", "apn", "situs_address", "situs_key", "geometry_wkb"
 def _upsert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Bulk insert-or-update on (source, apn): ON CONFLICT on both backends.
 
-    This is the hot path of a 100k import, so it bypasses Core's per-row
-    parameter processing: values are converted once per batch by the
-    columns' own bind processors (the stored form is what Core would write)
-    and go to the driver's executemany - a C loop in sqlite3, a pipeline in
-    psycopg 3 (measured: 4x less CPU than one multi-row VALUES statement).
+    The hot path of a parcel import, so it bypasses Core's per-row
+    parameter processing (see :mod:`cocoa.db.bulk`): timestamps are
+    converted once per batch by the column's own bind processor and the
+    rows go to the driver's executemany, which costs far less CPU than one
+    multi-row VALUES statement.
     """
     if not rows:
         return
-    postgres = conn.dialect.name == "postgresql"
-    mark = "%s" if postgres else "?"
-    values = ", ".join(f"CAST({mark} AS JSONB)" if postgres and c == "attributes" else mark
-                       for c in _INSERT_COLUMNS)
+    values = bulk_for(conn).marks(_INSERT_COLUMNS, jsonb={"attributes"})
     updates = ", ".join(f"{c} = excluded.{c}" for c in _UPDATE_COLUMNS)
     sql = (f"INSERT INTO parcels ({', '.join(_INSERT_COLUMNS)}) VALUES ({values}) "
            f"ON CONFLICT (source, apn) DO UPDATE SET {updates}")
-    stamp = _bind(conn, parcels.c.created_at, rows[0]["created_at"])
+    stamp = bind(conn, parcels.c.created_at, rows[0]["created_at"])
     dumps = jsontext.dumps
     conn.exec_driver_sql(sql, [
         (r["source"], r["apn"], r["situs_address"], r["situs_key"], r["geometry_wkb"],
          r["min_lon"], r["min_lat"], r["max_lon"], r["max_lat"], r["rep_lon"], r["rep_lat"],
          dumps(r["attributes"]).decode(), r["import_job_id"], stamp, stamp) for r in rows])
-
-
-def _bind(conn: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
-    """``value`` as Core would send it for ``column`` on this dialect."""
-    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    return processor(value) if processor else value
-
-
-def _chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 # ---------------------------------------------------------------------- linking phase
@@ -465,8 +458,8 @@ def _apply_links(conn: sa.Connection, changes: list[dict[str, Any]]) -> None:
     """One driver-level executemany (see :func:`_upsert` for why)."""
     if not changes:
         return
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    stamp = _bind(conn, households.c.updated_at, datetime.now(UTC))
+    mark = bulk_for(conn).placeholder
+    stamp = bind(conn, households.c.updated_at, datetime.now(UTC))
     conn.exec_driver_sql(
         f"UPDATE households SET parcel_id = {mark}, parcel_link_method = {mark}, "
         f"updated_at = {mark} WHERE id = {mark}",

@@ -11,19 +11,18 @@ Two sources, tried for every candidate key of a request, most specific first
    inherit their building's location and a re-run reuses earlier answers.
 
 No network, no rate limit: one indexed lookup per source, the keys bound as a
-single array parameter (see ``_key_in``).
+single array parameter (see ``Driver.key_in``).
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
+from cocoa.db.driver import Driver, driver_for
 from cocoa.db.engine import reading
 from cocoa.db.tables import households, parcels
 from cocoa.providers.base import GeocodeRequest, GeocodeResult, ProviderStats
@@ -54,14 +53,14 @@ class LocalProvider:
         self.stats = ProviderStats()
 
     def geocode(self, requests: Sequence[GeocodeRequest]) -> list[GeocodeResult]:
-        dialect = self.engine.dialect.name
+        driver = driver_for(self.engine)
         with reading(self.engine) as conn:
             keys = sorted({k for r in requests for k in r.all_keys})
-            by_parcel = _lookup(conn, _parcel_query, keys, dialect, "parcel")
+            by_parcel = _lookup(conn, _parcel_query, keys, driver, "parcel")
             # Households are only consulted where the exact parcel key did not
             # settle it (the usual case is a parcel hit: skip that query).
             rest = sorted({k for r in requests if not _settled(r, by_parcel) for k in r.all_keys})
-            by_household = _lookup(conn, _household_query, rest, dialect, "household")
+            by_household = _lookup(conn, _household_query, rest, driver, "household")
         return [_resolve(r, by_parcel, by_household) for r in requests]
 
     def close(self) -> None:
@@ -73,12 +72,12 @@ def _settled(request: GeocodeRequest, by_parcel: dict[str, list[_Point]]) -> boo
 
 
 def _lookup(
-    conn: sa.Connection, query: Callable[[list[str], str], sa.Executable], keys: list[str],
-    dialect: str, source: str,
+    conn: sa.Connection, query: Callable[[list[str], Driver], sa.Executable], keys: list[str],
+    driver: Driver, source: str,
 ) -> dict[str, list[_Point]]:
     found: dict[str, list[_Point]] = defaultdict(list)
     for i in range(0, len(keys), QUERY_CHUNK):
-        for key, lat, lon, address in _rows(conn, query(keys[i:i + QUERY_CHUNK], dialect)):
+        for key, lat, lon, address in _rows(conn, query(keys[i:i + QUERY_CHUNK], driver)):
             found[key].append(_Point(lat, lon, address, source))
     return found
 
@@ -88,30 +87,17 @@ def _rows(conn: sa.Connection, query: sa.Executable) -> list[tuple[str, float, f
     return cast(list[tuple[str, float, float, str | None]], conn.execute(query).all())
 
 
-def _key_in(column: sa.Column[str], keys: list[str], dialect: str) -> sa.ColumnElement[bool]:
-    """``column IN keys`` with ONE bound parameter: a JSON array on SQLite, a
-    text array on PostgreSQL. Expanding a thousand-item IN list costs more
-    Python time than the indexed lookup itself."""
-    if dialect == "sqlite":
-        values = sa.select(sa.column("value", sa.String)).select_from(
-            sa.func.json_each(sa.literal(json.dumps(keys), sa.String)))
-        return column.in_(values)
-    if dialect == "postgresql":
-        return column == sa.any_(sa.literal(keys, postgresql.ARRAY(sa.String)))
-    return column.in_(keys)
-
-
-def _parcel_query(keys: list[str], dialect: str) -> sa.Executable:
+def _parcel_query(keys: list[str], driver: Driver) -> sa.Executable:
     return sa.select(parcels.c.situs_key, parcels.c.rep_lat, parcels.c.rep_lon,
-                     parcels.c.situs_address).where(_key_in(parcels.c.situs_key, keys, dialect))
+                     parcels.c.situs_address).where(driver.key_in(parcels.c.situs_key, keys))
 
 
-def _household_query(keys: list[str], dialect: str) -> sa.Executable:
+def _household_query(keys: list[str], driver: Driver) -> sa.Executable:
     return sa.select(
         households.c.address_key, households.c.latitude, households.c.longitude,
         sa.func.coalesce(households.c.geocoded_address, households.c.street_line),
     ).where(
-        _key_in(households.c.address_key, keys, dialect),
+        driver.key_in(households.c.address_key, keys),
         households.c.geocode_status == "matched",
         households.c.latitude.is_not(None),
         households.c.longitude.is_not(None),

@@ -36,8 +36,8 @@ from rich.console import Console
 from cocoa.db.engine import reading
 from cocoa.db.tables import jobs
 from cocoa.domain.voter_files import NC_STATEWIDE
-from cocoa.jobs.jobs import Job, Status
 from cocoa.jobs.manager import JobManager, UploadSource
+from cocoa.jobs.model import Job, Status
 from cocoa.jobs.worker import Worker
 from cocoa.samples.parcels import SampleHousehold, Town, generate_town, to_geojson
 from cocoa.samples.voters import FIRST_NAMES, LAST_NAMES

@@ -127,6 +127,7 @@ class Town:
 def generate_town(
     n_parcels: int = 500, *, seed: int = 7, schema: str = "nc_onemap",
     spelling: str = "basic", households: bool = True, apartments: float = 0.0,
+    first_lot: int = 0,
 ) -> Town:
     """``n_parcels`` features (condos, duplicates and empties included).
 
@@ -138,12 +139,16 @@ def generate_town(
     ``apartments`` is the share of ordinary lots that are apartment
     buildings (one parcel, 2-6 flats). They are chosen with a random stream
     of their own, so a town without them is the same as before they existed.
+
+    ``first_lot`` places the town elsewhere on the grid (lot ``k`` is column
+    ``k % 200`` of street row ``k // 200``; every 25 rows are another city), so
+    two towns - the demo and ``cocoa samples`` - do not share addresses.
     """
     if schema not in ("nc_onemap", "regrid"):
         raise ValueError(f"unknown schema {schema!r}")
     rng = np.random.default_rng(seed)
     parcels: list[SampleParcel] = []
-    lot = 0
+    lot = first_lot
     n_empty = max(1, n_parcels // 500)
     n_dup = max(1, n_parcels // 1000)
     while len(parcels) < n_parcels - n_empty - n_dup:

@@ -26,9 +26,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from cocoa.api.errors import ApiError
+from cocoa.api.job_objects import JobObjects, public_dict
 from cocoa.auth import User, get_user
-from cocoa.jobs.jobs import IllegalTransition, Job
 from cocoa.jobs.manager import JobManager, JobNotFound, UploadSource
+from cocoa.jobs.model import IllegalTransition, Job
 from cocoa.jobs.types import JobValidationError, all_job_types
 from cocoa.jobs.uploads import UploadTooLarge
 from cocoa.login_guard import LoginRefused
@@ -96,6 +97,11 @@ def mount(app: FastAPI) -> None:
 def _manager(request: Request) -> JobManager:
     manager: JobManager = request.app.state.manager
     return manager
+
+
+def _job_objects(request: Request) -> JobObjects:
+    objects: JobObjects = request.app.state.job_objects
+    return objects
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
@@ -230,7 +236,7 @@ def jobs_page(request: Request) -> Response:
         page = view.page_count(total, JOBS_PER_PAGE)
         jobs, total = listing(page)
     return render(request, "jobs.html", {
-        "jobs": [j.to_dict() for j in jobs], "total": total, "page": page,
+        "jobs": [public_dict(j) for j in jobs], "total": total, "page": page,
         "pages": view.page_count(total, JOBS_PER_PAGE), "per_page": JOBS_PER_PAGE,
         "status": status, "type": type_name, "types": types, "counts": manager.counts_by_status(),
         "notice": notice,
@@ -268,7 +274,7 @@ def job_page(request: Request, job_id: str) -> Response:
         page = view.page_count(error_total, ERRORS_PER_PAGE)
         errors, error_total = manager.errors(job_id, limit=ERRORS_PER_PAGE,
                                              offset=(page - 1) * ERRORS_PER_PAGE)
-    data = manager.job_dict(job)
+    data = _job_objects(request).job_dict(job)
     return render(request, "job.html", {
         "job": data, "actions": view.allowed_actions(data) if user.is_admin else [],
         "errors": errors, "error_total": error_total, "errors_page": page,

@@ -18,7 +18,7 @@ ACTION_LABELS = {"cancel": "Cancel", "pause": "Pause", "resume": "Resume", "retr
 
 def allowed_actions(job: dict[str, Any]) -> list[str]:
     """The control buttons the job's state allows (the engine's rules, see
-    ``cocoa.jobs.jobs.apply_control``), in display order."""
+    ``cocoa.jobs.model.apply_control``), in display order."""
     status = job.get("status")
     requested = job.get("requested_action")
     actions: list[str] = []

@@ -1,7 +1,8 @@
 """Plain data: job states, the legal control transitions, and the Job record.
 
-Nothing here touches the database; ``manager.py`` does. Keeping the state
-machine as data makes it testable on its own (see the Hypothesis test).
+Nothing here touches the database (:mod:`cocoa.jobs.manager` does) or
+decides what a client sees (:mod:`cocoa.api.job_objects` does). Keeping the
+state machine as data makes it testable on its own (see the Hypothesis test).
 """
 
 from __future__ import annotations
@@ -188,19 +189,3 @@ class Job:
             return None
         end = self.completed_at or utcnow()
         return round((end - self.started_at).total_seconds(), 3)
-
-    def to_dict(self, recent_errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The public job object of the HTTP API (DESIGN.md)."""
-        return {
-            "id": self.id, "type": self.type, "status": self.status.value,
-            "requested_action": self.control.value if self.control else None,
-            "progress": self.progress(),
-            "created_at": iso(self.created_at), "started_at": iso(self.started_at),
-            "completed_at": iso(self.completed_at), "updated_at": iso(self.updated_at),
-            "archived_at": iso(self.archived_at),
-            "duration_seconds": self.duration_seconds(),
-            "created_by": self.created_by, "params": self.params, "result": self.result,
-            "error": self.error, "error_count": self.error_count,
-            "recent_errors": recent_errors or [],
-            "attempt": self.attempt, "retry_of": self.retry_of,
-        }

@@ -1,14 +1,15 @@
-"""Helper processes for job types, forked from a server that has already imported them.
+"""The fork server that helper processes of job types are forked from.
 
 A job type may do CPU-bound work in other processes while the worker writes
-(``import_voters`` parses a batch or two ahead). A helper started with
-multiprocessing's ``spawn`` is a fresh interpreter that imports the app
-again: about 0.6 s of CPU per helper per job, on a machine where that CPU is
-what the import is short of. Instead every helper is forked from
-multiprocessing's fork server, which the worker starts when it starts, with
-the job type modules already imported: a helper is then ready in
-milliseconds. Forking from that server rather than from the worker itself
-keeps the worker's threads and open connections out of the child.
+(``import_voters`` parses a batch or two ahead, see
+:mod:`cocoa.jobs.pipeline`). A helper started with multiprocessing's
+``spawn`` is a fresh interpreter that imports the app again, for every
+helper of every job, on a machine where that CPU is what the import is
+short of. Instead every helper is forked from multiprocessing's fork server,
+which the worker starts when it starts, with the job type modules already
+imported: a helper is then ready at once. Forking from that server rather
+than from the worker itself keeps the worker's threads and open connections
+out of the child.
 
 The server lives as long as the worker process (it exits when the worker
 does); each job's helpers are still its own, started and stopped by the job.

@@ -1,0 +1,255 @@
+"""The ``import_voters`` job type: validate, plan, run a batch, and the run's state.
+
+The checkpoint is ``{"offset": <byte offset of the next unread line>,
+"row": <its row number>}``; a resumed job seeks straight there, so no row is
+read twice and none is skipped.
+
+Within one file the last row for a voter id wins, also across batches. A
+single pass over the ids (cheap: split and look at one column) before the
+first write of every run finds the rows a later row supersedes; those are
+dropped from each batch before it is written (a helper may parse the first
+batches while that pass runs). Writing them and then overwriting them would
+also end with the last row, but a re-import of the same file would then
+rewrite those voters twice instead of reporting them unchanged.
+
+A large file is parsed by helper processes a batch or two ahead of the
+writes (a :class:`~cocoa.jobs.pipeline.Pipeline` running the
+:class:`~cocoa.jobtypes.import_voters.parsing.Parser`): parsing and writing
+each take a large part of an import's CPU, and this way they overlap on two
+cores. The worker still cuts the lines and does every database write, so a
+helper cannot change what is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, ClassVar
+
+from cocoa.domain.voter_files import (
+    Layout,
+    count_data_lines,
+    get_layout,
+    inspect_file,
+    is_blank,
+    iter_lines,
+    read_header_line,
+    resolve_layout,
+)
+from cocoa.jobs.pipeline import Pipeline
+from cocoa.jobs.types import (
+    Batch,
+    Checkpoint,
+    CreateContext,
+    JobFailed,
+    JobValidationError,
+    Params,
+    RunContext,
+    register,
+)
+from cocoa.jobtypes.import_voters.lines import Lines, Position, batches_from, one_batch
+from cocoa.jobtypes.import_voters.parsed import Read
+from cocoa.jobtypes.import_voters.parsing import Parser
+from cocoa.jobtypes.import_voters.writing import Writer
+from cocoa.jobtypes.input_errors import domain_input
+
+MODES = ("full", "incremental")
+STATE = "import_voters"  # ctx.cache key of the run's _RunState
+AHEAD = "import_voters.ahead"  # ctx.cache key of the run's parse-ahead Pipeline
+
+
+class ImportVoters:
+    """Import a voter file (see the module docstring for the guarantees)."""
+
+    name: ClassVar[str] = "import_voters"
+    needs_upload: ClassVar[bool] = True
+    hidden: ClassVar[bool] = False
+    batch_size_setting: ClassVar[str] = "voter_batch_size"
+    uses_helpers: ClassVar[bool] = True  # parse-ahead helper processes
+
+    def validate(self, ctx: CreateContext) -> Params:
+        requested = str(ctx.params.get("format") or "auto")
+        mode = str(ctx.params.get("mode") or "full")
+        if mode not in MODES:
+            raise JobValidationError(
+                f"Unknown import mode {mode!r}; valid modes: {', '.join(MODES)}",
+                code="unknown_mode", status=422, details={"mode": mode, "valid": list(MODES)})
+        with domain_input():
+            if requested != "auto":
+                get_layout(requested)
+            if ctx.upload is None:
+                raise JobValidationError("A voter file is required.", code="file_required")
+            found = inspect_file(ctx.upload, requested, ctx.settings.max_items_per_job)
+        return {"format": found.layout.name, "requested_format": requested, "mode": mode,
+                "rows": found.rows, "detection": found.reason}
+
+    def plan(self, ctx: RunContext) -> int:
+        rows = ctx.params.get("rows")
+        if isinstance(rows, int):
+            return rows
+        state = _run_state(ctx)
+        stream = ctx.open_upload()
+        try:
+            with domain_input():
+                return count_data_lines(stream, state.data_offset, state.layout)
+        finally:
+            stream.close()
+
+    def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch:
+        state = _run_state(ctx, checkpoint)
+        read = _without_superseded(_parsed_batch(ctx, state, *_position(state, checkpoint)),
+                                   state.superseded)
+        writer = Writer(state.layout.name, str(ctx.params.get("mode", "full")), read.voters,
+                        read.homes)
+        return Batch(
+            checkpoint={"offset": read.offset, "row": read.row},
+            processed=read.processed, succeeded=read.processed - read.failed,
+            failed=read.failed, errors=read.errors, done=read.done,
+            write=writer if read.voters else None,
+            counts={"rows_read": read.processed, "item_errors": read.failed,
+                    "item_warnings": read.warnings, "rows_superseded": read.superseded},
+            result=_result_fields(ctx.params, state.layout),
+        )
+
+
+# --------------------------------------------------------------------------- run state
+
+
+@dataclass(slots=True)
+class _RunState:
+    """What every batch of one run needs; rebuilt on resume (cheap)."""
+
+    layout: Layout
+    parser: Parser
+    data_offset: int
+    first_row: int
+    superseded: set[int] = field(default_factory=set)
+
+
+def _run_state(ctx: RunContext, checkpoint: Checkpoint | None = None) -> _RunState:
+    """The run's state, built by its first batch (``checkpoint`` is where that
+    batch starts)."""
+    state = ctx.cache.get(STATE)
+    if isinstance(state, _RunState):
+        return state
+    stream = ctx.open_upload()
+    try:
+        with domain_input():
+            header_line = read_header_line(stream)
+            if header_line is None:
+                raise JobFailed("The uploaded file is empty.")
+            detection = resolve_layout(header_line, str(ctx.params["format"]))
+            parser = Parser(detection.layout, detection.header, ctx.job_id,
+                            copy_text=ctx.engine.dialect.name == "postgresql")
+            state = _RunState(detection.layout, parser, header_line.end, header_line.number + 1)
+            _start_parse_ahead(ctx, state, checkpoint)
+            state.superseded = _superseded_rows(stream, state)
+    except JobValidationError as exc:  # the stored file no longer matches: job-level
+        raise JobFailed(exc.message) from exc
+    finally:
+        stream.close()
+    ctx.cache[STATE] = state
+    return state
+
+
+def _start_parse_ahead(ctx: RunContext, state: _RunState, checkpoint: Checkpoint | None) -> None:
+    """Helper processes for the run, already parsing its first batches (that
+    needs no repeated ids) while the worker looks for repeated ids. Helpers
+    that cannot start cost speed, not the import: the worker parses. None
+    for a file with too few rows left to be worth them."""
+    offset, row = _position(state, checkpoint)
+    if _rows_left(ctx, state, row) < ctx.settings.parse_ahead_min_rows:
+        return
+    ahead = Pipeline.start(state.parser.parse, ctx.settings.parse_helpers,
+                           receive_timeout=ctx.settings.helper_timeout_seconds,
+                           name="voter-import")
+    if ahead is None:
+        return
+    ctx.cache[AHEAD] = ahead
+    ctx.closers.append(ahead.close)
+    ahead.follow(_batches_from(ctx, state, offset, row))
+
+
+def _batches_from(ctx: RunContext, state: _RunState, offset: int, row: int,
+                  ) -> Iterator[tuple[Position, Lines]]:
+    return batches_from(ctx.open_upload, offset, row, state.layout, ctx.batch_size)
+
+
+def _position(state: _RunState, checkpoint: Checkpoint | None) -> Position:
+    """(byte offset, row number) where the batch at ``checkpoint`` starts."""
+    if checkpoint:
+        return int(checkpoint["offset"]), int(checkpoint["row"])
+    return state.data_offset, state.first_row
+
+
+def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
+    """Rows whose voter id appears again later in the file (last row wins).
+
+    Mostly only the id bytes are looked at (see ``RowReader.voter_id``);
+    layouts without an id column need the full row for their key (those are
+    hand-made, small files).
+    """
+    last: dict[str, int] = {}
+    superseded: set[int] = set()
+    reader = state.parser.reader
+    for line in iter_lines(stream, state.data_offset, state.first_row):
+        if is_blank(line.raw, state.layout):
+            continue
+        key = reader.voter_id(line)
+        if key is None:
+            continue
+        previous = last.get(key)
+        if previous is not None:
+            superseded.add(previous)
+        last[key] = line.number
+    return superseded
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def _parsed_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> Read:
+    """The batch at ``offset``: from the helper processes when they have it,
+    otherwise cut and parsed here, and then the helpers (if the run has them,
+    see :func:`_run_state`, and they have not failed) are pointed at the
+    batches after this one when enough of the file is left."""
+    ahead = ctx.cache.get(AHEAD)
+    pipeline = ahead if isinstance(ahead, Pipeline) else None
+    read: Read | None = pipeline.take((offset, row)) if pipeline else None
+    if read is None:
+        lines: Lines = one_batch(ctx.open_upload, offset, row, state.layout, ctx.batch_size)
+        if (pipeline and not pipeline.failed and not lines.done
+                and _rows_left(ctx, state, row) >= ctx.settings.parse_ahead_min_rows):
+            pipeline.follow(_batches_from(ctx, state, lines.offset, lines.row))
+        read = state.parser.parse(lines)
+    if read.done and pipeline:
+        pipeline.close()
+    return read
+
+
+def _without_superseded(read: Read, superseded: set[int]) -> Read:
+    """The batch without the voters a later row of the file replaces."""
+    rows = read.voters.rows
+    if superseded.isdisjoint(rows):
+        return read
+    keep = [i for i, number in enumerate(rows) if number not in superseded]
+    read.superseded = len(rows) - len(keep)
+    read.voters = read.voters.only(keep)
+    return read
+
+
+def _rows_left(ctx: RunContext, state: _RunState, row: int) -> int:
+    """About how many rows are left from ``row`` (blank lines count as rows)."""
+    rows = ctx.params.get("rows")
+    return rows - (row - state.first_row) if isinstance(rows, int) else 0
+
+
+def _result_fields(params: Params, layout: Layout) -> dict[str, Any]:
+    fields: dict[str, Any] = {"layout": layout.name,
+                              "requested_format": params.get("requested_format", layout.name)}
+    if params.get("requested_format") == "auto":
+        fields["detected"] = params.get("detection")
+    return fields
+
+
+register(ImportVoters())
