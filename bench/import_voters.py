@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import sqlite3
 import subprocess
 import sys
@@ -40,12 +39,12 @@ from tests.conftest import (  # noqa: E402
     REPO,
     cocoa_env,
     helper_processes,
-    proc_stat,
     start_live_server,
     stop_live_server,
 )
 
 from cocoa.samples.voters import generate  # noqa: E402
+from procstats import cpu_seconds, peak_rss_mb, postgres_cpu_seconds  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -103,36 +102,6 @@ def baseline_postgres(url: str, data: bytes) -> float:
             for row in rows:
                 copy.write_row(row)
     return len(rows) / (time.perf_counter() - started)
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = proc_stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU time so far of every PostgreSQL server process on this machine."""
-    total = 0.0
-    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if "(postgres)" in stat.read(64):
-                    total += cpu_seconds(pid)
-        except (OSError, ValueError):
-            continue
-    return total
 
 
 def sample_helpers(worker: int, seen: dict[int, tuple[float, float]]) -> None:

@@ -3,9 +3,10 @@
 Why server-side grid clustering: a county view holds ~100,000 households;
 sending them all would make every pan a multi-megabyte download and the
 browser would draw each one. So a view with more than ``limit`` households
-gets one feature per grid cell instead (``GROUP BY`` on the cell, the same
-SQL on SQLite and PostgreSQL); zoomed in far enough, the real points come
-back. The cell size is a power of two of degrees, so cells stay put while
+gets one feature per grid cell instead, counted from the households'
+positions held in memory (:mod:`cocoa.browse.point_index`; in SQL, a
+``GROUP BY`` on the cell, only for the views filtered by job); zoomed in far
+enough, the real points come back. The cell size is a power of two of degrees, so cells stay put while
 the user pans. Parcels are polygons: a view with more than ``limit`` of them
 returns none and says ``truncated`` (the page asks the user to zoom in).
 """
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from shapely import wkb
 from shapely.geometry import mapping
 
-from cocoa.browse import cluster_cache
+from cocoa.browse import point_index
 from cocoa.browse.filters import HouseholdFilter, job_type, touched_by
 from cocoa.db.tables import households, parcels
 
@@ -58,19 +59,16 @@ def _in_view(box: BBox) -> list[sa.ColumnElement[bool]]:
 
 def household_features(conn: sa.Connection, box: BBox, flt: HouseholdFilter, limit: int) -> dict[str, Any]:
     """Points when the view holds at most ``limit`` households, else grid clusters."""
-    cacheable = not flt.job_id
-    key = (box, flt, limit, cluster_cache.ClusterCache.version(conn)) if cacheable else None
-    if key is not None and (cached := cluster_cache.clusters.get(key)) is not None:
-        return cached
-    conds = [*_in_view(box), *flt.conditions(conn)]
-    total = int(conn.scalar(sa.select(sa.func.count()).select_from(households).where(*conds)) or 0)
-    if total <= limit:
-        return {"type": "FeatureCollection", "features": _points(conn, conds), "total": total, "clustered": False}
-    answer = {"type": "FeatureCollection", "features": _clusters(conn, conds, _cell_size(box)), "total": total,
-              "clustered": True}
-    if key is not None:
-        cluster_cache.clusters.put(key, answer)
-    return answer
+    if flt.job_id:  # membership lives in other tables: SQL only
+        conds = [*_in_view(box), *flt.conditions(conn)]
+        total = int(conn.scalar(sa.select(sa.func.count()).select_from(households).where(*conds)) or 0)
+        clusters = _clusters(conn, conds, _cell_size(box)) if total > limit else None
+    else:
+        total, clusters = point_index.for_engine(conn.engine).view(conn, box, flt, _cell_size(box), limit)
+    if clusters is None:
+        points = _points(conn, [*_in_view(box), *flt.conditions(conn)])
+        return {"type": "FeatureCollection", "features": points, "total": total, "clustered": False}
+    return {"type": "FeatureCollection", "features": clusters, "total": total, "clustered": True}
 
 
 def _points(conn: sa.Connection, conds: list[sa.ColumnElement[bool]]) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from cocoa.browse.cluster_cache import ClusterCache
+from cocoa.browse.versions import households_version
 from cocoa.db.tables import households, voters
 from cocoa.domain.addresses import normalize_address
 
@@ -115,8 +115,8 @@ _street_memo: dict[tuple[object, ...], dict[str, list[int]]] = {}
 
 def _streets(conn: sa.Connection) -> dict[str, list[int]]:
     """Household ids by street line without its house number, rebuilt only
-    when the households table changes (the version the map cache uses)."""
-    version = ClusterCache.version(conn)
+    when the households table changes (:func:`households_version`)."""
+    version = households_version(conn)
     found = _street_memo.get(version)
     if found is None:
         found = {}

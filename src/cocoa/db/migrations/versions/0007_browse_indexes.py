@@ -8,7 +8,7 @@ Create Date: 2026-12-05 12:50:00
   (``latitude BETWEEN .. AND longitude BETWEEN ..``) on every pan.
 * ``ix_households_updated_at``: the version of the households table
   (``max(id), max(updated_at)``) that keys the map's cache of clustered
-  views (:mod:`cocoa.browse.cluster_cache`), in one index lookup.
+  views (since replaced by :mod:`cocoa.browse.versions`), in one index lookup.
 * ``ix_voters_import_job``, ``ix_parcels_import_job``: "households this job
   created or changed" and a parcel import's parcels without a household.
 * ``ix_voters_external_id``: search by voter id (the unique constraint leads
