@@ -12,10 +12,12 @@ reports, like the SQL it replaces.
 
 Two things the delta cannot see, and how they are bounded:
 
-* a write stamped earlier than the newest ``updated_at`` (a worker host
-  whose clock is behind, or a transaction that commits long after it
-  stamped its rows): the delta re-reads :data:`SKEW_SECONDS` before the last
-  version, and the whole snapshot is reloaded after :data:`MAX_AGE_SECONDS`;
+* a write stamped before the last read began but committed after it (a
+  transaction that commits a while after it stamped its rows, or a worker
+  host whose clock is behind): each delta re-reads :data:`SKEW_SECONDS`
+  before the previous read began, and every :data:`MAX_AGE_SECONDS` the
+  whole table is read again in the background, which bounds how stale a
+  longer delay can leave the map;
 * deleted households: nothing in the product deletes them (a reload also
   follows any fall in ``max(id)``, as after a database is recreated).
 
@@ -25,11 +27,12 @@ other tables); :mod:`cocoa.browse.geojson` runs those in SQL.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +44,8 @@ from cocoa.db.tables import households
 
 if TYPE_CHECKING:
     from cocoa.browse.geojson import BBox
+
+log = logging.getLogger(__name__)
 
 SKEW_SECONDS = 5.0
 MAX_AGE_SECONDS = 300.0
@@ -99,9 +104,9 @@ def _upper(values: Any) -> np.ndarray:
 @dataclass(slots=True)
 class _Snapshot:
     arrays: _Arrays
-    max_id: int
-    max_updated_at: datetime | None
-    loaded_at: float
+    version: tuple[int, datetime | None]
+    read_at: datetime  # when the newest read of it began (this process's clock, UTC)
+    loaded_at: float  # monotonic time of the last whole read
 
 
 class PointIndex:
@@ -110,6 +115,7 @@ class PointIndex:
     def __init__(self) -> None:
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
+        self._reloading = False
 
     def view(self, conn: sa.Connection, box: BBox, flt: HouseholdFilter, cell: float, limit: int
              ) -> tuple[int, list[dict[str, Any]] | None]:
@@ -122,22 +128,50 @@ class PointIndex:
             return len(chosen), (_grid(arrays, chosen, cell) if len(chosen) > limit else None)
 
     def _current(self, conn: sa.Connection) -> _Arrays:
-        max_id, max_updated = households_version(conn)
+        version = households_version(conn)
         snap = self._snapshot
-        now = time.monotonic()
-        if (snap is None or now - snap.loaded_at > MAX_AGE_SECONDS or max_id < snap.max_id
-                or snap.max_updated_at is None or max_updated is None):
-            snap = _Snapshot(_Arrays.of(list(conn.execute(sa.select(*_COLUMNS)))), max_id, max_updated, now)
-        elif (max_id, max_updated) != (snap.max_id, snap.max_updated_at):
-            since = snap.max_updated_at - timedelta(seconds=SKEW_SECONDS)
-            rows = list(conn.execute(sa.select(*_COLUMNS).where(
-                sa.or_(households.c.updated_at >= since, households.c.id > snap.max_id))))
-            arrays = (_Arrays.of(list(conn.execute(sa.select(*_COLUMNS))))
-                      if len(rows) > RELOAD_SHARE * max(len(snap.arrays.ids), 1)
-                      else snap.arrays.merged(_Arrays.of(rows)))
-            snap = _Snapshot(arrays, max_id, max_updated, snap.loaded_at)
+        if snap is None or version[0] < snap.version[0] or snap.version[1] is None or version[1] is None:
+            snap = _read_all(conn)
+        elif version != snap.version:
+            snap = _read_delta(conn, snap, version)
         self._snapshot = snap
+        if time.monotonic() - snap.loaded_at > MAX_AGE_SECONDS and not self._reloading:
+            self._reloading = True
+            threading.Thread(target=self._reload, args=(conn.engine,), daemon=True,
+                             name="cocoa-map-reload").start()
         return snap.arrays
+
+    def _reload(self, engine: sa.Engine) -> None:
+        """A whole read off the request path; requests meanwhile use the
+        current arrays and their deltas. Rows written while it reads are
+        stamped after its ``read_at`` minus the skew, so the next delta reads them."""
+        try:
+            with engine.connect() as conn:
+                fresh = _read_all(conn)
+            with self._lock:
+                self._snapshot = fresh
+        except Exception:  # noqa: BLE001 - a failed refresh leaves the current arrays; the next request retries
+            log.warning("map point index: reload failed", exc_info=True)
+        finally:
+            self._reloading = False
+
+
+def _read_all(conn: sa.Connection) -> _Snapshot:
+    started = datetime.now(UTC)
+    version = households_version(conn)
+    rows = list(conn.execute(sa.select(*_COLUMNS)))
+    return _Snapshot(_Arrays.of(rows), version, started, time.monotonic())
+
+
+def _read_delta(conn: sa.Connection, snap: _Snapshot, version: tuple[int, datetime | None]) -> _Snapshot:
+    """The rows stamped since the last read began (less the skew) or newer than its last id."""
+    started = datetime.now(UTC)
+    since = snap.read_at - timedelta(seconds=SKEW_SECONDS)
+    rows = list(conn.execute(sa.select(*_COLUMNS).where(
+        sa.or_(households.c.updated_at >= since, households.c.id > snap.version[0]))))
+    if len(rows) > RELOAD_SHARE * max(len(snap.arrays.ids), 1):
+        return _read_all(conn)  # most of the table changed: one plain read is cheaper than merging
+    return _Snapshot(snap.arrays.merged(_Arrays.of(rows)), version, started, snap.loaded_at)
 
 
 def _mask(a: _Arrays, box: BBox, flt: HouseholdFilter) -> np.ndarray:
