@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 SKEW_SECONDS = 5.0
 MAX_AGE_SECONDS = 300.0
+MAX_ANSWERS = 64
 RELOAD_SHARE = 0.2  # a delta larger than this share of the rows: read everything instead
 
 _COLUMNS = (households.c.id, households.c.longitude, households.c.latitude, households.c.city,
@@ -116,6 +117,8 @@ class PointIndex:
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
         self._reloading = False
+        # Answers for the current arrays; emptied whenever they change.
+        self._answers: dict[tuple[Any, ...], tuple[int, list[dict[str, Any]] | None]] = {}
 
     def view(self, conn: sa.Connection, box: BBox, flt: HouseholdFilter, cell: float, limit: int
              ) -> tuple[int, list[dict[str, Any]] | None]:
@@ -124,8 +127,15 @@ class PointIndex:
         ``limit`` households (the caller reads those points from the table)."""
         with self._lock:
             arrays = self._current(conn)
+            key = (box, flt, cell, limit)
+            if (found := self._answers.get(key)) is not None:
+                return found  # the same view of the same arrays: everybody's first view of the county
             chosen = np.flatnonzero(_mask(arrays, box, flt))
-            return len(chosen), (_grid(arrays, chosen, cell) if len(chosen) > limit else None)
+            answer = len(chosen), (_grid(arrays, chosen, cell) if len(chosen) > limit else None)
+            if len(self._answers) >= MAX_ANSWERS:
+                self._answers.clear()
+            self._answers[key] = answer
+            return answer
 
     def _current(self, conn: sa.Connection) -> _Arrays:
         version = households_version(conn)
@@ -134,6 +144,8 @@ class PointIndex:
             snap = _read_all(conn)
         elif version != snap.version:
             snap = _read_delta(conn, snap, version)
+        if snap is not self._snapshot:
+            self._answers.clear()
         self._snapshot = snap
         if time.monotonic() - snap.loaded_at > MAX_AGE_SECONDS and not self._reloading:
             self._reloading = True
@@ -150,6 +162,7 @@ class PointIndex:
                 fresh = _read_all(conn)
             with self._lock:
                 self._snapshot = fresh
+                self._answers.clear()
         except Exception:  # noqa: BLE001 - a failed refresh leaves the current arrays; the next request retries
             log.warning("map point index: reload failed", exc_info=True)
         finally:
