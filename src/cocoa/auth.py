@@ -56,10 +56,17 @@ class User:
     id: int
     username: str
     role: Role
+    token_name: str | None = None  # the API token this request authenticated with, if any
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    @property
+    def actor(self) -> str:
+        """Who did it, for a job's history: ``alice`` (a web session or
+        password login) or ``alice (token ci-bot)`` (an API token)."""
+        return f"{self.username} (token {self.token_name})" if self.token_name else self.username
 
 
 class AuthError(Exception):
@@ -157,7 +164,7 @@ def get_user(engine: sa.Engine, username: str) -> User | None:
 
 
 def verify_password(engine: sa.Engine, username: str, password: str) -> User | None:
-    """Argon2 costs 64 MiB and tens of milliseconds: call it through
+    """Argon2 is memory-hard and deliberately slow: call it through
     :class:`cocoa.login_guard.LoginGuard`, which throttles and bounds it."""
     with reading(engine) as conn:
         row = conn.execute(sa.select(users).where(users.c.username_key == username_key(username))
@@ -220,13 +227,14 @@ def check_token(engine: sa.Engine, token: str) -> TokenCheck | None:
     with reading(engine) as conn:
         row = conn.execute(
             sa.select(users.c.id, users.c.username, users.c.role, api_tokens.c.id.label("token_id"),
-                      api_tokens.c.expires_at, api_tokens.c.last_used_at)
+                      api_tokens.c.expires_at, api_tokens.c.last_used_at,
+                      api_tokens.c.name.label("token_name"))
             .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
             .where(api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_at.is_(None))
         ).one_or_none()
     if row is None:
         return None
-    return TokenCheck(User(row.id, row.username, Role(row.role)), int(row.token_id),
+    return TokenCheck(User(row.id, row.username, Role(row.role), row.token_name), int(row.token_id),
                       as_utc(row.expires_at), as_utc(row.last_used_at))
 
 

@@ -43,7 +43,15 @@ class Settings(BaseSettings):
         60.0, gt=0, description="How long a job waits for a helper process's result before it "
         "treats the helper as hung (stopped, swapping): the helper is killed and the job does "
         "the work itself.")
-    max_items_per_job: int = Field(100_000, ge=1, description="Jobs above this are rejected.")
+    max_items_per_job: int = Field(
+        100_000, ge=1, description="Items one job processes at most; a larger upload becomes a "
+        "group of jobs of at most this many items each (cocoa.jobs.groups).")
+    max_items_per_group: int = Field(
+        10_000_000, ge=1, description="Items one upload (a whole job group) may hold; above it the "
+        "request is refused with 422 (split the file or raise COCOA_MAX_ITEMS_PER_GROUP).")
+    max_decompressed_bytes: int = Field(
+        8 * 1024**3, ge=1, description="Size a .zip/.gz voter upload may expand to; above it the "
+        "upload is refused with 413 (COCOA_MAX_DECOMPRESSED_BYTES).")
     job_timeout_seconds: float = Field(24 * 3600, gt=0, description="Processing time limit.")
     lease_seconds: float = Field(30.0, gt=0, description="A claimed job's lease length.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews leases.")
@@ -107,6 +115,21 @@ class Settings(BaseSettings):
         "64 MiB each); more logins wait for a slot.")
     password_check_wait_seconds: float = Field(
         10.0, gt=0, description="How long a login waits for a password check slot before a 503.")
+    webhook_url: str | None = Field(
+        None, description="Receives a signed JSON POST when any job completes, fails or is cancelled "
+        "(a job created with its own webhook_url is told there instead); unset: no webhooks but per-job ones.")
+    webhook_secret: str | None = Field(
+        None, description="Shared secret of the webhook signature (X-Cocoa-Signature: sha256=HMAC-SHA256 "
+        "of '<timestamp>.<body>'); unset: deliveries are sent unsigned.")
+    webhook_allow_private: bool = Field(
+        False, description="Allow per-job webhook URLs that resolve to loopback, private or link-local "
+        "addresses (refused by default: a URL must not make the server call into its own network).")
+    webhook_max_attempts: int = Field(8, ge=1, le=100, description="Delivery attempts before a webhook "
+                                      "is given up (recorded as failed).")
+    webhook_backoff_seconds: float = Field(
+        5.0, gt=0, description="Wait before the second delivery attempt; doubles with every further one.")
+    webhook_max_backoff_seconds: float = Field(3600.0, gt=0, description="Longest wait between attempts.")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=300, description="One delivery attempt's time limit.")
     host: str = "127.0.0.1"
     port: int = 8000
     web_processes: int = Field(1, ge=1, le=64, description="Processes of `cocoa serve` (one per core is typical).")

@@ -38,7 +38,9 @@ def test_retry_creates_a_linked_job(idle_server: Any, idle_manager: JobManager) 
         client.post(f"/api/v1/jobs/{job.id}/cancel")
         retried = client.post(f"/api/v1/jobs/{job.id}/retry")
         assert retried.status_code == 202, retried.text
-        new = retried.json()
+        body = retried.json()  # JobAccepted, like every job-creating endpoint
+        new = body["job"]
+        assert body["job_id"] == new["id"] and body["status"] == "pending"
         assert retried.headers["location"] == f"/api/v1/jobs/{new['id']}"
         assert new["id"] != job.id and new["retry_of"] == job.id and new["status"] == "pending"
         assert new["params"] == job.params and new["created_by"] == "admin"
@@ -82,5 +84,8 @@ def test_failed_job_can_be_retried(module_server: Any, tmp_path: Path) -> None:
         failed = wait_status(client, job.id, "failed")
         assert "fail at item 2" in failed["error"]
         retried = client.post(f"/api/v1/jobs/{job.id}/retry")
-        assert retried.status_code == 202 and retried.json()["retry_of"] == job.id
-        assert wait_status(client, retried.json()["id"], "failed")["attempt"] >= 1
+        body = retried.json()  # the one 202 shape of every job-creating endpoint
+        assert retried.status_code == 202 and body["job"]["retry_of"] == job.id
+        assert set(body) == {"job_id", "status", "job"} and body["status"] == "pending"
+        assert retried.headers["location"] == f"/api/v1/jobs/{body['job_id']}" != f"/api/v1/jobs/{job.id}"
+        assert wait_status(client, body["job_id"], "failed")["attempt"] >= 1

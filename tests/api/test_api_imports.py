@@ -46,10 +46,10 @@ def test_upload_machinery_refusals(small_upload_server: Any, path: str) -> None:
         assert_error(viewer.post(path, files=small), 403, "forbidden")
         assert_error(admin.post(path, json={"file": "x"}), 415, "unsupported_media_type")
         assert_error(admin.post(path, content=b"a=b", headers={"content-type": "text/csv"}), 415)
-        missing = assert_error(admin.post(path, files={"other": ("f.csv", b"x")}), 422, "file_required")
+        missing = assert_error(admin.post(path, files={"other": ("f.csv", b"x")}), 400, "file_required")
         assert "'file'" in missing["message"]
         as_text = assert_error(admin.post(path, data={"file": "not a file part"}, files={"x": ("a", b"")}),
-                               422, "file_required")
+                               400, "file_required")
         assert "file" in as_text["message"]
         # Early: Content-Length alone is far over the limit; the body is never parsed.
         early = admin.post(path, files={"file": ("big.csv", b"x" * (SMALL_UPLOAD_LIMIT + 200_000))})

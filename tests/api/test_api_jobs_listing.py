@@ -71,7 +71,8 @@ def test_noop_jobs_are_hidden_unless_asked_for(idle_server: Any, idle_manager: J
     noop_jobs(idle_manager, 2)
     visible = None
     if "import_voters" in all_job_types():
-        upload = UploadSource(io.BytesIO(b"first_name,last_name\nAda,Lovelace\n"), "v.csv", "text/csv")
+        upload = UploadSource(io.BytesIO(b"first_name,last_name,address\nAda,Lovelace,1 Main St\n"), "v.csv",
+                              "text/csv")
         visible = idle_manager.create("import_voters", {"format": "simple_csv", "mode": "full"},
                                       created_by="admin", upload=upload).id
     with idle_server.client() as client:
@@ -86,7 +87,8 @@ def test_noop_jobs_are_hidden_unless_asked_for(idle_server: Any, idle_manager: J
 def test_type_filter(idle_server: Any, idle_manager: JobManager) -> None:
     assert "import_voters" in all_job_types(), "job type import_voters is not registered"
     noop_jobs(idle_manager, 1)
-    upload = UploadSource(io.BytesIO(b"first_name,last_name\nAda,Lovelace\n"), "v.csv", "text/csv")
+    upload = UploadSource(io.BytesIO(b"first_name,last_name,address\nAda,Lovelace,1 Main St\n"), "v.csv",
+                          "text/csv")
     job = idle_manager.create("import_voters", {"format": "simple_csv", "mode": "full"},
                               created_by="admin", upload=upload)
     with idle_server.client() as client:

@@ -39,6 +39,10 @@ DESIGN_ENDPOINTS = {
     ("GET", "/api/v1/households"), ("GET", "/api/v1/households/{household_id}"), ("GET", "/api/v1/voters"),
     ("GET", "/api/v1/voters/{voter_id}"), ("GET", "/api/v1/households.geojson"), ("GET", "/api/v1/parcels.geojson"),
     ("GET", "/api/v1/jobs/{job_id}/results"), ("GET", "/api/v1/jobs/{job_id}/results.csv"),
+    # Workers and job history (issue 19): viewer-readable.
+    ("GET", "/api/v1/workers"), ("GET", "/api/v1/jobs/{job_id}/history"),
+    # Finding and acting on many jobs (issue 19): admin-only bulk actions.
+    ("POST", "/api/v1/jobs/bulk/cancel"), ("POST", "/api/v1/jobs/bulk/retry"),
     *PUBLIC,
 }
 

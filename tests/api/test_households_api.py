@@ -187,7 +187,7 @@ def test_geocode_the_unmatched_again_needs_admin(demo: Any) -> None:
     assert selected == unmatched > 0  # exactly what the first job left unmatched
     with demo.client() as client:
         nothing = client.post("/api/v1/jobs/geocoding", json={"unmatched_in_job": "no-such-job"})
-    assert_error(nothing, 400, "empty_selection")
+    assert_error(nothing, 422, "empty_selection")  # readable, nothing to do
 
 
 def test_anonymous_is_refused(demo: Any) -> None:

@@ -363,6 +363,9 @@ def test_upload_voter_file_lands_on_job_page(page: Page, server: Any, dialogs: l
     page.get_by_label("File format").select_option("simple_csv")
     page.get_by_label("incremental").check()
     page.get_by_role("button", name="Upload and import").click()
+    # The page previews the file first and starts only on confirmation (issue 17).
+    expect(page.locator("#preview-summary")).to_contain_text("simple_csv")
+    page.get_by_role("button", name="Confirm and start import").click()
     expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
     expect(page.get_by_role("heading", level=1)).to_contain_text("Import voters")
     expect(status_badge(page)).to_have_text("completed", timeout=LIVE_TIMEOUT)

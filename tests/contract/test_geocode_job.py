@@ -304,9 +304,9 @@ def test_filters_are_case_insensitive_and_only_missing_is_default(db_engine: sa.
     assert run(db_engine, settings, everything).total == 3
 
 
-def test_empty_selection_is_a_400_that_says_so(db_engine: sa.Engine) -> None:
+def test_empty_selection_is_a_422_that_says_so(db_engine: sa.Engine) -> None:
     error = rejected(db_engine, settings_for(), {"zip_code": "00000"})
-    assert (error.status, error.code) == (400, "empty_selection")
+    assert (error.status, error.code) == (422, "empty_selection")
     assert "No households match" in error.message and "zip_code='00000'" in error.message
     with db_engine.connect() as conn:  # the creation rolled back: no job, no selection
         assert conn.scalar(sa.select(sa.func.count()).select_from(jobs)) == 0
@@ -317,7 +317,7 @@ def test_too_many_items_is_rejected_with_counts_unless_limited(db_engine: sa.Eng
         ids = [add_household(conn, f"{n} B ST") for n in range(5)]
     settings = settings_for(max_items_per_job=3)
     error = rejected(db_engine, settings, {})
-    assert (error.status, error.code) == (400, "too_many_items")
+    assert (error.status, error.code) == (422, "too_many_items")
     assert error.details == {"matched": 5, "max_items_per_job": 3}
     assert "5 households" in error.message and "limit" in error.message
     job_id = create(db_engine, settings, {"limit": 2})

@@ -326,16 +326,43 @@ def test_validate_rejects_unknown_format_and_mode(db_engine: sa.Engine) -> None:
     assert "nc_statewide" in bad_format.value.message
     with pytest.raises(JobValidationError) as bad_mode:
         create(db_engine, data, mode="merge")
-    assert bad_mode.value.status == 422 and "incremental" in bad_mode.value.message
+    assert bad_mode.value.status == 422 and bad_mode.value.code == "invalid_mode"
+    assert "incremental" in bad_mode.value.message
 
 
-def test_validate_rejects_over_the_item_limit(db_engine: sa.Engine) -> None:
+def test_validate_rejects_over_the_group_limit(db_engine: sa.Engine) -> None:
+    """Over the per-job limit a file is split into a group (tests/engine/test_job_groups.py);
+    only the group limit refuses it."""
     gen = generate("nc_statewide", 50, mess_rate=0.0)
     with pytest.raises(JobValidationError) as info:
-        create(db_engine, gen.data, settings=Settings(max_items_per_job=49))
+        create(db_engine, gen.data, settings=Settings(max_items_per_group=49))
     assert info.value.code == "too_many_items" and "50" in info.value.message
-    assert create(db_engine, gen.data, settings=Settings(max_items_per_job=50)).params[
+    assert "COCOA_MAX_ITEMS_PER_GROUP" in info.value.message
+    assert create(db_engine, gen.data, settings=Settings(max_items_per_job=49)).params[
         "rows"] == 50
+    assert create(db_engine, gen.data, settings=Settings(max_items_per_group=50)).params[
+        "rows"] == 50
+
+
+def test_split_ranges_cover_every_row_once(db_engine: sa.Engine) -> None:
+    """The children's ranges, driven one after another, read every row once."""
+    gen = generate("nc_statewide", 95, mess_rate=0.05)
+    run = create(db_engine, gen.data)
+    with db_engine.begin() as conn:
+        parts = JOB.split(CreateContext(conn=conn, job_id=run.job_id, params=run.params,
+                                        settings=Settings(), upload=io.BytesIO(gen.data)),
+                          run.params, 40)
+    assert parts is not None and [(p.first_item, p.last_item) for p in parts] == [
+        (1, 40), (41, 80), (81, 95)]
+    read = [drive(db_engine, Run(f"{run.job_id[:30]}-{i}", p.params, gen.data), batch_size=7)
+            for i, p in enumerate(parts)]
+    assert [r.processed for r in read] == [40, 40, 15] and all(r.done for r in read)
+    rows = [int(e.item_ref.split()[-1]) for r in read for e in r.errors]
+    assert len(rows) == len(set(rows))  # no row reported twice
+    with db_engine.begin() as conn:
+        assert JOB.split(CreateContext(conn=conn, job_id=run.job_id, params=run.params,
+                                       settings=Settings(), upload=io.BytesIO(gen.data)),
+                         run.params, 95) is None
 
 
 def test_explicit_format_missing_columns(db_engine: sa.Engine) -> None:

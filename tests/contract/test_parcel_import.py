@@ -266,12 +266,16 @@ def test_crash_resume_equals_clean_run(db_engine: sa.Engine, stop_after: int) ->
 # ------------------------------------------------------------------ validation
 
 
-def test_validation_rejects_over_the_item_limit(db_engine: sa.Engine) -> None:
+def test_validation_rejects_over_the_group_limit(db_engine: sa.Engine) -> None:
+    """Over the per-job limit a file becomes a group (see the split tests); only the
+    group limit (COCOA_MAX_ITEMS_PER_GROUP) refuses it."""
     town = generate_town(60, households=False)
     with pytest.raises(JobValidationError) as info:
-        create(db_engine, town_mod.to_geojson(town), settings=Settings(max_items_per_job=50))
-    assert info.value.status == 413 and info.value.code == "too_many_items"
+        create(db_engine, town_mod.to_geojson(town), settings=Settings(max_items_per_group=50))
+    assert info.value.status == 422 and info.value.code == "too_many_items"
     assert "60" in info.value.message and "50" in info.value.message
+    assert "COCOA_MAX_ITEMS_PER_GROUP" in info.value.message
+    assert create(db_engine, town_mod.to_geojson(town), settings=Settings(max_items_per_job=50))
     with db_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(parcels)).scalar() == 0
 
@@ -282,7 +286,7 @@ def test_validation_names_candidate_columns_for_unknown_fields(db_engine: sa.Eng
     csv_text = csv_text.replace("siteadd", "SITE_ADDRESS", 1)
     with pytest.raises(JobValidationError) as info:
         create(db_engine, csv_text.encode())
-    assert info.value.status == 400 and info.value.code == "unknown_parcel_fields"
+    assert info.value.status == 422 and info.value.code == "unknown_parcel_fields"
     assert "PIN_NUM" in info.value.message and "SITE_ADDRESS" in info.value.message
     run = drive(db_engine, create(db_engine, csv_text.encode(), {
         "mapping": json.dumps({"apn_field": "pin_num", "address_field": "site_address",
@@ -299,7 +303,7 @@ def test_validation_refuses_wrong_format_claim_and_bad_params(db_engine: sa.Engi
                          ({"mapping": "{not json"}, "invalid_mapping")):
         with pytest.raises(JobValidationError) as info:
             create(db_engine, data, params)
-        assert info.value.code == code and info.value.status in (400, 422)
+        assert info.value.code == code and info.value.status == 422  # readable but invalid
 
 
 def test_bad_ids_are_item_errors_and_the_job_goes_on(db_engine: sa.Engine) -> None:

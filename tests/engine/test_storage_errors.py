@@ -141,7 +141,7 @@ def test_a_locked_database_is_503_with_retry_after_on_writes_and_readiness(locke
         # The lock is gone: the same requests are answered, so the 503s were the lock.
         after = admin.post("/api/v1/voters/import", files={"file": ("voters.csv", VOTER_CSV, "text/csv")})
         assert after.status_code == 202, after.text
-        assert admin.post("/api/v1/jobs/geocoding", json={}).status_code in (202, 400)  # 400: none to geocode
+        assert admin.post("/api/v1/jobs/geocoding", json={}).status_code in (202, 422)  # 422: none to geocode
         assert anonymous.post("/api/v1/auth/tokens", json={"username": "admin", "password": "admin-password",
                                                            "name": "after"}).status_code == 201
         assert anonymous.get("/readyz").json()["status"] == "ready"
@@ -160,8 +160,8 @@ def test_a_web_form_gets_a_503_page_with_retry_after(locked_server: LiveServer) 
         assert page.headers["retry-after"].isdigit()
         assert "The database is busy" in page.text and "try again" in page.text
         after = browser.post("/start/geocode", data=form, headers=headers, follow_redirects=False)
-        # Once the lock is gone the form is handled (400: no households to geocode in this database).
-        assert after.status_code in (303, 400), after.text[:500]
+        # Once the lock is gone the form is handled (422: no households to geocode in this database).
+        assert after.status_code in (303, 422), after.text[:500]
 
 
 # --------------------------------------------------------------------------- readiness and free space
@@ -217,6 +217,8 @@ class BallastJob:
     name: ClassVar[str] = "test_storage_ballast"
     needs_upload: ClassVar[bool] = False
     hidden: ClassVar[bool] = True
+    batch_size_setting: ClassVar[str] = "batch_size"
+    uses_helpers: ClassVar[bool] = False
 
     def validate(self, ctx: CreateContext) -> Params:
         return {}

@@ -35,6 +35,8 @@ class DriverErrorOnce:
     name: ClassVar[str] = "test_driver_error_once"
     needs_upload: ClassVar[bool] = False
     hidden: ClassVar[bool] = True
+    batch_size_setting: ClassVar[str] = "batch_size"
+    uses_helpers: ClassVar[bool] = False
     failed: ClassVar[set[str]] = set()  # jobs whose error was already raised
 
     def validate(self, ctx: CreateContext) -> Params:

@@ -19,7 +19,7 @@ def test_a_read_or_an_import_without_a_database_creates_nothing_and_says_where_i
         tmp_path: Path) -> None:
     user = newcomer(tmp_path)
     voters = tmp_path / "voters.txt"
-    voters.write_text("first_name,last_name\nAda,Lovelace\n")
+    voters.write_text("first_name,last_name,address\nAda,Lovelace,1 Main St\n")
     for args in (["jobs", "list"], ["import", "voters", str(voters)], ["token", "list"],
                  ["worker"], ["serve"]):
         run = user.run(*args)

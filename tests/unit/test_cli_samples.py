@@ -27,6 +27,8 @@ from cocoa.samples.sample_set import COUNTY_MAPPING
 REPO = Path(__file__).resolve().parents[2]
 VOTER_FILES = ("ncvoter92.txt", "SWVF_1_22.txt", "contra_costa_voters.txt", "voters.txt")
 PARCEL_FILES = ("parcels.zip", "wake_parcels.gpkg", "county.geojson", "parcels.csv")
+VENDOR_FILE = "vendor.csv"  # a vendor export (issue 17): not an official layout
+ZIPPED_FILE = "ncvoter_Statewide.zip"  # ncvoter92.txt zipped, as the state publishes it (issue 17)
 DOCS = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
 
 
@@ -35,15 +37,17 @@ def test_the_files_the_docs_upload_are_the_files_samples_writes(tmp_path: Path) 
     run = user.run("samples", "town")
     assert run.returncode == 0, run.stderr
     written = sorted(p.name for p in (user.cwd / "town").iterdir())
-    assert written == sorted([*VOTER_FILES, *PARCEL_FILES, "README.txt"])
+    assert written == sorted([*VOTER_FILES, *PARCEL_FILES, VENDOR_FILE, ZIPPED_FILE, "README.txt"])
     readme = (user.cwd / "town" / "README.txt").read_text()
-    for name in (*VOTER_FILES, *PARCEL_FILES):
+    for name in (*VOTER_FILES, *PARCEL_FILES, VENDOR_FILE, ZIPPED_FILE):
         assert f"\n{name}  (" in readme, name
-    uploaded = set()
+    uploaded, made_by_docs = set(), set()
     for doc in DOCS:
         text = doc.read_text()
         uploaded |= set(re.findall(r"file=@([\w-]+\.[\w.]+)", text))
         uploaded |= set(re.findall(r"cocoa import (?:voters|parcels) ([\w-]+\.[\w.]+)", text))
+        made_by_docs |= set(re.findall(r"> ([\w-]+\.[\w.]+)", text))  # a file an example writes itself
+    uploaded -= made_by_docs
     assert uploaded, "the docs upload no files?"
     assert uploaded <= set(written), uploaded - set(written)
     assert {"voters.txt", "ncvoter92.txt", "parcels.zip", "wake_parcels.gpkg"} <= uploaded
@@ -63,7 +67,7 @@ def test_existing_files_are_kept_unless_forced(tmp_path: Path) -> None:
     forced = user.run("samples", "town", "--force")
     assert forced.returncode == 0, forced.stderr
     assert mine.read_text().startswith("first_name,last_name,")
-    assert len(list(folder.iterdir())) == 9
+    assert len(list(folder.iterdir())) == 11
 
 
 @pytest.fixture
@@ -122,3 +126,21 @@ def test_every_parcel_sample_imports_with_its_empty_geometry_and_repeated_apn(
         assert errors == {"feature 1": "empty_geometry", "feature 60": "duplicate_apn"}, (name, errors)
         assert result["parcels_imported"] + result["parcels_updated"] == 58, (name, result)
         assert result["parcels_repaired"] == 4
+
+
+def test_the_vendor_sample_previews_then_imports_without_merging_namesakes(
+        town: tuple[Newcomer, JobManager]) -> None:
+    user, manager = town
+    shown = user.run("import", "voters", VENDOR_FILE, "--preview")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    out = " ".join(shown.stdout.split())
+    assert "simple_csv" in out and "Voter ID" in out and "Apt" in out and "Nothing was imported" in out
+    assert manager.list_jobs(type_name="import_voters", limit=1)[1] == 0, "a preview created a job"
+    mapped = json.dumps({"voter_id": "Voter ID", "unit": "Apt"})
+    result, errors = _import(user, manager, "voters", VENDOR_FILE, "--mapping", mapped)
+    assert errors == {}
+    readme = (user.cwd / "README.txt").read_text()
+    rows = int(re.search(r"vendor.csv  \(a vendor export, (\d+) data rows\)", readme).group(1))
+    assert result["rows_superseded"] == 0 and result["voters_created"] == rows
+    bad = user.run("import", "voters", VENDOR_FILE, "--preview", "--mapping", '{"street": "Road"}')
+    assert bad.returncode == 6 and "'Road'" in bad.stderr

@@ -198,17 +198,17 @@ def test_presets_are_recognised_case_insensitively() -> None:
     assert mapping.street_field == "saddstr"
 
 
-def test_unknown_fields_get_a_400_naming_candidates() -> None:
+def test_unknown_fields_get_a_422_naming_candidates() -> None:
     with pytest.raises(InputError) as info:
         pf.resolve_mapping(["OBJECTID", "PIN14", "SITE_ADDR", "OWNER"], None)
     err = info.value
-    assert err.problem is Problem.BAD_REQUEST and err.code == "unknown_parcel_fields"
+    assert err.problem is Problem.UNPROCESSABLE and err.code == "unknown_parcel_fields"
     assert err.details["apn_candidates"] == ["PIN14"]
     assert err.details["address_candidates"] == ["SITE_ADDR"]
     assert "apn_field" in err.message and "address_field" in err.message
     with pytest.raises(InputError) as info:
         pf.resolve_mapping(["PIN14", "SITE_ADDR"], {"apn_field": "PIN", "address_field": "site_addr"})
-    assert info.value.problem is Problem.BAD_REQUEST and "apn_field='PIN'" in info.value.message
+    assert info.value.problem is Problem.UNPROCESSABLE and "apn_field='PIN'" in info.value.message
     _, mapping = pf.resolve_mapping(["PIN14", "SITE_ADDR"],
                                     {"apn_field": "pin14", "address_field": "site_addr"})
     assert (mapping.apn_field, mapping.address_field) == ("PIN14", "SITE_ADDR")
@@ -292,7 +292,8 @@ def test_item_limit_is_enforced_with_counts() -> None:
     data = town_mod.to_geojson(generate_town(30, households=False))
     with pytest.raises(InputError) as info:
         pf.inspect_parcel_file(data, max_items=25)
-    assert info.value.problem is Problem.TOO_LARGE and info.value.details == {"features": 30, "limit": 25}
+    # 422 like the voter files' group limit: a limit to split for or raise, not an oversized body.
+    assert info.value.problem is Problem.UNPROCESSABLE and info.value.details == {"features": 30, "limit": 25}
 
 
 @pytest.mark.parametrize(("head", "filename", "code"), [

@@ -398,7 +398,9 @@ def test_generators_truth_matches_reader(layout: str) -> None:
     assert len(items) == gen.rows
     assert {i.row: i.code for i in items if isinstance(i, RowIssue)} == gen.errors
     warned = {w.row: w.code for i in items if isinstance(i, VoterRecord) for w in i.warnings}
-    assert warned == gen.warnings
+    # same_voter_key is the import's (a later row supersedes), not the reader's
+    assert warned == {row: code for row, code in gen.warnings.items() if code != "same_voter_key"}
+    assert (layout == "simple_csv") is ("same_voter_key" in gen.warnings.values())
 
 
 def test_generator_mess_can_be_switched_off() -> None:

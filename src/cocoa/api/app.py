@@ -16,9 +16,22 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.middleware.sessions import SessionMiddleware
 
-from cocoa.api import auth_routes, docs, health, households_routes, imports, jobs_routes, results_routes
+from cocoa.api import (
+    auth_routes,
+    bulk_routes,
+    docs,
+    error_export_routes,
+    health,
+    households_routes,
+    imports,
+    jobs_routes,
+    results_routes,
+    voter_mapping_routes,
+    workers_routes,
+)
 from cocoa.api.bodies import SmallBodyLimit
 from cocoa.api.errors import install_error_handlers, use_error_shape_in_openapi
 from cocoa.api.job_objects import JobObjects
@@ -70,7 +83,8 @@ def create_app(
                 worker_thread.join()
 
     app = FastAPI(title="Cocoa Canvas jobs", version="1.0.0", description=API_DESCRIPTION,
-                  lifespan=lifespan, docs_url=None, redoc_url=None)  # /docs: cocoa.api.docs, no CDN
+                  lifespan=lifespan, docs_url=None, redoc_url=None,  # /docs: cocoa.api.docs, no CDN
+                  generate_unique_id_function=operation_id)
     app.state.manager = manager
     app.state.job_objects = JobObjects(manager)
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
@@ -90,13 +104,25 @@ def create_app(
     app.include_router(health.router)
     app.include_router(docs.router)
     app.include_router(auth_routes.router, prefix="/api/v1")
+    app.include_router(bulk_routes.router, prefix="/api/v1")  # before /jobs/{job_id}/...
     app.include_router(jobs_routes.router, prefix="/api/v1")
     app.include_router(imports.router, prefix="/api/v1")
+    app.include_router(voter_mapping_routes.router, prefix="/api/v1")  # before /voters/{voter_id}
     app.include_router(results_routes.router, prefix="/api/v1")
+    app.include_router(error_export_routes.router, prefix="/api/v1")
     app.include_router(households_routes.router, prefix="/api/v1")
+    app.include_router(workers_routes.router, prefix="/api/v1")
     _mount_web(app)
     use_error_shape_in_openapi(app)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """The OpenAPI ``operationId``: the route function's name (``list_jobs``,
+    ``import_voters``), short and stable for client generators, instead of
+    FastAPI's ``list_jobs_api_v1_jobs_get``. Function names are unique across
+    the routers; tests/api/test_generated_client.py checks it."""
+    return route.name
 
 
 def create_app_from_env() -> FastAPI:
@@ -108,11 +134,17 @@ def create_app_from_env() -> FastAPI:
 def _mount_web(app: FastAPI) -> None:
     try:
         from cocoa.web import browse as web_browse
+        from cocoa.web import job_finder as web_job_finder
         from cocoa.web import routes as web_routes
+        from cocoa.web import voter_preview as web_voter_preview
+        from cocoa.web import workers_pages as web_workers
     except ImportError:  # the web layer is optional for API-only deployments
         return
     web_routes.mount(app)
+    web_voter_preview.mount(app)  # the voter start page's preview (issue 17)
     web_browse.mount(app)  # households, map, job results (issue 20)
+    web_workers.mount(app)  # workers page (issue 19)
+    web_job_finder.mount(app)  # the Jobs page's bulk actions (issue 19)
 
 
 def session_secret(settings: Settings) -> str:

@@ -7,7 +7,6 @@ one thing, and a message always says what to fix.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cocoa.api.schemas import NO_NUL
+from cocoa.api.schemas import ERROR_TEXT, NO_NUL
+from cocoa.db.driver import driver_errors
 from cocoa.db.storage import storage_location, storage_problem
 from cocoa.jobs.manager import JobNotFound
 from cocoa.jobs.model import IllegalTransition
@@ -80,6 +80,8 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         summary = "; ".join(_problem_summary(p) for p in problems[:5])
+        if _unreadable_body(problems):  # 400 vs 422: see docs/api.md
+            return error_response(400, f"The request body cannot be read: {summary}", "invalid_body", problems)
         return error_response(422, f"Invalid request: {summary}", "validation_error", problems)
 
     @app.exception_handler(StarletteHTTPException)
@@ -113,12 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
 def _database_error_classes() -> list[type[Exception]]:
     """SQLAlchemy's errors and the drivers' own (a job type may use the raw
     driver connection, e.g. COPY on PostgreSQL)."""
-    classes: list[type[Exception]] = [sa.exc.SQLAlchemyError, sqlite3.Error]
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return classes
-    return [*classes, psycopg.Error]
+    return [sa.exc.SQLAlchemyError, *driver_errors()]
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
@@ -175,6 +172,13 @@ def _problem_message(error: Any) -> str:
     return str(error.get("msg", ""))
 
 
+def _unreadable_body(problems: list[dict[str, Any]]) -> bool:
+    """The body is not JSON at all, or there is none: a 400, not a 422 about
+    its fields (the rule: 400 when the request cannot be read)."""
+    return any(p["type"] == "json_invalid" or (p["type"] == "missing" and p["location"] == ["body"])
+               for p in problems)
+
+
 def _problem_summary(problem: dict[str, Any]) -> str:
     location: list[str] = problem["location"]
     if problem["type"] == "json_invalid":
@@ -184,7 +188,9 @@ def _problem_summary(problem: dict[str, Any]) -> str:
 
 def use_error_shape_in_openapi(app: FastAPI) -> None:
     """Document FastAPI's automatic 422 responses with the error shape they
-    really have (the handler above), instead of FastAPI's ``HTTPValidationError``."""
+    really have (the handler above), instead of FastAPI's ``HTTPValidationError``;
+    and a 400 on every operation that takes a body (one that cannot be read
+    is a 400 wherever it is sent: the rule in docs/api.md)."""
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -197,8 +203,9 @@ def use_error_shape_in_openapi(app: FastAPI) -> None:
                 response = operation.get("responses", {}).get("422")
                 content = (response or {}).get("content", {}).get("application/json", {})
                 if content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
-                    response["description"] = "A parameter or body field is invalid."
+                    response["description"] = ERROR_TEXT[422]
                     content["schema"] = {"$ref": ref}
+                _document_unreadable_body(operation, ref)
         components = schema.get("components", {}).get("schemas", {})
         if "ErrorBody" in components:
             components.pop("HTTPValidationError", None)
@@ -207,3 +214,12 @@ def use_error_shape_in_openapi(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_unreadable_body(operation: dict[str, Any], ref: str) -> None:
+    responses = operation.setdefault("responses", {})
+    if "requestBody" in operation and "400" not in responses:
+        responses["400"] = {"description": ERROR_TEXT[400],
+                            "content": {"application/json": {"schema": {"$ref": ref}}}}
+        # Keep the statuses in order, as FastAPI writes them.
+        operation["responses"] = dict(sorted(responses.items(), key=lambda item: str(item[0])))

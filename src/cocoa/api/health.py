@@ -21,8 +21,7 @@ and they reveal nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Response
@@ -34,11 +33,13 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 
 from cocoa.api.deps import CurrentUser, Manager
 from cocoa.api.errors import ApiError
 from cocoa.api.schemas import errors, json_errors
-from cocoa.db.driver import POSTGRES, driver_for
+from cocoa.api.worker_metrics import WorkersCollector
+from cocoa.db.driver import driver_for
 from cocoa.db.engine import reading, writing
 from cocoa.db.migrate import SchemaNotCurrent, check_current
 from cocoa.db.storage import free_megabytes, storage_location, storage_problem
@@ -52,13 +53,34 @@ DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 *
 WAIT_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0)
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    """``/healthz``: the process answers. A named model so generated clients
+    get a short, readable type (not ``HealthzHealthzGetResponse...``)."""
+
+    status: Literal["ok"]
+
+
+class DiskCheck(BaseModel):
+    checked: bool = Field(description="False on PostgreSQL, whose disk this server cannot see.")
+    free_mb: int | None = None
+    min_free_mb: int | None = None
+    reason: str | None = None
+
+
+class Readiness(BaseModel):
+    """``/readyz``: the database takes writes, the schema is current, the disk has room."""
+
+    status: Literal["ready"]
+    disk: DiskCheck
+
+
+@router.get("/healthz", response_model=Health)
 def healthz() -> dict[str, str]:
     """The process is up (no database check: that is /readyz)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=errors(503))
+@router.get("/readyz", response_model=Readiness, responses=errors(503))
 def readyz(manager: Manager) -> dict[str, Any]:
     """The database takes writes, its schema is current and its disk has room."""
     engine = manager.engine
@@ -88,10 +110,12 @@ def _check_write(engine: sa.Engine) -> None:
 
 def _check_disk(engine: sa.Engine, min_free_mb: int) -> dict[str, Any]:
     """Free space of the SQLite database's volume against the threshold."""
-    if driver_for(engine) is POSTGRES:
-        return {"checked": False, "reason": "PostgreSQL's disk is on the database server; this server "
+    driver = driver_for(engine)
+    database_file = driver.database_file(engine.url)
+    if database_file is None:
+        return {"checked": False, "reason": f"{driver.title}'s disk is on the database server; this server "
                 "cannot see it. Watch it with the database host's monitoring."}
-    folder = Path(engine.url.database or ".").resolve().parent
+    folder = database_file.resolve().parent
     free = free_megabytes(folder)
     if free < min_free_mb:
         raise ApiError(503, f"Only {free} MB free on the disk holding {folder} (at least {min_free_mb} MB "
@@ -110,6 +134,7 @@ def metrics(_: CurrentUser, manager: Manager) -> Response:
     """Prometheus metrics about jobs, queried from the database at scrape time."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobsCollector(manager.engine))
+    registry.register(WorkersCollector(manager.engine, manager.settings.lease_seconds))
     try:
         body = generate_latest(registry)
     except sa.exc.SQLAlchemyError as exc:

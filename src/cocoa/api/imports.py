@@ -29,15 +29,26 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from cocoa.api.accepted import accepted
 from cocoa.api.bodies import read_form, upload_limits
 from cocoa.api.deps import AdminUser, CurrentUser, Objects
 from cocoa.api.errors import ApiError
-from cocoa.api.job_objects import JobObjects
-from cocoa.api.jobs_routes import job_location
 from cocoa.api.schemas import ErrorBody, JobAccepted, VoterFormatList, errors, text
+from cocoa.api.unpacking import create_plain, create_unpacked
+from cocoa.api.webhook_fields import DESCRIPTION as WEBHOOK_DESCRIPTION
+from cocoa.api.webhook_fields import OPENAPI_PROPERTY as WEBHOOK_PROPERTY
+from cocoa.api.webhook_fields import checked_webhook_url
 from cocoa.auth import User
 from cocoa.jobs.client import UploadSource
-from cocoa.jobs.model import Job
+from cocoa.jobs.webhooks import MAX_URL
+from cocoa.jobtypes.requests import (
+    GEOCODE_HOUSEHOLDS,
+    IMPORT_VOTERS,
+    PARCEL_IMPORT,
+    PROVIDER,
+    RequestError,
+    RequestField,
+)
 
 router = APIRouter(tags=["imports"])
 
@@ -47,7 +58,6 @@ MAX_FORM_FIELDS = 16
 # hears exactly that instead of Starlette's "Too many files. Maximum number
 # of files is 1."
 MAX_FORM_FILES = 4
-VOTER_MODES = ("full", "incremental")
 UPLOAD_ERRORS = errors(400, 401, 403, 413, 415, 422)
 
 
@@ -68,7 +78,7 @@ def form_file(form: FormData, limit: int) -> UploadFile:
     if not isinstance(value, UploadFile):
         message = ("Missing file: send it as the multipart field 'file'." if value is None
                    else "The multipart field 'file' must be a file part (with a filename).")
-        raise ApiError(422, message, "file_required",
+        raise ApiError(400, message, "file_required",  # 400: no file, nothing to read
                        [{"location": ["body", "file"], "message": message, "type": "missing"}])
     if value.size is not None and value.size > limit:
         raise upload_limits(limit).too_large()
@@ -98,14 +108,6 @@ def _printable(value: str | None) -> str | None:
     return value.replace("\x00", "")[:255] if value else None
 
 
-def accepted(objects: JobObjects, job: Job, response: Response) -> dict[str, Any]:
-    """202 body. ``status`` is the state the job was created in (always
-    pending); ``job`` is a snapshot read just after, which an idle worker may
-    already have started."""
-    response.headers["Location"] = job_location(job.id)
-    return {"job_id": job.id, "status": "pending", "job": objects.job_dict(job)}
-
-
 def check_field_names(form: FormData, known: tuple[str, ...]) -> None:
     """422 for a field this endpoint does not take: a typo such as 'fromat'
     must not silently fall back to the default."""
@@ -121,17 +123,22 @@ def check_field_names(form: FormData, known: tuple[str, ...]) -> None:
 async def create_upload_job(
     request: Request, response: Response, objects: Objects, user: User, type_name: str,
     build_request: Callable[[FormData], dict[str, Any]], fields: tuple[str, ...],
+    unpack: bool = False,
 ) -> dict[str, Any]:
-    """Read the form, validate its fields, then create the job in the threadpool."""
+    """Read the form, validate its fields, then create the job in the threadpool
+    (``unpack``: a .zip/.gz upload is read as the data file inside it)."""
     limit = objects.jobs.settings.max_upload_bytes
     form = await read_upload_form(request, limit)
     try:
         upload = form_file(form, limit)
-        check_field_names(form, fields)
+        check_field_names(form, (*fields, "webhook_url"))
         job_request = build_request(form)
+        webhook_url = await run_in_threadpool(checked_webhook_url, form_text(form, "webhook_url", None, MAX_URL),
+                                              objects.jobs.settings)
         source = UploadSource(upload.file, _printable(upload.filename), _printable(upload.content_type))
-        job = await run_in_threadpool(objects.jobs.create, type_name, job_request,
-                                      created_by=user.username, upload=source)
+        job = await run_in_threadpool(create_unpacked if unpack else create_plain, objects.jobs,
+                                      type_name, job_request, source, created_by=user.username,
+                                      actor=user.actor, webhook_url=webhook_url)
         return await run_in_threadpool(accepted, objects, job, response)
     finally:
         await form.close()
@@ -149,31 +156,49 @@ def multipart_body(properties: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- voters
 
 
-VOTER_FIELDS = ("format", "mode")
+VOTER_FIELDS = IMPORT_VOTERS.names
 
 
 def _voter_request(form: FormData) -> dict[str, Any]:
-    mode = form_text(form, "mode", "full")
-    if mode not in VOTER_MODES:
-        raise ApiError(422, f"mode must be one of {', '.join(VOTER_MODES)} (got {mode!r}).", "invalid_mode",
-                       [{"location": ["body", "mode"], "message": "invalid mode", "type": "enum"}])
-    return {"format": form_text(form, "format", "auto", 64), "mode": mode}
+    """The layout name is checked by the job type (its message lists the
+    layouts); the mode here, with the code the job type would give it."""
+    format_field = IMPORT_VOTERS.field("format")
+    try:
+        mode = IMPORT_VOTERS.field("mode").choose(form_text(form, "mode"))
+    except RequestError as exc:
+        raise request_error(exc) from None
+    voter_request = {"format": form_text(form, "format", format_field.default, format_field.max_length),
+                     "mode": mode}
+    # JSON or a saved mapping's name: the job type reads and checks it (issue 17).
+    mapping = form_text(form, "mapping", None, IMPORT_VOTERS.field("mapping").max_length)
+    if mapping is not None:
+        voter_request["mapping"] = mapping
+    member = form_text(form, "member", None, IMPORT_VOTERS.field("member").max_length)
+    if member is not None:  # which file of a zip (cocoa.api.unpacking)
+        voter_request["member"] = member
+    return voter_request
+
+
+def request_error(exc: RequestError) -> ApiError:
+    """A value outside a field's choices, in the API's error shape."""
+    return ApiError(exc.status, exc.message, exc.code,
+                    [{"location": ["body", exc.field], "message": f"invalid {exc.field}", "type": "enum"}])
+
+
+def field_properties(fields: tuple[RequestField, ...]) -> dict[str, Any]:
+    """The OpenAPI properties of a multipart body's text fields."""
+    return {field.name: field.openapi() for field in fields}
 
 
 @router.post(
     "/voters/import", status_code=202, response_model=JobAccepted, responses=UPLOAD_ERRORS,
-    openapi_extra=multipart_body({
-        "format": {"type": "string", "default": "auto",
-                   "description": "A layout name from GET /voters/import/formats, or 'auto'."},
-        "mode": {"type": "string", "enum": list(VOTER_MODES), "default": "full",
-                 "description": "'full' or 'incremental'."},
-    }),
+    openapi_extra=multipart_body({**field_properties(IMPORT_VOTERS.fields), "webhook_url": WEBHOOK_PROPERTY}),
 )
 async def import_voters(request: Request, response: Response, user: AdminUser,
                         objects: Objects) -> dict[str, Any]:
     """Start an ``import_voters`` job for a voter file (CSV/TSV in a known layout)."""
     return await create_upload_job(request, response, objects, user, "import_voters", _voter_request,
-                                   VOTER_FIELDS)
+                                   VOTER_FIELDS, unpack=True)
 
 
 @router.get("/voters/import/formats", response_model=VoterFormatList, responses=errors(401, 503))
@@ -193,19 +218,19 @@ def voter_formats(_: CurrentUser) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- parcels
 
 
-PARCEL_TEXT_FIELDS = ("source", "source_crs", "format", "layer")
-PARCEL_FIELDS = (*PARCEL_TEXT_FIELDS, "mapping")
+PARCEL_FIELDS = PARCEL_IMPORT.names
 
 
 def _parcel_request(form: FormData) -> dict[str, Any]:
     job_request: dict[str, Any] = {}
-    for name in PARCEL_TEXT_FIELDS:
-        value = form_text(form, name, None, 256)
+    for field in PARCEL_IMPORT.of_kind("text"):
+        value = form_text(form, field.name, None, field.max_length)
         if value is not None:
-            job_request[name] = value
-    mapping = form_text(form, "mapping")
-    if mapping is not None:
-        job_request["mapping"] = _json_object(mapping, "mapping")
+            job_request[field.name] = value
+    for field in PARCEL_IMPORT.of_kind("json"):
+        value = form_text(form, field.name, None, field.max_length)
+        if value is not None:
+            job_request[field.name] = _json_object(value, field.name)
     return job_request
 
 
@@ -242,12 +267,7 @@ def _invalid_json(name: str, message: str, kind: str) -> ApiError:
 
 @router.post(
     "/gis/parcels/import", status_code=202, response_model=JobAccepted, responses=UPLOAD_ERRORS,
-    openapi_extra=multipart_body({
-        "source": {"type": "string", "description": "Who published the parcels (keys APNs with it)."},
-        "source_crs": {"type": "string", "description": "Overrides the file's CRS, e.g. 'EPSG:2264'."},
-        "mapping": {"type": "string", "description": "JSON object naming the columns, e.g. "
-                    '{"apn_field": "APN", "address_field": "SITUS"}.'},
-    }),
+    openapi_extra=multipart_body({**field_properties(PARCEL_IMPORT.fields), "webhook_url": WEBHOOK_PROPERTY}),
 )
 async def import_parcels(request: Request, response: Response, user: AdminUser,
                          objects: Objects) -> dict[str, Any]:
@@ -259,29 +279,33 @@ async def import_parcels(request: Request, response: Response, user: AdminUser,
 # ----------------------------------------------------------------------------- geocoding
 
 
+def _geocode_limit(name: str) -> int:
+    return GEOCODE_HOUSEHOLDS.field(name).max_length
+
+
 class GeocodeRequest(BaseModel):
     """Which households to geocode, and with what."""
 
     model_config = ConfigDict(extra="forbid")
 
-    city: Annotated[str, text(128)] | None = None
-    state: Annotated[str, text(32)] | None = None
-    zip_code: Annotated[str, text(16)] | None = None
-    county: Annotated[str, text(128)] | None = None
-    precinct: Annotated[str, text(128)] | None = None
-    unmatched_in_job: Annotated[str, text(64)] | None = Field(
-        None, description="Only the households this geocoding job left without a match (no_match, "
-        "tie, error): to try them with another provider.")
+    # Lengths, defaults and descriptions: cocoa.jobtypes.requests.GEOCODE_HOUSEHOLDS.
+    city: Annotated[str, text(_geocode_limit("city"))] | None = None
+    state: Annotated[str, text(_geocode_limit("state"))] | None = None
+    zip_code: Annotated[str, text(_geocode_limit("zip_code"))] | None = None
+    county: Annotated[str, text(_geocode_limit("county"))] | None = None
+    precinct: Annotated[str, text(_geocode_limit("precinct"))] | None = None
+    unmatched_in_job: Annotated[str, text(_geocode_limit("unmatched_in_job"))] | None = Field(
+        None, description=GEOCODE_HOUSEHOLDS.field("unmatched_in_job").description)
     # Strict: a JSON API takes numbers and booleans as such. Lax parsing let
     # "limit": "5" and "limit": true through as 5 and 1 - a client bug hidden.
-    only_missing: StrictBool = Field(True, description="Skip households that already have coordinates.")
+    only_missing: StrictBool = Field(True, description=GEOCODE_HOUSEHOLDS.field("only_missing").description)
     # No upper bound here: the real one is COCOA_MAX_ITEMS_PER_JOB, which the
     # job type checks with a message naming it (a static 2**31-1 bound told
     # clients a maximum that is not the one in force).
     limit: Annotated[StrictInt, Field(ge=1)] | None = Field(
-        None, description="At most this many households (1 .. the server's item limit per job).")
-    provider: Annotated[str, text(128)] = Field(
-        "local", description="local, census, nominatim, or a chain such as 'local,census'.")
+        None, description=GEOCODE_HOUSEHOLDS.field("limit").description)
+    provider: Annotated[str, text(PROVIDER.max_length)] = Field(PROVIDER.default, description=PROVIDER.description)
+    webhook_url: Annotated[str, text(MAX_URL)] | None = Field(None, description=WEBHOOK_DESCRIPTION)
 
 
 async def require_json_body(request: Request) -> None:
@@ -311,6 +335,8 @@ JsonBody = Annotated[None, Depends(require_json_body)]
 def start_geocoding(body: GeocodeRequest, response: Response, user: AdminUser,
                     objects: Objects, _: JsonBody) -> dict[str, Any]:
     """Start a ``geocode_households`` job over the households matching the filters."""
-    job = objects.jobs.create("geocode_households", body.model_dump(), created_by=user.username)
+    webhook_url = checked_webhook_url(body.webhook_url, objects.jobs.settings)
+    job = objects.jobs.create("geocode_households", body.model_dump(exclude={"webhook_url"}),
+                              created_by=user.username, actor=user.actor, webhook_url=webhook_url)
     return accepted(objects, job, response)
 

@@ -15,24 +15,42 @@ from collections import OrderedDict
 from typing import Any
 
 from cocoa.jobs.client import RECENT_ERRORS, JobClient, Version
-from cocoa.jobs.model import Job, as_utc, iso
+from cocoa.jobs.groups import item_range
+from cocoa.jobs.inputs import public_input, public_result
+from cocoa.jobs.model import Job, as_utc, iso, utcnow
+from cocoa.jobs.search import JobFilter
 
 
-def public_dict(job: Job, recent_errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The public job object of the HTTP API (``JobOut`` in docs/api.md)."""
+def public_dict(job: Job, recent_errors: list[dict[str, Any]] | None = None,
+                children: list[Job] | None = None) -> dict[str, Any]:
+    """The public job object of the HTTP API (``JobOut`` in docs/api.md);
+    a group's (``kind: "group"``) lists its ``children``."""
+    now = utcnow()
+    elapsed = job.elapsed_seconds(now)
     return {
+        "kind": job.kind, "parent_id": job.parent_id,
+        "item_range": item_range(job),
+        "children": [child_summary(child) for child in children] if job.is_group and children else [],
         "id": job.id, "type": job.type, "status": job.status.value,
         "requested_action": job.control.value if job.control else None,
         "progress": job.progress(),
         "created_at": iso(job.created_at), "started_at": iso(job.started_at),
         "completed_at": iso(job.completed_at), "updated_at": iso(job.updated_at),
         "archived_at": iso(job.archived_at),
-        "duration_seconds": job.duration_seconds(),
-        "created_by": job.created_by, "params": job.params, "result": job.result,
+        "elapsed_seconds": elapsed, "processing_seconds": job.processing_seconds_now(now),
+        "duration_seconds": elapsed,  # deprecated alias of elapsed_seconds
+        "created_by": job.created_by, "input": public_input(job.params, job.result),
+        "params": job.params, "result": public_result(job.result),
         "error": job.error, "error_count": job.error_count,
         "recent_errors": recent_errors or [],
         "attempt": job.attempt, "retry_of": job.retry_of,
     }
+
+
+def child_summary(child: Job) -> dict[str, Any]:
+    """A child as its group's object lists it."""
+    return {"id": child.id, "status": child.status.value, "progress": child.progress(),
+            "item_range": item_range(child), "error": child.error, "error_count": child.error_count}
 
 
 class JobObjects:
@@ -48,7 +66,8 @@ class JobObjects:
     def job_object(self, job_id: str) -> dict[str, Any]:
         """The object of ``job_id``, read on one connection (the most polled read)."""
         job, recent = self.jobs.get_with_recent_errors(job_id, RECENT_ERRORS)
-        return public_dict(job, recent)
+        kids = self.jobs.children([job.id])[job.id] if job.is_group else None
+        return public_dict(job, recent, kids)
 
     def job_dict(self, job: Job) -> dict[str, Any]:
         return self.job_dicts([job])[0]
@@ -57,11 +76,13 @@ class JobObjects:
         """Objects with their recent errors, read in one query for the whole
         page rather than one per job."""
         recent = self.jobs.recent_errors_many([j.id for j in page if j.error_count], RECENT_ERRORS)
-        return [public_dict(j, recent.get(j.id, [])) for j in page]
+        kids = self.jobs.children([j.id for j in page if j.is_group])
+        return [public_dict(j, recent.get(j.id, []), kids.get(j.id)) for j in page]
 
     def list_job_dicts(
         self, *, status: str | None = None, type_name: str | None = None, limit: int = 50,
         offset: int = 0, include_archived: bool = False, include_hidden: bool = False,
+        spec: JobFilter | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """:meth:`JobClient.list_jobs` as public job objects (the API's listing)."""
         rendered: dict[str, dict[str, Any]] = {}  # taken from the cache once: it may evict meanwhile
@@ -74,7 +95,7 @@ class JobObjects:
 
         page = self.jobs.list_page(
             status=status, type_name=type_name, limit=limit, offset=offset,
-            include_archived=include_archived, include_hidden=include_hidden, known=known,
+            include_archived=include_archived, include_hidden=include_hidden, known=known, spec=spec,
         )
         for job, data in zip(page.jobs, self.job_dicts(page.jobs), strict=True):
             rendered[job.id] = data

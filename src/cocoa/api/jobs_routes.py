@@ -10,8 +10,8 @@ A thin layer over :class:`cocoa.jobs.manager.JobManager`. Decisions:
   must not look like "no jobs".
 * The read endpoints return a :class:`JSONBody` of dicts the manager built:
   FastAPI then skips validating them against the response model again (a
-  third of a 50-job page's cost), and orjson encodes a page in a tenth of the
-  standard library's time. The models still document the responses, and the
+  large share of a page's cost), and orjson encodes a page much faster than
+  the standard library (docs/benchmarks.md). The models still document the responses, and the
   Schemathesis suite checks every response against them.
 * Route handlers are plain ``def`` so FastAPI runs their (sync) database work
   in its threadpool; only the event stream is ``async`` and hands each read to
@@ -43,13 +43,15 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
 from cocoa import auth, jsontext
+from cocoa.api.accepted import JobAccepted, accepted
 from cocoa.api.deps import AdminUser, CurrentUser, Manager, Objects, bearer
 from cocoa.api.errors import ApiError
+from cocoa.api.job_filters import JobFilterQuery
 from cocoa.api.job_objects import JobObjects
 from cocoa.api.schemas import ErrorList, JobList, JobOut, errors, json_errors
 from cocoa.api.sessions import SESSION_ID_KEY
-from cocoa.jobs.model import Job, Status
-from cocoa.jobs.types import all_job_types
+from cocoa.jobs.model import Job
+from cocoa.jobs.search import AmbiguousJobId, looks_like_full_id
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -65,12 +67,21 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, 1..{MAX
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 
 
-async def _job_id(job_id: Annotated[str, Path(description="The job's id (a UUID).")]) -> str:
+def _job_id(job_id: Annotated[str, Path(description="The job's id (a UUID), or a unique prefix of "
+                                               "it of at least 6 characters.")], manager: Manager) -> str:
     """Ids that cannot exist are a 404 without a query (and never reach the
-    database, which rejects e.g. NUL characters with a 500-worthy error)."""
+    database, which rejects e.g. NUL characters with a 500-worthy error).
+    A full id is taken as it is (no extra query on the most polled reads);
+    anything else is resolved as an id prefix: a unique one names its job,
+    an ambiguous one is a 409 listing the jobs it could mean."""
     if len(job_id) > 64 or "\x00" in job_id:
         raise ApiError(404, f"No job with id {job_id[:64]!r}.", "job_not_found")
-    return job_id
+    if looks_like_full_id(job_id):
+        return job_id
+    try:
+        return manager.resolve(job_id)
+    except AmbiguousJobId as exc:
+        raise ApiError(409, str(exc), "ambiguous_job_id", {"candidates": exc.candidates}) from None
 
 
 JobId = Annotated[str, Depends(_job_id)]
@@ -85,31 +96,16 @@ class JSONBody(Response):
         return jsontext.dumps(content)
 
 
-def job_location(job_id: str) -> str:
-    return f"/api/v1/jobs/{job_id}"
-
-
 @router.get("", response_model=JobList, responses=errors(401, 422))
 def list_jobs(
-    _: CurrentUser, objects: Objects,
-    status: Annotated[Status | None, Query(description="Only jobs in this state.")] = None,
-    type: Annotated[str | None, Query(description="Only jobs of this type (`noop` must be asked for).",
-                                      max_length=64)] = None,
-    limit: Limit = 50, offset: Offset = 0,
-    include_archived: Annotated[bool, Query(description="Also list jobs archived by retention.")] = False,
+    _: CurrentUser, objects: Objects, spec: JobFilterQuery, limit: Limit = 50, offset: Offset = 0,
 ) -> JSONBody:
-    """Jobs, newest first. ``total`` counts every match, not just this page."""
-    _check_type(type)
-    found, total = objects.list_job_dicts(status=status.value if status else None, type_name=type, limit=limit,
-                                          offset=offset, include_archived=include_archived)
+    """Jobs, newest first. ``total`` counts every match, not just this page.
+
+    Filters combine: several statuses, a type, a creator, a creation window
+    and a search (``q``: a job id, an id prefix or part of a file name)."""
+    found, total = objects.list_job_dicts(limit=limit, offset=offset, spec=spec)
     return JSONBody({"jobs": found, "total": total, "limit": limit, "offset": offset})
-
-
-def _check_type(type_name: str | None) -> None:
-    known = all_job_types(include_hidden=True)
-    if type_name is not None and type_name not in known:
-        raise ApiError(422, f"Unknown job type {type_name!r}; known types: {', '.join(known)}.",
-                       "unknown_job_type", {"type": type_name, "valid": known})
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=errors(401, 404))
@@ -132,35 +128,35 @@ def list_job_errors(
 # ----------------------------------------------------------------------------- control
 
 
-def _control(objects: JobObjects, job_id: str, action: str) -> dict[str, Any]:
-    return objects.job_dict(objects.jobs.control(job_id, action))
+def _control(objects: JobObjects, job_id: str, action: str, actor: str) -> dict[str, Any]:
+    return objects.job_dict(objects.jobs.control(job_id, action, actor=actor))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses=errors(401, 403, 404, 409))
-def cancel_job(_: AdminUser, job_id: JobId, objects: Objects) -> dict[str, Any]:
+def cancel_job(user: AdminUser, job_id: JobId, objects: Objects) -> dict[str, Any]:
     """Pending or paused jobs stop at once; a running job stops after its current batch."""
-    return _control(objects, job_id, "cancel")
+    return _control(objects, job_id, "cancel", user.actor)
 
 
 @router.post("/{job_id}/pause", response_model=JobOut, responses=errors(401, 403, 404, 409))
-def pause_job(_: AdminUser, job_id: JobId, objects: Objects) -> dict[str, Any]:
+def pause_job(user: AdminUser, job_id: JobId, objects: Objects) -> dict[str, Any]:
     """A pending job is parked at once; a running job parks after its current batch."""
-    return _control(objects, job_id, "pause")
+    return _control(objects, job_id, "pause", user.actor)
 
 
 @router.post("/{job_id}/resume", response_model=JobOut, responses=errors(401, 403, 404, 409))
-def resume_job(_: AdminUser, job_id: JobId, objects: Objects) -> dict[str, Any]:
+def resume_job(user: AdminUser, job_id: JobId, objects: Objects) -> dict[str, Any]:
     """A paused job goes back to the queue (and continues from its checkpoint)."""
-    return _control(objects, job_id, "resume")
+    return _control(objects, job_id, "resume", user.actor)
 
 
-@router.post("/{job_id}/retry", status_code=202, response_model=JobOut,
-             responses=errors(400, 401, 403, 404, 409, 422))
+@router.post("/{job_id}/retry", status_code=202, response_model=JobAccepted,
+             responses=errors(401, 403, 404, 409, 422))
 def retry_job(user: AdminUser, job_id: JobId, objects: Objects, response: Response) -> dict[str, Any]:
-    """A new job with the same input as a failed or cancelled one (``retry_of`` links them)."""
-    job = objects.jobs.retry(job_id, created_by=user.username)
-    response.headers["Location"] = job_location(job.id)
-    return objects.job_dict(job)
+    """A new job with the same input as a failed or cancelled one (``retry_of`` links them);
+    answered like every job-creating endpoint (``JobAccepted`` + ``Location``)."""
+    return accepted(objects, objects.jobs.retry(job_id, created_by=user.username,
+                                                          actor=user.actor), response)
 
 
 # ----------------------------------------------------------------------------- events

@@ -36,12 +36,35 @@ class Progress(BaseModel):
     phase: str | None = Field(None, description="What the job is doing now, e.g. 'linking'.")
 
 
+class JobInput(BaseModel):
+    """What the uploaded file was, to tell jobs apart (cocoa.jobs.inputs)."""
+
+    filename: str | None = Field(description="The file's name as uploaded (display only).")
+    bytes: int | None = Field(description="Its size as uploaded, in bytes.")
+    compressed: Literal["zip", "gzip"] | None = Field(
+        description="'zip' or 'gzip' for a compressed upload, else null.")
+    layout: str | None = Field(
+        description="The detected (or requested) layout or format, e.g. 'ncsbe_statewide', 'geojson'.")
+
+
 class ItemErrorOut(BaseModel):
     item: str = Field(description="What a person looks for: 'row 17', 'feature 3'.")
-    item_index: int | None
+    item_index: int | None = Field(
+        description="The number in `item` (17 for 'row 17'), for sorting; null when it has none.")
     severity: str = Field(description="'error', or 'warning' when the item was still used.")
     code: str
     message: str
+
+
+class ChildJob(BaseModel):
+    """One job of a group, as the group's object lists it."""
+
+    id: str
+    status: Status
+    progress: Progress
+    item_range: list[int] | None
+    error: str | None
+    error_count: int
 
 
 class JobOut(BaseModel):
@@ -57,16 +80,34 @@ class JobOut(BaseModel):
     started_at: datetime | None
     completed_at: datetime | None
     updated_at: datetime
-    archived_at: datetime | None = None
-    duration_seconds: float | None = None
+    archived_at: datetime | None = Field(
+        None, description="When retention archived the job (hidden from listings unless include_archived).")
+    elapsed_seconds: float | None = Field(
+        None, description="Wall-clock seconds from the first start to the end (or now), paused and "
+        "queued time included; null until the job starts.")
+    processing_seconds: float = Field(
+        0.0, description="Seconds a worker spent processing, without the time paused or pending "
+        "between runs; the job's time limit counts this.")
+    duration_seconds: float | None = Field(
+        None, deprecated=True, description="Deprecated alias of elapsed_seconds; will be removed in v2.")
     created_by: str | None
+    input: JobInput | None = Field(
+        None, description="The uploaded file the job works on; null for a job without one.")
     params: dict[str, Any]
     result: dict[str, Any]
     error: str | None
-    error_count: int
+    error_count: int = Field(description="Item errors recorded, warnings included (see "
+                             "`GET /jobs/{id}/errors`); `progress.failed` counts only items not used.")
     recent_errors: list[ItemErrorOut]
     attempt: int
     retry_of: str | None
+    kind: str = Field("job", description="'job', or 'group' for an upload over the per-job item "
+                      "limit run as several child jobs (its progress, counters and item errors "
+                      "are its children's; cancel/pause/resume/retry act on all of them).")
+    parent_id: str | None = Field(None, description="The group this job is a part of.")
+    item_range: list[int] | None = Field(
+        None, description="A group's child: the first and last item (data row) it imports, 1-based.")
+    children: list[ChildJob] = Field(default_factory=list, description="A group's jobs, in item order.")
 
 
 class JobList(BaseModel):
@@ -84,7 +125,9 @@ class ErrorList(BaseModel):
 
 
 class JobAccepted(BaseModel):
-    job_id: str
+    """The 202 body of every job-creating endpoint (:mod:`cocoa.api.accepted`)."""
+
+    job_id: str = Field(description="The new job's id; the Location header points at it.")
     status: Literal["pending"] = Field(
         description="The state the job was created in; `job` may already show it running.")
     job: JobOut
@@ -106,8 +149,8 @@ MAX_TOKEN_DAYS = 3650
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: Annotated[str, text(128, 1)]
-    password: Annotated[str, text(1024, 1)]
+    username: Annotated[str, text(128, 1)] = Field(description="The user's name (any case).")
+    password: Annotated[str, text(1024, 1)] = Field(description="The user's password.")
     name: Annotated[str, text(128, 1)] = Field("api", description="A label to recognise the token by.")
     expires_in_days: int | None = Field(
         None, ge=1, le=MAX_TOKEN_DAYS, description="The token stops working this many days from now. "
@@ -187,14 +230,15 @@ def json_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 ERROR_TEXT = {
-    400: "The request was refused (e.g. invalid job parameters or a malformed body).",
+    400: "The request cannot be read: a malformed JSON or multipart body, or (uploads) no file part.",
     401: "Missing, invalid or revoked token.",
     403: "The caller's role does not allow this.",
     404: "No such job or token.",
     409: "The job's state does not allow this.",
     413: "The upload is larger than the limit.",
     415: "The body is not multipart/form-data.",
-    422: "A parameter or body field is invalid.",
+    422: "The request was read but a value is invalid: an unknown field, a value outside its choices, "
+         "a file without the columns the job needs, nothing to do.",
     429: "Too many failed logins; retry after the Retry-After header's seconds.",
     503: "Not ready: database unreachable or schema not current.",
 }

@@ -23,6 +23,7 @@ from shapely.geometry import mapping
 
 from cocoa.browse import point_index
 from cocoa.browse.filters import HouseholdFilter, job_type, touched_by
+from cocoa.db.driver import driver_for
 from cocoa.db.tables import households, parcels
 
 GRID_CELLS = 32  # about this many cells across the view's wider side
@@ -101,12 +102,9 @@ def _clusters(conn: sa.Connection, conds: list[sa.ColumnElement[bool]], cell: fl
 
 
 def _floor(value: sa.ColumnElement[Any], conn: sa.Connection) -> sa.ColumnElement[int]:
-    """floor() of a positive value on both backends: SQLite may be built
-    without math functions, but its CAST truncates, which for a positive
-    value is floor (the callers shift longitudes and latitudes to be positive)."""
-    if conn.dialect.name == "postgresql":
-        return sa.cast(sa.func.floor(value), sa.Integer)
-    return sa.cast(value, sa.Integer)
+    """floor() of a positive value (the callers shift longitudes and
+    latitudes to be positive), as the backend can compute it."""
+    return driver_for(conn).floor_int(value)
 
 
 def parcel_features(conn: sa.Connection, box: BBox, limit: int, linked: bool | None = None,

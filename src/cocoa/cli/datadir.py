@@ -14,15 +14,14 @@ import sqlalchemy as sa
 
 from cocoa.config import Settings
 from cocoa.datadir import config_file, data_dir_origin, record_data_dir
+from cocoa.db.driver import driver_for
 
 
-def sqlite_file(settings: Settings) -> Path | None:
-    """The SQLite file the settings point at, or None (PostgreSQL, in-memory)."""
+def database_file(settings: Settings) -> Path | None:
+    """The database file the settings point at, or None (a server, in-memory)."""
     url = sa.make_url(settings.resolved_database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
-            or url.database.startswith("file:"):
-        return None
-    return Path(url.database).resolve()
+    path = driver_for(url.get_backend_name()).database_file(url)
+    return path.resolve() if path else None
 
 
 def origin(settings: Settings) -> str:
@@ -34,8 +33,8 @@ def origin(settings: Settings) -> str:
 
 
 def missing_database(settings: Settings) -> str | None:
-    """The message for a SQLite database that does not exist yet, else None."""
-    path = sqlite_file(settings)
+    """The message for a database file that does not exist yet, else None."""
+    path = database_file(settings)
     if path is None or path.exists():
         return None
     return (f"No database at {path} ({origin(settings)}). Create it with `cocoa quickstart` "
@@ -57,7 +56,7 @@ def remember(settings: Settings) -> Path | None:
 
 def describe(settings: Settings, safe_url: str) -> str:
     """``cocoa db where``: the database, why it is that one, whether it exists."""
-    path = sqlite_file(settings)
+    path = database_file(settings)
     lines = [f"Database:  {safe_url}", f"Chosen:    {origin(settings)}"]
     if path is not None:
         lines.append(f"Exists:    {'yes' if path.exists() else 'no (run `cocoa quickstart`)'}")

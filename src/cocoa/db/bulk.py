@@ -59,6 +59,10 @@ class SqliteBulk:
         return ", ".join(self._jsonb_mark if column in jsonb else self.placeholder
                          for column in columns)
 
+    def copier(self) -> PostgresBulk | None:
+        """The writer's COPY side, or None where the backend has no COPY."""
+        return None
+
 
 class PostgresBulk(SqliteBulk):
     """PostgreSQL through psycopg 3: executemany, and COPY for new rows."""
@@ -67,6 +71,9 @@ class PostgresBulk(SqliteBulk):
     placeholder: ClassVar[str] = PostgresDriver.placeholder
     supports_copy: ClassVar[bool] = True
     _jsonb_mark: ClassVar[str] = "CAST(%s AS JSONB)"
+
+    def copier(self) -> PostgresBulk | None:
+        return self
 
     def copy_lines(self, conn: sa.Connection, table: str, columns: Sequence[str],
                    pieces: Iterable[bytes | memoryview]) -> None:

@@ -10,7 +10,9 @@ a hunt for ``if postgres`` branches (River's driver interface).
 from __future__ import annotations
 
 import json
+import sqlite3
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import sqlalchemy as sa
@@ -30,6 +32,7 @@ class Driver(Protocol):
     """The backend-specific half of every database operation."""
 
     name: ClassVar[str]  # SQLAlchemy's dialect name
+    title: ClassVar[str]  # the product's name, for messages
     placeholder: ClassVar[str]  # the DB-API parameter marker for hand-written SQL
     supports_copy: ClassVar[bool]  # COPY FROM STDIN for bulk writes
     notifies: ClassVar[bool]  # LISTEN/NOTIFY wakes idle workers on other hosts
@@ -75,12 +78,30 @@ class Driver(Protocol):
         :attr:`placeholder`), or None; bytes travel in the backend's binary
         format where it has one."""
 
+    def json_values(self, name: str, sql_type: str = "text") -> str:
+        """A subquery (hand-written SQL, named parameter ``name``) listing the
+        elements of the JSON array bound to ``name``: an id or key list as
+        one parameter, however long."""
+
+    def floor_int(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+        """``floor(value)`` as an integer, for a value known to be positive."""
+
+    def database_file(self, url: sa.URL) -> Path | None:
+        """The file the database lives in, if it is a file on this machine."""
+
+    def listen_dsn(self, engine: sa.Engine) -> str | None:
+        """A DSN for a plain driver connection that LISTENs, or None without LISTEN/NOTIFY."""
+
+    def storage_location(self, url: sa.URL) -> str:
+        """Where an operator looks when storage fails: a folder's disk, or a server."""
+
 
 class SqliteDriver:
     """SQLite: one writer at a time (the lock taken at BEGIN, see
     :mod:`cocoa.db.engine`), so there are no row locks to take or skip."""
 
     name: ClassVar[str] = "sqlite"
+    title: ClassVar[str] = "SQLite"
     placeholder: ClassVar[str] = "?"
     supports_copy: ClassVar[bool] = False
     notifies: ClassVar[bool] = False
@@ -129,11 +150,31 @@ class SqliteDriver:
     def fetch_binary(self, conn: sa.Connection, sql: str, params: tuple[Any, ...]) -> Any:
         return conn.exec_driver_sql(sql, params).scalar()
 
+    def json_values(self, name: str, sql_type: str = "text") -> str:
+        return f"SELECT value FROM json_each(:{name})"  # json_each already types numbers
+
+    def floor_int(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+        # SQLite may be built without math functions, but its CAST truncates,
+        # which for a positive value is floor.
+        return sa.cast(value, sa.Integer)
+
+    def database_file(self, url: sa.URL) -> Path | None:
+        if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+            return None
+        return Path(url.database)
+
+    def listen_dsn(self, engine: sa.Engine) -> str | None:
+        return None
+
+    def storage_location(self, url: sa.URL) -> str:
+        return f"the disk holding {Path(url.database or '.').resolve().parent}"
+
 
 class PostgresDriver:
     """PostgreSQL through psycopg 3: row locks, SKIP LOCKED, NOTIFY, COPY."""
 
     name: ClassVar[str] = "postgresql"
+    title: ClassVar[str] = "PostgreSQL"
     placeholder: ClassVar[str] = "%s"
     supports_copy: ClassVar[bool] = True
     notifies: ClassVar[bool] = True
@@ -213,6 +254,22 @@ class PostgresDriver:
             row = cursor.execute(sql, params).fetchone()
         return row[0] if row else None
 
+    def json_values(self, name: str, sql_type: str = "text") -> str:
+        return f"SELECT value::{sql_type} FROM json_array_elements_text(%({name})s::json)"
+
+    def floor_int(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+        return sa.cast(sa.func.floor(value), sa.Integer)
+
+    def database_file(self, url: sa.URL) -> Path | None:
+        return None  # its files are the server's
+
+    def listen_dsn(self, engine: sa.Engine) -> str | None:
+        # psycopg's own connect() takes the URL without SQLAlchemy's "+psycopg".
+        return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def storage_location(self, url: sa.URL) -> str:
+        return f"the PostgreSQL server at {url.host or 'localhost'}:{url.port or 5432}"
+
 
 _NOTIFY = sa.select(sa.func.pg_notify(sa.bindparam("channel", type_=sa.String),
                                       sa.bindparam("payload", type_=sa.String)))
@@ -220,6 +277,29 @@ _NOTIFY = sa.select(sa.func.pg_notify(sa.bindparam("channel", type_=sa.String),
 SQLITE = SqliteDriver()
 POSTGRES = PostgresDriver()
 _BY_NAME: dict[str, Driver] = {SQLITE.name: SQLITE, POSTGRES.name: POSTGRES}
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """The exception classes of every backend's DB-API driver (a job type
+    may use the raw driver connection, e.g. COPY, and raise them unwrapped)."""
+    classes: tuple[type[Exception], ...] = (sqlite3.Error,)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return classes
+    return (*classes, psycopg.Error)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Is ``exc`` a driver's own "the database went away / is locked" error
+    (raised unwrapped by a job type that used the driver connection)?"""
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def driver_for(bind: sa.Engine | sa.Connection | str) -> Driver:

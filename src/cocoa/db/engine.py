@@ -22,8 +22,11 @@ from sqlalchemy.engine import make_url
 from cocoa.db.driver import BUSY_TIMEOUT_OPTION, IMMEDIATE_OPTION, POSTGRES, SQLITE_BUSY_TIMEOUT_MS
 from cocoa.db.storage import private_dir, private_sqlite_file
 
-__all__ = ["BUSY_TIMEOUT_OPTION", "IMMEDIATE_OPTION", "SQLITE_BUSY_TIMEOUT_MS", "make_engine",
+__all__ = ["BUSY_TIMEOUT_OPTION", "IMMEDIATE_OPTION", "MEMORY_URL", "SQLITE_BUSY_TIMEOUT_MS", "make_engine",
            "normalise_url", "reading", "writing"]
+
+# A throwaway database in memory (for building the app without a data directory).
+MEMORY_URL = "sqlite://"
 
 
 def normalise_url(url: str) -> str:

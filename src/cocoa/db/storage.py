@@ -22,6 +22,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from cocoa.db.driver import driver_for
+
 # SQLite primary result codes (https://sqlite.org/rescode.html).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 5, 6, 8, 10, 13, 14
 
@@ -70,11 +72,7 @@ def storage_problem(exc: BaseException, where: str | None = None) -> StorageProb
 
 def storage_location(engine: sa.Engine) -> str:
     """Where an operator looks: the SQLite file's folder, or the server."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        folder = Path(url.database or ".").resolve().parent
-        return f"the disk holding {folder}"
-    return f"the PostgreSQL server at {url.host or 'localhost'}:{url.port or 5432}"
+    return driver_for(engine).storage_location(engine.url)
 
 
 def _driver_error(exc: BaseException) -> BaseException | None:

@@ -66,6 +66,10 @@ jobs = sa.Table(
     sa.Column("completed_at", UTCDateTime, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("archived_at", UTCDateTime, nullable=True),
+    # Job groups (cocoa.jobs.groups): "group" rows are never claimed, their
+    # state is derived from the children that name them in parent_id.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="job"),
+    sa.Column("parent_id", sa.String(36), nullable=True),
     sa.CheckConstraint(
         "status IN ('pending','processing','paused','completed','failed','cancelled')",
         name="status_known",
@@ -76,12 +80,13 @@ sa.Index(
     "uq_jobs_one_processing_per_type",
     jobs.c.type,
     unique=True,
-    sqlite_where=jobs.c.status == "processing",
-    postgresql_where=jobs.c.status == "processing",
+    sqlite_where=sa.and_(jobs.c.status == "processing", jobs.c.kind == "job"),
+    postgresql_where=sa.and_(jobs.c.status == "processing", jobs.c.kind == "job"),
 )
+sa.Index("ix_jobs_parent_id", jobs.c.parent_id)
 # Claims take the oldest pending job by (created_at, id). With id in the index
 # the database walks it in order and stops at the first row, instead of
-# sorting every pending job on each claim (3.5 ms with 5,000 queued).
+# sorting every pending job on each claim (a cost that grows with the queue).
 sa.Index("ix_jobs_claim", jobs.c.status, jobs.c.type, jobs.c.created_at, jobs.c.id)  # next job of one type
 sa.Index("ix_jobs_queue", jobs.c.status, jobs.c.created_at, jobs.c.id)  # next job of any free type
 sa.Index("ix_jobs_listing", jobs.c.archived_at, jobs.c.created_at)
@@ -97,8 +102,66 @@ job_errors = sa.Table(
     sa.Column("code", sa.String(64), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The rejected item's text as in the input (a voter file's line, decoded),
+    # for GET /jobs/{id}/errors.csv; null for warnings (migration 0011).
+    sa.Column("original", sa.Text, nullable=True),
 )
 sa.Index("ix_job_errors_job", job_errors.c.job_id, job_errors.c.id)
+
+# A job's history: every state change and control action with its actor,
+# written in the transaction of the change itself (cocoa.jobs.history).
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+)
+sa.Index("ix_job_events_job", job_events.c.job_id, job_events.c.id)
+
+# Registered worker processes (cocoa.jobs.workers): live while their
+# heartbeat is younger than the lease; maintenance prunes the dead.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("types", JSONType, nullable=True),  # null: every type
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("last_heartbeat", UTCDateTime, nullable=False),
+)
+
+# Webhooks (cocoa.jobs.webhooks): a job's own URL, given at creation, and the
+# outbox of deliveries written in the transaction that finishes a job; the
+# worker's sender posts them, with retries and backoff (migration 0009).
+job_webhooks = sa.Table(
+    "job_webhooks",
+    metadata,
+    sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+)
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),  # job.completed | job.failed | job.cancelled
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),  # also the lease of a running attempt
+    sa.Column("last_status", sa.Integer, nullable=True),  # the receiver's HTTP status
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+)
+sa.Index("ix_webhook_deliveries_due", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at)
+sa.Index("ix_webhook_deliveries_job", webhook_deliveries.c.job_id)
 
 uploads = sa.Table(
     "uploads",
@@ -112,6 +175,8 @@ uploads = sa.Table(
     sa.Column("created_by", sa.String(128), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("purged_at", UTCDateTime, nullable=True),
+    # "zip" | "gzip" | None: what the client sent; the chunks hold the expanded file.
+    sa.Column("compression", sa.String(16), nullable=True),
 )
 
 upload_chunks = sa.Table(
@@ -303,4 +368,16 @@ geocode_selections = sa.Table(
     sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("household_id", sa.Integer, sa.ForeignKey("households.id"), nullable=False),
+)
+
+# Column mappings for voter files, saved by name (issue 17): a campaign gets
+# the same vendor's export again and again, and names the columns once.
+saved_mappings = sa.Table(
+    "saved_mappings",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("mapping", JSONType, nullable=False),  # our field -> their column (or null)
+    sa.Column("created_by", sa.String(255), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -16,8 +16,12 @@ from typing import Any
 class Problem(Enum):
     """What kind of input problem it is; the job types map it to a status."""
 
-    BAD_REQUEST = "bad_request"  # the request's fields are wrong (a mapping names no column)
-    UNPROCESSABLE = "unprocessable"  # the file is readable but unusable (no features, no CRS)
+    # 400 vs 422 (docs/api.md): BAD_REQUEST only when the request itself cannot
+    # be read; a readable request with wrong values, fields or columns (a
+    # mapping that names no column, a file without the columns needed) is
+    # UNPROCESSABLE.
+    BAD_REQUEST = "bad_request"  # the request cannot be read
+    UNPROCESSABLE = "unprocessable"  # readable but invalid: fields, values, columns, no features, no CRS
     TOO_LARGE = "too_large"  # over a size or item limit
     UNSUPPORTED = "unsupported"  # a format we do not read
 

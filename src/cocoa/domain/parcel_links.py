@@ -41,7 +41,7 @@ import shapely
 import sqlalchemy as sa
 
 from cocoa import jsontext
-from cocoa.db.driver import driver_for
+from cocoa.db.driver import POSTGRES, SQLITE, driver_for
 from cocoa.db.tables import parcels
 from cocoa.domain.addresses import building_household_key
 
@@ -82,7 +82,7 @@ _PG_KEY_LOOKUP = ("SELECT k.n - 1, p.id FROM json_array_elements_text(%(keys)s::
                   "WHERE p.id IS NOT NULL")
 _SQLITE_KEY_LOOKUP = ("SELECT k.key, min(p.id) FROM json_each(:keys) AS k "
                       "JOIN parcels AS p ON p.situs_key = k.value GROUP BY k.key")
-_KEY_LOOKUP = {"postgresql": _PG_KEY_LOOKUP, "sqlite": _SQLITE_KEY_LOOKUP}  # by driver name
+_KEY_LOOKUP = {POSTGRES.name: _PG_KEY_LOOKUP, SQLITE.name: _SQLITE_KEY_LOOKUP}
 
 
 def links_by_key(conn: sa.Connection, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
@@ -93,7 +93,7 @@ def links_by_key(conn: sa.Connection, keys: Iterable[str]) -> dict[str, tuple[in
     when there are none) and one set-based lookup of the keys and their
     building keys, however many households the batch creates. On PostgreSQL
     each key is one index probe whatever the statistics say (see
-    ``import_voters._sql`` for why that matters while tables fill up).
+    :mod:`cocoa.jobtypes.import_voters.sql` for why that matters while tables fill up).
     """
     wanted = list(keys)
     if not wanted or conn.exec_driver_sql("SELECT 1 FROM parcels LIMIT 1").first() is None:

@@ -30,7 +30,8 @@ from sqlalchemy.exc import IntegrityError
 
 from cocoa.db.engine import reading
 from cocoa.db.tables import job_errors, jobs
-from cocoa.jobs import sql
+from cocoa.jobs import history, sql, webhooks
+from cocoa.jobs.history import Event
 from cocoa.jobs.model import Control, Job, Status, utcnow
 from cocoa.jobs.store import JobStore, run_seconds
 from cocoa.jobs.types import Batch
@@ -69,8 +70,11 @@ class WorkerLeases(JobStore):
     def _try_claim(self, owner: str, excluded: set[str], only: set[str] | None) -> Job | str | None:
         statement = sql.claim(frozenset(excluded), frozenset(only) if only is not None else None, self.driver.name)
         try:
-            with self._single_statement() as conn:
+            # A transaction (not a lone statement) so the history's "claimed" commits with the claim.
+            with self.worker_engine.begin() as conn:
                 row = conn.execute(statement, self._claim_params(owner, utcnow())).one_or_none()
+                if row is not None:
+                    _record_claim(conn, row, owner)
         except IntegrityError:
             return self._type_of_next(excluded, only)  # another worker started this type first
         return Job.from_row(row) if row is not None else None
@@ -104,10 +108,6 @@ class WorkerLeases(JobStore):
                 if result.rowcount == 0:
                     lost.add(lease.job_id)
         return lost
-
-    def set_total(self, lease: Lease, total: int) -> Job:
-        with self._single_statement() as conn:
-            return _fenced_update(conn, lease, total=total, updated_at=utcnow())
 
     def report_progress(self, lease: Lease, done_in_batch: int) -> None:
         """Items finished in the running batch (display only, not a checkpoint)."""
@@ -159,7 +159,7 @@ class WorkerLeases(JobStore):
                 conn.execute(job_errors.insert(), [
                     {"job_id": lease.job_id, "item_ref": e.item_ref[:128], "item_index": e.item_index,
                      "severity": e.severity, "code": e.code[:64], "message": e.message,
-                     "created_at": now}
+                     "original": e.original, "created_at": now}
                     for e in batch.errors
                 ])
             values = _progress_values(current, batch, counts, rate, now)
@@ -170,11 +170,15 @@ class WorkerLeases(JobStore):
                 boundary = self._boundary_params(current, now)
             # LeaseLost rolls back the batch's writes too.
             decided = _fenced_update_row(conn, lease, values, boundary, returning=sql.DECIDED_AT_COMMIT)
+            _record_commit(conn, lease, batch.done, decided.status, now)
+            webhooks.enqueue(conn, lease.job_id, decided.status, self.settings)  # if it ended
             if claim_next and batch.done:
                 claimed = conn.execute(
                     sql.claim(frozenset(), frozenset({current.type}), self.driver.name),
                     self._claim_params(lease.owner, now),
                 ).one_or_none()
+                if claimed is not None:
+                    _record_claim(conn, claimed, lease.owner)
         # No NOTIFY here when the job ends: the worker takes the next job of
         # this type itself, and announces the type free when it stops (see
         # announce_type_free) - one round trip less per job.
@@ -206,6 +210,9 @@ class WorkerLeases(JobStore):
             if status is Status.CANCELLED:
                 values["completed_at"] = now
             _fenced_update(conn, lease, **values)
+            webhooks.enqueue(conn, lease.job_id, status.value, self.settings)  # if cancelled
+            history.record(conn, lease.job_id, _RELEASE_EVENTS[status], lease.owner,
+                           "the worker stopped at a batch boundary", at=now)
             self._notify(conn, current.type)
 
     def fail(self, lease: Lease, message: str) -> Job:
@@ -216,6 +223,8 @@ class WorkerLeases(JobStore):
                 conn, lease, status=Status.FAILED.value, error=message, control=None, lease_owner=None,
                 lease_expires_at=None, completed_at=now, processing_seconds=run_seconds(current, now),
             )
+            history.record(conn, lease.job_id, Event.FAILED, lease.owner, message, at=now)
+            webhooks.enqueue(conn, lease.job_id, Status.FAILED.value, self.settings)
             self._notify(conn, current.type)
         return failed
 
@@ -236,6 +245,25 @@ class WorkerLeases(JobStore):
         if self.driver.notifies:
             with self._single_statement() as conn:
                 self._notify(conn, type_name)
+
+
+_RELEASE_EVENTS = {Status.CANCELLED: Event.CANCELLED, Status.PAUSED: Event.PAUSED,
+                   Status.PENDING: Event.RELEASED}
+
+
+def _record_claim(conn: sa.Connection, row: Any, owner: str) -> None:
+    history.record(conn, row.id, Event.CLAIMED, owner, f"attempt {row.attempt}", at=row.updated_at)
+
+
+def _record_commit(conn: sa.Connection, lease: Lease, done: bool, status: str, now: Any) -> None:
+    """The history of a batch commit that ended the run: completed, or a
+    cancel / pause request honoured at this boundary."""
+    if done:
+        history.record(conn, lease.job_id, Event.COMPLETED, lease.owner, at=now)
+    elif status == Status.CANCELLED.value:
+        history.record(conn, lease.job_id, Event.CANCELLED, lease.owner, "at a batch boundary", at=now)
+    elif status == Status.PAUSED.value:
+        history.record(conn, lease.job_id, Event.PAUSED, lease.owner, "at a batch boundary", at=now)
 
 
 def _fence_params(lease: Lease) -> dict[str, Any]:

@@ -17,7 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from cocoa.db.tables import jobs, upload_chunks, uploads
-from cocoa.jobs import sql
+from cocoa.jobs import history, sql, webhooks
+from cocoa.jobs import workers as worker_registry
+from cocoa.jobs.history import SYSTEM, Event
 from cocoa.jobs.model import TERMINAL, Control, Job, Status, utcnow
 from cocoa.jobs.store import JobStore, run_seconds
 
@@ -39,7 +41,10 @@ class Maintenance(JobStore):
             for row in expired:
                 job = Job.from_row(row)
                 values = _reaped_values(job, now, limit)
-                conn.execute(sql.attempt_update(job.id, job.attempt).values(**values))
+                if not conn.execute(sql.attempt_update(job.id, job.attempt).values(**values)).rowcount:
+                    continue  # the worker committed a new state meanwhile
+                _record_reaped(conn, job, values, now)
+                webhooks.enqueue(conn, job.id, values["status"], self.settings)  # if it ended
                 affected.append(job.id)
                 log.warning("job %s type=%s lease expired (owner %s, attempt %d): %s",
                             job.id, job.type, job.lease_owner, job.attempt, values["status"])
@@ -54,25 +59,35 @@ class Maintenance(JobStore):
         failed: list[str] = []
         with self.writer.begin() as conn:
             running = conn.execute(self.driver.lock_rows(
-                sa.select(jobs).where(jobs.c.status == Status.PROCESSING.value)
+                sa.select(jobs).where(jobs.c.status == Status.PROCESSING.value,
+                                      jobs.c.kind == "job")  # a group's time is its children's
             )).all()
             for row in running:
                 job = Job.from_row(row)
                 spent = run_seconds(job, now)
                 if spent <= job.timeout_seconds:
                     continue
-                conn.execute(sql.attempt_update(job.id, job.attempt).values(
+                error = (f"Timed out: processing took longer than the limit of "
+                         f"{_human_seconds(job.timeout_seconds)}. Work committed so far is kept; "
+                         f"retry the job to continue from a fresh start.")
+                if not conn.execute(sql.attempt_update(job.id, job.attempt).values(
                     status=Status.FAILED.value, control=None, lease_owner=None,
                     lease_expires_at=None, completed_at=now, updated_at=now,
-                    processing_seconds=spent,
-                    error=(f"Timed out: processing took longer than the limit of "
-                           f"{_human_seconds(job.timeout_seconds)}. Work committed so far is kept; "
-                           f"retry the job to continue from a fresh start."),
-                ))
+                    processing_seconds=spent, error=error,
+                )).rowcount:
+                    continue
+                history.record(conn, job.id, Event.FAILED, SYSTEM, error, at=now)
+                webhooks.enqueue(conn, job.id, Status.FAILED.value, self.settings)
                 failed.append(job.id)
                 log.warning("job %s type=%s failed: timeout after %.0fs", job.id, job.type, spent)
                 self._notify(conn, job.type)
         return failed
+
+    def prune_dead_workers(self) -> int:
+        """Forget workers whose heartbeat is older than the lease (their jobs
+        are rescued by :meth:`reap_expired`)."""
+        with self.writer.begin() as conn:
+            return worker_registry.prune_dead(conn, self.settings.lease_seconds)
 
     def archive_finished(self) -> int:
         """Retention: hide finished jobs older than the limit; purge their blobs."""
@@ -92,6 +107,22 @@ class Maintenance(JobStore):
         log.info("retention: archived %d finished jobs older than %s days", len(ids),
                  self.settings.retention_days)
         return len(ids)
+
+
+def _record_reaped(conn: sa.Connection, job: Job, values: dict[str, Any], now: Any) -> None:
+    """History of a rescue: the lease was lost, then what became of the job."""
+    history.record(conn, job.id, Event.LEASE_LOST, SYSTEM,
+                   f"worker {job.lease_owner} stopped renewing the lease of attempt {job.attempt}", at=now)
+    status = values["status"]
+    if status == Status.PENDING.value:
+        history.record(conn, job.id, Event.RESCUED, SYSTEM, "back to the queue; resumes from its checkpoint",
+                       at=now)
+    elif status == Status.FAILED.value:
+        history.record(conn, job.id, Event.FAILED, SYSTEM, values.get("error"), at=now)
+    elif status == Status.CANCELLED.value:
+        history.record(conn, job.id, Event.CANCELLED, SYSTEM, "as requested before the lease was lost", at=now)
+    else:
+        history.record(conn, job.id, Event.PAUSED, SYSTEM, "as requested before the lease was lost", at=now)
 
 
 def _purge_uploads(conn: sa.Connection, upload_ids: set[str], now: Any) -> None:

@@ -140,6 +140,12 @@ class Job:
     completed_at: datetime | None
     updated_at: datetime
     archived_at: datetime | None
+    kind: str = "job"  # or "group" (cocoa.jobs.groups)
+    parent_id: str | None = None  # the group a child job belongs to
+
+    @property
+    def is_group(self) -> bool:
+        return self.kind == "group"
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -184,8 +190,24 @@ class Job:
             "phase": self.phase,
         }
 
-    def duration_seconds(self) -> float | None:
+    def elapsed_seconds(self, now: datetime | None = None) -> float | None:
+        """Wall-clock time from the first start to the end (or now): paused
+        and queued time included - what a person waiting for the job sees."""
         if not self.started_at:
             return None
-        end = self.completed_at or utcnow()
-        return round((end - self.started_at).total_seconds(), 3)
+        end = self.completed_at or now or utcnow()
+        return round(max((end - self.started_at).total_seconds(), 0.0), 3)
+
+    def duration_seconds(self) -> float | None:
+        """Deprecated name of :meth:`elapsed_seconds` (the API keeps the field)."""
+        return self.elapsed_seconds()
+
+    def processing_seconds_now(self, now: datetime | None = None) -> float:
+        """Time spent processing: what the row has banked (``processing_seconds``,
+        updated at every batch commit and when a lease ends) plus the time
+        since (``run_started_at``) while a run goes on. Paused time and time pending between leases are left out,
+        like the timeout and the metrics leave them out."""
+        spent = self.processing_seconds
+        if self.status is Status.PROCESSING and self.run_started_at is not None:
+            spent += max(((now or utcnow()) - self.run_started_at).total_seconds(), 0.0)
+        return round(spent, 3)

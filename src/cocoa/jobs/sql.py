@@ -110,7 +110,7 @@ FENCE = (
 A write that matches nothing means the lease is lost (see ``LeaseLost``)."""
 
 DECIDED_AT_COMMIT = ("status", "control", "lease_owner", "lease_expires_at", "completed_at",
-                     "processing_seconds")
+                     "processing_seconds", "run_started_at")
 """What a batch commit cannot know in advance: the :func:`boundary_expressions`
 decide it from the row's ``control``. Nothing else changes under a held lease,
 so a commit returns just these rather than the whole row (every column, JSON
@@ -148,9 +148,11 @@ def boundary_expressions() -> dict[str, Any]:
         "lease_expires_at": sa.case(
             (stopping, None), else_=sa.bindparam("boundary_expires", type_=jobs.c.lease_expires_at.type)),
         "completed_at": sa.case((control == Control.CANCEL.value, now), else_=jobs.c.completed_at),
-        "processing_seconds": sa.case(
-            (stopping, sa.bindparam("boundary_run_seconds", type_=jobs.c.processing_seconds.type)),
-            else_=jobs.c.processing_seconds),
+        # Every commit banks the run's processing time so far and starts
+        # counting afresh: the row's processing_seconds is current to the last
+        # batch (issue 21), whether the run goes on or stops here.
+        "processing_seconds": sa.bindparam("boundary_run_seconds", type_=jobs.c.processing_seconds.type),
+        "run_started_at": now,
     }
 
 
@@ -159,10 +161,11 @@ def boundary_expressions() -> dict[str, Any]:
 def claim_candidate(excluded: frozenset[str], only: frozenset[str] | None) -> sa.Select[Any]:
     """The id of the oldest pending job whose type is not processing anywhere
     (one processing job per type), of the ``only`` types and none of ``excluded``."""
-    running = sa.select(jobs.c.type).where(jobs.c.status == Status.PROCESSING.value)
+    # Group rows (cocoa.jobs.groups) are never claimed: their children are.
+    running = sa.select(jobs.c.type).where(jobs.c.status == Status.PROCESSING.value, jobs.c.kind == "job")
     candidate = (
         sa.select(jobs.c.id)
-        .where(jobs.c.status == Status.PENDING.value, jobs.c.type.not_in(running))
+        .where(jobs.c.status == Status.PENDING.value, jobs.c.type.not_in(running), jobs.c.kind == "job")
         .order_by(jobs.c.created_at, jobs.c.id).limit(1)
     )
     if excluded:

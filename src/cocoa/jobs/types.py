@@ -47,10 +47,12 @@ Checkpoint = dict[str, Any]
 
 
 class JobValidationError(Exception):
-    """A request the job type refuses; the API answers with ``status``."""
+    """A request the job type refuses; the API answers with ``status``:
+    422 for readable requests with invalid values (the default), 400 only
+    when the request cannot be read (no file)."""
 
     def __init__(
-        self, message: str, *, code: str = "invalid_request", status: int = 400,
+        self, message: str, *, code: str = "invalid_request", status: int = 422,
         details: Any = None,
     ) -> None:
         super().__init__(message)
@@ -74,6 +76,9 @@ class ItemError:
     message: str  # says what is wrong and how to fix it
     item_index: int | None = None
     severity: str = "error"  # or "warning": recorded but the item was still used
+    # The item's text as in the input (a file's line, decoded): set for
+    # rejected items only, so they can be downloaded, fixed and imported again.
+    original: str | None = None
 
 
 @dataclass(slots=True)
@@ -140,9 +145,9 @@ class JobType(Protocol):
     """A job type: what it declares as class attributes, and its three calls.
 
     Everything the engine needs to know about a type is declared here and
-    read as a plain attribute. The built-in types declare every one; a type
-    that leaves out one of :data:`DECLARATION_DEFAULTS` gets that default
-    when it is registered.
+    read as a plain attribute; nothing is discovered. A type declares every
+    one (subclass :class:`JobTypeDefaults` for the usual values);
+    :func:`register` refuses a type that leaves one out.
     """
 
     name: ClassVar[str]
@@ -161,15 +166,27 @@ class JobType(Protocol):
     def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch: ...
 
 
-DECLARATION_DEFAULTS: dict[str, Any] = {"batch_size_setting": "batch_size", "uses_helpers": False}
+class JobTypeDefaults:
+    """The usual values of the declarations a job type may leave to them."""
+
+    hidden: ClassVar[bool] = False
+    batch_size_setting: ClassVar[str] = "batch_size"
+    uses_helpers: ClassVar[bool] = False
+
+
+# Every declaration of :class:`JobType`, checked when a type is registered.
+DECLARATIONS = ("name", "needs_upload", "hidden", "batch_size_setting", "uses_helpers")
 
 _REGISTRY: dict[str, JobType] = {}
 
 
 def register(job_type: JobType) -> JobType:
-    for attribute, default in DECLARATION_DEFAULTS.items():
-        if not hasattr(job_type, attribute):
-            setattr(type(job_type), attribute, default)
+    """Add ``job_type`` to the registry; a missing declaration fails here,
+    at start-up, rather than when a worker first runs the type."""
+    missing = [name for name in DECLARATIONS if not hasattr(job_type, name)]
+    if missing:
+        raise TypeError(f"Job type {type(job_type).__name__} does not declare {', '.join(missing)} "
+                        "(see cocoa.jobs.types.JobType; subclass JobTypeDefaults for the usual values).")
     _REGISTRY[job_type.name] = job_type
     return job_type
 
@@ -178,8 +195,8 @@ def get_job_type(name: str) -> JobType:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise JobValidationError(
-            f"Unknown job type {name!r}; known types: {', '.join(sorted(_REGISTRY))}",
+        raise JobValidationError(  # internal types (noop) stay out of public messages
+            f"Unknown job type {name!r}; known types: {', '.join(all_job_types())}.",
             code="unknown_job_type",
         ) from None
 

@@ -40,13 +40,15 @@ class StoredUpload:
 
 def store_upload(
     conn: sa.Connection, stream: IO[bytes], *, filename: str | None, content_type: str | None,
-    created_by: str | None, max_bytes: int, chunk_bytes: int,
+    created_by: str | None, max_bytes: int, chunk_bytes: int, compression: str | None = None,
 ) -> StoredUpload:
-    """Copy ``stream`` into chunks inside the caller's transaction."""
+    """Copy ``stream`` into chunks inside the caller's transaction
+    (``compression``: what the client sent; ``stream`` is already the expanded file)."""
     upload_id = str(uuid.uuid4())
     conn.execute(uploads.insert().values(
         id=upload_id, filename=_display_name(filename), content_type=content_type, size=0,
         sha256="", chunk_count=0, created_by=created_by, created_at=utcnow(),
+        compression=compression,
     ))
     digest = hashlib.sha256()
     size = seq = 0

@@ -6,6 +6,7 @@ of workers on any hosts can share one database. Background threads:
 
 * heartbeat - renews the leases this worker holds;
 * maintenance - reaps expired leases, fails timed-out jobs, archives old ones;
+* webhooks - posts the outbox of finished jobs' webhooks (cocoa.jobs.webhook_sender);
 * listener (PostgreSQL only) - ``LISTEN`` for new work so idle workers start
   jobs within milliseconds; everywhere else, and as a fallback, short polling.
 
@@ -20,17 +21,19 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from types import FrameType
 
 import sqlalchemy as sa
 
 from cocoa.config import Settings
+from cocoa.db.driver import connection_lost, driver_for
 from cocoa.db.storage import storage_location, storage_problem
+from cocoa.jobs import workers as worker_registry
 from cocoa.jobs.forkserver import start_helper_server
 from cocoa.jobs.manager import NOTIFY_CHANNEL, JobManager, Lease, LeaseLost
 from cocoa.jobs.model import Job, Status
@@ -42,6 +45,7 @@ from cocoa.jobs.types import (
     tune_garbage_collector,
 )
 from cocoa.jobs.uploads import open_upload
+from cocoa.jobs.webhook_sender import WebhookSender
 
 log = logging.getLogger("cocoa.worker")
 
@@ -72,9 +76,11 @@ class Worker:
         """Block until stopped; then drain gracefully."""
         tune_garbage_collector()
         log.info("worker %s started (types: %s)", self.id, ", ".join(self.types or ["all"]))
+        self._registry_call(worker_registry.register, self.manager.engine, self.id, self.types)
         helpers = [
             threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
             threading.Thread(target=self._maintenance_loop, name="maintenance", daemon=True),
+            threading.Thread(target=WebhookSender(self.manager, self._stopping).run, name="webhooks", daemon=True),
         ]
         if self.manager.driver.notifies:
             helpers.append(threading.Thread(target=self._listen_loop, name="listen", daemon=True))
@@ -94,7 +100,15 @@ class Worker:
         finally:
             self._drain()
             self._exited.set()
+            self._registry_call(worker_registry.deregister, self.manager.engine, self.id)
         log.info("worker %s stopped", self.id)
+
+    def _registry_call(self, operation: Callable[..., None], *args: object) -> None:
+        """Registering is for people watching: a database hiccup must not stop the worker."""
+        try:
+            operation(*args)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("worker %s: worker registry not updated: %s", self.id, exc)
 
     def _helper_modules(self) -> list[str]:
         """The modules of this worker's job types that start helper processes."""
@@ -313,6 +327,8 @@ class Worker:
         # Runs until the worker has fully exited: leases must stay alive while
         # a stopping worker finishes its current batches.
         while not self._exited.wait(self.settings.heartbeat_seconds):
+            if not self._exited.is_set():  # never re-register after the final deregister
+                self._registry_call(worker_registry.heartbeat, self.manager.engine, self.id, self.types)
             with self._lock:
                 leases = [lease for lease, _ in self._running.values()]
                 totals = dict(self._unpublished_totals)
@@ -333,6 +349,7 @@ class Worker:
             try:
                 self.manager.reap_expired()
                 self.manager.fail_timed_out()
+                self.manager.prune_dead_workers()
                 if time.monotonic() - last_archive > 60:
                     self.manager.archive_finished()
                     last_archive = time.monotonic()
@@ -351,8 +368,9 @@ class Worker:
         """LISTEN on PostgreSQL; reconnects after outages, polling covers the gap."""
         import psycopg
 
-        url = self.manager.engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
+        dsn = driver_for(self.manager.engine).listen_dsn(self.manager.engine)
+        if dsn is None:
+            return
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(dsn, autocommit=True) as conn:
@@ -379,13 +397,9 @@ def database_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, sqlite3.OperationalError) or storage_problem(exc) is not None:
+    if storage_problem(exc) is not None:
         return True  # locked, full, read-only, unreachable: see cocoa.db.storage
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return False
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return connection_lost(exc)
 
 
 def _batch_size(settings: Settings, type_name: str) -> int:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from cocoa.domain.errors import InputError, Problem
 from cocoa.jobs.types import JobValidationError
+from cocoa.jobtypes.requests import RequestError
 
 STATUS = {
     Problem.BAD_REQUEST: 400,
@@ -35,3 +36,15 @@ def domain_input() -> Iterator[None]:
         yield
     except InputError as exc:
         raise as_validation_error(exc) from exc
+
+
+@contextmanager
+def request_input() -> Iterator[None]:
+    """Check request fields against :mod:`cocoa.jobtypes.requests`; a
+    :class:`RequestError` leaves as a :class:`JobValidationError` with the
+    same code and status the API and the web pages give it."""
+    try:
+        yield
+    except RequestError as exc:
+        raise JobValidationError(exc.message, code=exc.code, status=exc.status,
+                                 details=exc.details) from exc

@@ -6,8 +6,8 @@ Two phases, one checkpoint each, so a crash in either resumes exactly:
   ``i .. i+batch-1`` are read, reprojected to WGS84, repaired and upserted by
   (source, apn). A feature the batch cannot use is an item error; the job
   goes on.
-* ``linking`` - checkpoint ``{"phase": "linking", "after": household_id, ...}``:
-  households are walked by id; each is linked by the rule of
+* ``linking`` (:mod:`cocoa.jobtypes.parcel_linking`) - checkpoint
+  ``{"phase": "linking", "after": household_id, ...}``: households are walked by id; each is linked by the rule of
   :mod:`cocoa.domain.parcel_links`: by address key equality
   (``households.address_key == parcels.situs_key``), else by its building's
   key (a flat on a parcel per building), else, when it has coordinates, by
@@ -39,7 +39,7 @@ from cocoa.db.bulk import bind, bulk_for, chunks
 from cocoa.db.engine import reading
 from cocoa.db.tables import households, parcels
 from cocoa.domain import parcel_files as pf
-from cocoa.domain import parcel_links as pl
+from cocoa.jobs.groups import LAST_IN_GROUP, Part
 from cocoa.jobs.types import (
     Batch,
     Checkpoint,
@@ -52,6 +52,7 @@ from cocoa.jobs.types import (
     register,
 )
 from cocoa.jobtypes.input_errors import domain_input
+from cocoa.jobtypes.parcel_linking import considered_by, link_batch, link_counts
 
 READ_AHEAD = 100_000  # GeoJSON/CSV features per read (the default item limit)
 _PARAM_KEYS = {"source", "format", "source_crs", "mapping", "layer"}
@@ -59,7 +60,6 @@ _UPDATE_COLUMNS = ("situs_address", "situs_key", "geometry_wkb", "min_lon", "min
                    "max_lon", "max_lat", "rep_lon", "rep_lat", "attributes", "import_job_id",
                    "updated_at")
 _READER_KEY = "parcel_import.reader"
-_INDEX_KEY = "parcel_import.link_index"
 
 
 class ParcelImport:
@@ -89,7 +89,7 @@ class ParcelImport:
         with domain_input():
             info = pf.inspect_parcel_file(
                 ctx.upload, ctx.upload_filename, source_crs=source_crs, mapping=mapping,
-                max_items=ctx.settings.max_items_per_job, layer=layer)
+                max_items=ctx.settings.max_items_per_group, layer=layer)  # above per-job: a group
         _check_format(_optional_text(raw, "format"), info.format)
         return {
             "source": _source_param(raw.get("source"), info.preset),
@@ -99,14 +99,25 @@ class ParcelImport:
 
     # ------------------------------------------------------------------ plan / run
 
+    def split(self, ctx: CreateContext, params: Params, limit: int) -> list[Part] | None:
+        """Feature ranges of at most ``limit`` (job groups): each child imports
+        its features; only the last links households, once all parcels are in."""
+        count = int(params["file"]["feature_count"])
+        if count <= limit:
+            return None
+        return [Part({**params, "features": [start, min(start + limit, count)]},
+                     start + 1, min(start + limit, count))
+                for start in range(0, count, limit)]
+
     def plan(self, ctx: RunContext) -> int:
-        return int(ctx.params["file"]["feature_count"])
+        start, end = _feature_range(ctx.params)
+        return end - start
 
     def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch:
-        checkpoint = checkpoint or {"phase": "import", "feature": 0}
+        checkpoint = checkpoint or {"phase": "import", "feature": _feature_range(ctx.params)[0]}
         if checkpoint.get("phase", "import") == "import":
             return _import_batch(ctx, int(checkpoint.get("feature", 0)))
-        return _link_batch(ctx, checkpoint)
+        return link_batch(ctx, checkpoint)
 
 
 # ---------------------------------------------------------------------- validation helpers
@@ -232,10 +243,19 @@ class _Prepared:
     repaired: int
 
 
+def _feature_range(params: Params) -> tuple[int, int]:
+    """[start, end) of the features this job imports: a group's child's
+    share (``features``), else the whole file."""
+    share = params.get("features")
+    if isinstance(share, list) and len(share) == 2:
+        return int(share[0]), int(share[1])
+    return 0, int(params["file"]["feature_count"])
+
+
 def _import_batch(ctx: RunContext, start: int) -> Batch:
     reader = _reader(ctx)
-    total = reader.info.feature_count
-    features = reader.read(start, ctx.batch_size) if start < total else None
+    total = _feature_range(ctx.params)[1]
+    features = reader.read(start, min(ctx.batch_size, total - start)) if start < total else None
     if not features or len(features) == 0:
         return _start_linking(ctx, start)  # ``start`` features were read, whatever was counted
     prepared = _prepare(ctx, reader, features)
@@ -269,7 +289,8 @@ def _prepare(ctx: RunContext, reader: _Reader, features: pf.FeatureSlice) -> _Pr
         apn = pf.field_text(attributes, mapping.apn_field)
         problem = geo.problems[i] or _apn_problem(apn, mapping.apn_field)
         if problem:
-            errors.append(ItemError(pf.feature_ref(index), problem[0], problem[1], index))
+            errors.append(ItemError(pf.feature_ref(index), problem[0], problem[1], index,
+                                    original=_original_properties(attributes)))
             failed += 1
             continue
         if apn in rows:
@@ -287,6 +308,12 @@ def _prepare(ctx: RunContext, reader: _Reader, features: pf.FeatureSlice) -> _Pr
             "created_at": now, "updated_at": now, "_index": index,
         }
     return _Prepared(rows, errors, failed, repaired)
+
+
+def _original_properties(attributes: dict[str, Any]) -> str:
+    """A rejected feature's properties as JSON, for errors.csv. Only the
+    properties: its geometry can be megabytes and is in the file anyway."""
+    return json.dumps(attributes, ensure_ascii=False, default=str)
 
 
 def _apn_problem(apn: str, column: str) -> tuple[str, str] | None:
@@ -383,87 +410,25 @@ def _upsert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------------- linking phase
 
 
-def _considered(source: str) -> sa.ColumnElement[bool]:
-    """Households this source may (re)link: unlinked, or linked to one of
-    its own parcels. Links to another source's parcels are left alone."""
-    own = sa.exists().where(parcels.c.id == households.c.parcel_id, parcels.c.source == source)
-    return sa.or_(households.c.parcel_id.is_(None), own)  # a primary-key probe per row
-
-
 def _start_linking(ctx: RunContext, features: int) -> Batch:
     """The hand-over batch: counts the households the second phase will visit."""
     reader = ctx.cache.pop(_READER_KEY, None)
     if isinstance(reader, _Reader):
         reader.close()
+    end, features = features, features - _feature_range(ctx.params)[0]  # read by this job
+    if not ctx.params.get(LAST_IN_GROUP, True):  # a group's earlier part: the last one links
+        return Batch(checkpoint={"phase": "import", "feature": end}, processed=0,
+                     phase="import", total=features, done=True)
     with reading(ctx.engine) as conn:
         considered = int(conn.execute(
             sa.select(sa.func.count()).select_from(households)
-            .where(_considered(ctx.params["source"]))).scalar_one())
+            .where(considered_by(ctx.params["source"]))).scalar_one())
     done = considered == 0
     return Batch(
         checkpoint={"phase": "linking", "after": 0, "features": features,
                     "considered": considered, "seen": 0},
         processed=0, phase="linking", total=features + considered, done=done,
-        counts=_link_counts([], []))  # every counter present, also with no households
-
-
-def _link_index(ctx: RunContext) -> pl.ParcelIndex:
-    """This source's parcels, loaded once per run (``ctx.cache``)."""
-    index = ctx.cache.get(_INDEX_KEY)
-    if not isinstance(index, pl.ParcelIndex):
-        with reading(ctx.engine) as conn:
-            index = pl.load_index(conn, ctx.params["source"])
-        ctx.cache[_INDEX_KEY] = index
-    return index
-
-
-def _link_batch(ctx: RunContext, checkpoint: Checkpoint) -> Batch:
-    source = ctx.params["source"]
-    query = (sa.select(households.c.id, households.c.address_key, households.c.latitude,
-                       households.c.longitude, households.c.parcel_id,
-                       households.c.parcel_link_method)
-             .where(households.c.id > int(checkpoint["after"]), _considered(source))
-             .order_by(households.c.id).limit(ctx.batch_size))
-    with reading(ctx.engine) as conn:  # plain tuples: Row attribute access is slow
-        rows: list[tuple[Any, ...]] = [tuple(r) for r in conn.execute(query)]
-    decisions, reasons = pl.decide(_link_index(ctx), [(r[1], r[2], r[3]) for r in rows])
-    changes = [{"hid": r[0], "pid": pid, "method": method}
-               for r, (pid, method) in zip(rows, decisions, strict=True)
-               if (r[4], r[5]) != (pid, method)]
-    seen = int(checkpoint.get("seen", 0)) + len(rows)
-    done = len(rows) < ctx.batch_size
-    features = int(checkpoint["features"])
-    total = features + (seen if done else max(int(checkpoint["considered"]), seen))
-    return Batch(
-        checkpoint={**checkpoint, "after": rows[-1][0] if rows else checkpoint["after"],
-                    "seen": seen},
-        processed=len(rows), succeeded=len(rows), phase="linking", total=total, done=done,
-        write=lambda conn: _apply_links(conn, changes), counts=_link_counts(decisions, reasons),
-    )
-
-
-def _link_counts(decisions: list[pl.Link], reasons: list[str | None]) -> dict[str, int]:
-    """How the households this job considered are linked after it, and why
-    the others are not (both reasons mean no parcel of this source has their
-    address or their building's address)."""
-    counts = {f"households_linked_{m}": sum(method == m for _, method in decisions)
-              for m in pl.METHODS}
-    counts["households_unlinked"] = sum(pid is None for pid, _ in decisions)
-    counts["households_unlinked_not_geocoded"] = reasons.count(pl.NOT_GEOCODED)
-    counts["households_unlinked_outside_parcels"] = reasons.count(pl.OUTSIDE_PARCELS)
-    return counts
-
-
-def _apply_links(conn: sa.Connection, changes: list[dict[str, Any]]) -> None:
-    """One driver-level executemany (see :func:`_upsert` for why)."""
-    if not changes:
-        return
-    mark = bulk_for(conn).placeholder
-    stamp = bind(conn, households.c.updated_at, datetime.now(UTC))
-    conn.exec_driver_sql(
-        f"UPDATE households SET parcel_id = {mark}, parcel_link_method = {mark}, "
-        f"updated_at = {mark} WHERE id = {mark}",
-        [(c["pid"], c["method"], stamp, c["hid"]) for c in changes])
+        counts=link_counts([], []))  # every counter present, also with no households
 
 
 register(ParcelImport())

@@ -33,7 +33,7 @@ _SAME_POINT = 7  # decimal places (~1 cm) under which two points are one
 
 
 class _Point(NamedTuple):
-    """A known location (a tuple: tens of thousands are built per second)."""
+    """A known location (a tuple: a batch builds one per key, so they must be cheap)."""
 
     latitude: float
     longitude: float

@@ -15,8 +15,8 @@ a log of the last N = floor(rate) requests and when each one *completed*
 before it answered it, and request i+N cannot arrive before it is released,
 so releasing i+N no earlier than ``completed(i) + 1 s`` proves that no
 one-second window at the server ever holds more than N requests - whatever
-the jitter. The price is the round-trip time per window of N (about 0.1% at
-1 ms on loopback, more on slow links, where being conservative is right).
+the jitter. The price is one round-trip time per window of N: small on a
+fast link, larger on a slow one, where being conservative is right.
 
 Callers that send a request use :meth:`TokenBucket.slot` (a context manager
 whose exit marks completion); :meth:`TokenBucket.acquire` is for callers that

@@ -20,13 +20,16 @@ overwritten unless asked: a newcomer's folder may hold real files.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cocoa.samples.parcels import Town, generate_town, to_csv, to_geojson, to_gpkg, to_shapefile_zip
 from cocoa.samples.town_voters import UNPLACED_TEXT, VoterSample, voter_samples
+from cocoa.samples.vendor_export import VendorFile, generate_vendor
 
 SEED = 21
 PARCELS = 60
@@ -36,6 +39,12 @@ APARTMENTS = 0.1
 COUNTY_FIELDS = {"parno": "PIN", "siteadd": "SITE_ADDR", "scity": "SITE_CITY",
                  "szip": "SITE_ZIP", "ownname": "OWNER"}
 COUNTY_MAPPING = {"apn_field": "PIN", "address_field": "SITE_ADDR", "zip_field": "SITE_ZIP"}
+VENDOR_ROWS = 40  # vendor.csv: a vendor export (issue 17), read with aliases or a mapping
+
+
+def vendor_file() -> VendorFile:
+    """vendor.csv: a vendor's export of Bahama voters (not an official layout)."""
+    return generate_vendor(VENDOR_ROWS, seed=SEED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +69,25 @@ class SampleSet:
     def files(self) -> dict[str, bytes]:
         """File name -> bytes, README.txt last."""
         out = {s.name: s.data for s in self.voters} | {p.name: p.data for p in self.parcels}
+        out["vendor.csv"] = vendor_file().data
+        out[ZIPPED_NAME] = zipped_voters(self)
         out["README.txt"] = readme(self).encode("utf-8")
         return out
+
+
+ZIPPED_NAME = "ncvoter_Statewide.zip"  # as the NC State Board of Elections names its download
+ZIPPED_MEMBER = "ncvoter92.txt"
+
+
+def zipped_voters(samples: SampleSet) -> bytes:
+    """The NC file zipped, as the state publishes its voter files (issue 17)."""
+    data = next(v.data for v in samples.voters if v.name == ZIPPED_MEMBER)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo(ZIPPED_MEMBER, date_time=(2024, 1, 1, 0, 0, 0))  # same bytes every run
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, data)
+    return out.getvalue()
 
 
 def build() -> SampleSet:
@@ -117,6 +143,13 @@ def readme(samples: SampleSet) -> str:
         lines.append(f"  line {v.repeated_line}: the voter of line {v.superseded_line} again "
                      f"({'same person, address spelled another way' if v.layout == 'simple_csv' else 'after a move'}); "
                      "the later row wins")
+        if v.layout == "simple_csv":  # no id: the repeat is reported, in case it is two people
+            lines.append(f"  line {v.superseded_line}: same_voter_key (warning): same name and "
+                         f"address as line {v.repeated_line}, so one voter; the later row is kept")
+    lines += _vendor_readme()
+    lines += ["", f"{ZIPPED_NAME}  (a zip holding {ZIPPED_MEMBER}, as the state publishes it)",
+              "  Imported as it is: the file inside is read as a stream (a zip with several files",
+              "  needs --member NAME).  cocoa import voters " + ZIPPED_NAME]
     lines += [
         "",
         "Parcel files (cocoa import parcels FILE, or POST /api/v1/gis/parcels/import)",
@@ -136,6 +169,20 @@ def readme(samples: SampleSet) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _vendor_readme() -> list[str]:
+    vendor = vendor_file()
+    return [
+        "", f"vendor.csv  (a vendor export, {vendor.rows} data rows)",
+        "  Not an official layout: Voter ID, First Name, Last Name, Street Address, Apt, City,",
+        "  State, Zip Code. format=auto reads it: voters keyed by 'Voter ID', flats told apart",
+        f"  by 'Apt' ({vendor.households} households in {vendor.buildings} buildings). Many voters "
+        "share a name.",
+        "  Look before importing:  cocoa import voters vendor.csv --preview",
+        "  Name columns yourself:  cocoa import voters vendor.csv --mapping "
+        "'{\"voter_id\": \"Voter ID\", \"unit\": \"Apt\"}'",
+    ]
 
 
 def parcel_mess(town: Town) -> list[str]:

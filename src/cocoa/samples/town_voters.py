@@ -203,7 +203,8 @@ def voter_samples(homes: Sequence[SampleHousehold], seed: int) -> list[VoterSamp
 
 
 def _write(name: str, fmt: _Format, people: list[Person]) -> VoterSample:
-    has_dates = bool(fmt.layout.dates)
+    # The simple list reads dates when a file has them, but this one has no date column.
+    has_dates = bool(fmt.layout.dates) and not fmt.layout.bind
     problems = {UNPLACED_ROW: "unplaced", RAGGED_ROW: "ragged"}
     if has_dates:
         problems[BAD_DATE_ROW] = "bad_date"

@@ -110,6 +110,10 @@ class _Writer:
         self.out = GeneratedFile(layout, b"", 0, key_field)
         self.line_no = 1  # the header
         self.valid: list[_Person] = []
+        # Keys derived from name + address (no id column): a repeated person's
+        # earlier row is reported with a ``same_voter_key`` warning (issue 17).
+        self.derived_keys = False
+        self.last_row: dict[str, int] = {}
         # Every kind at least once (when there is any mess), at seeded positions.
         slots = rng.sample(range(n_rows), min(n_rows, len(MESS_KINDS))) if mess_rate else []
         self.forced = dict(zip(slots, MESS_KINDS, strict=False))
@@ -141,6 +145,9 @@ class _Writer:
         if warning:
             self.out.warnings[self.line_no] = warning
         if person is not None:
+            if self.derived_keys and person.key in self.last_row:
+                self.out.warnings[self.last_row[person.key]] = "same_voter_key"
+            self.last_row[person.key] = self.line_no
             self.out.households[person.key] = person.place.label
             self.out.names[person.key] = (" ".join(person.first.split()),
                                           " ".join(person.last.split()))
@@ -432,6 +439,7 @@ def generate_simple(n_rows: int = 200, seed: int = 0, *, encoding: str = "utf-8"
     email (unique per person)."""
     rng = random.Random(seed)
     w = _Writer(SIMPLE_CSV.name, "email", rng, mess_rate, n_rows)
+    w.derived_keys = True
     places = _places(rng, max(4, n_rows // 2))
     taken: set[tuple[str, str, str]] = set()
     people: dict[str, _Person] = {}

@@ -238,17 +238,10 @@ def _parcel_extent(conn: sa.Connection, job_id: str) -> geojson.BBox | None:
 async def geocode_again(request: Request, job_id: str) -> Response:
     """Start a geocoding job over what this geocoding job left unmatched,
     with the provider chosen in the form."""
-    user = security.current_user(request)
-    if user is None:
-        return routes.to_login(request)
-    refused = await run_in_threadpool(routes._refuse_role, request, user)
-    if refused is not None:
-        return routes.error_page(request, 403, *refused)
-    form = await routes._small_form(request)
-    if isinstance(form, Response):
-        return form
-    if not security.csrf_ok(request, form):
-        return routes.error_page(request, 403, *routes.FORM_EXPIRED)
+    checked = await routes.admin_form(request)
+    if isinstance(checked, Response):
+        return checked
+    user, form = checked
     provider = str(form.get("provider") or "")
     if provider not in start.PROVIDERS:
         security.flash(request, f"Choose a provider: {', '.join(start.PROVIDERS)}.", "error")

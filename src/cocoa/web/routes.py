@@ -27,13 +27,14 @@ from starlette.templating import Jinja2Templates
 
 from cocoa.api.errors import ApiError
 from cocoa.api.job_objects import JobObjects, public_dict
+from cocoa.api.unpacking import create_plain, create_unpacked
 from cocoa.auth import User, get_user
 from cocoa.jobs.manager import JobManager, JobNotFound, UploadSource
 from cocoa.jobs.model import IllegalTransition, Job
 from cocoa.jobs.types import JobValidationError, all_job_types
 from cocoa.jobs.uploads import UploadTooLarge
 from cocoa.login_guard import LoginRefused
-from cocoa.web import forms, security, start, view
+from cocoa.web import forms, job_finder, security, start, view, workers_pages
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -67,7 +68,8 @@ def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(time=view.fmt_time, duration=view.fmt_duration, rate=view.fmt_rate,
-                       number=view.fmt_number, value=view.fmt_value, type_label=view.type_label)
+                       number=view.fmt_number, value=view.fmt_value, type_label=view.type_label,
+                       input=view.fmt_input, short_error=view.short_error)
     env.globals.update(count=view.fmt_count, statuses=view.STATUSES, action_labels=view.ACTION_LABELS,
                        static=_static_url)
     return Jinja2Templates(env=env)
@@ -221,26 +223,32 @@ def counts_json(request: Request) -> Response:
 def jobs_page(request: Request) -> Response:
     if security.current_user(request) is None:
         return to_login(request)
-    status = request.query_params.get("status", "")
-    status = status if status in view.STATUSES else ""
     type_name, types, notice = _type_filter(request.query_params.get("type", "")[:64])
+    finder = job_finder.page_filter(request.query_params, type_name)  # statuses, creator, dates, search
+    status = ",".join(finder.statuses)
     page = _page_arg(request, "page")
     manager = _manager(request)
 
     def listing(page: int) -> tuple[list[Job], int]:
-        return manager.list_jobs(status=status or None, type_name=type_name or None,
-                                 limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE)
+        return manager.list_jobs(spec=finder.spec, limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE)
 
     jobs, total = listing(page)
     if page > view.page_count(total, JOBS_PER_PAGE):  # past the end: show the last page
         page = view.page_count(total, JOBS_PER_PAGE)
         jobs, total = listing(page)
     return render(request, "jobs.html", {
-        "jobs": [public_dict(j) for j in jobs], "total": total, "page": page,
+        "jobs": _with_children(manager, jobs), "total": total, "page": page,
         "pages": view.page_count(total, JOBS_PER_PAGE), "per_page": JOBS_PER_PAGE,
         "status": status, "type": type_name, "types": types, "counts": manager.counts_by_status(),
-        "notice": notice,
+        "notice": notice, "unserved": workers_pages.unserved(manager),
+        "finder": finder, "notices": finder.notices,
     })
+
+
+def _with_children(manager: JobManager, jobs: list[Job]) -> list[dict[str, Any]]:
+    """Job objects; a group's with its children (the row opens to them)."""
+    kids = manager.children([j.id for j in jobs if j.is_group])
+    return [public_dict(j, None, kids.get(j.id)) for j in jobs]
 
 
 def _type_filter(type_name: str) -> tuple[str, list[str], str | None]:
@@ -266,8 +274,8 @@ def job_page(request: Request, job_id: str) -> Response:
     manager = _manager(request)
     try:
         job = manager.get(job_id)
-    except JobNotFound:
-        return error_page(request, 404, "Job not found", f"There is no job with id {job_id}.")
+    except JobNotFound:  # a short id (prefix) goes to its job; an ambiguous one says which
+        return job_finder.prefix_redirect(request, manager, job_id)
     page = _page_arg(request, "errors_page")
     errors, error_total = manager.errors(job_id, limit=ERRORS_PER_PAGE, offset=(page - 1) * ERRORS_PER_PAGE)
     if page > view.page_count(error_total, ERRORS_PER_PAGE):  # past the end: show the last page
@@ -279,6 +287,8 @@ def job_page(request: Request, job_id: str) -> Response:
         "job": data, "actions": view.allowed_actions(data) if user.is_admin else [],
         "errors": errors, "error_total": error_total, "errors_page": page,
         "error_pages": view.page_count(error_total, ERRORS_PER_PAGE), "errors_per_page": ERRORS_PER_PAGE,
+        "history": workers_pages.history(manager, job.id),
+        "webhook": job_finder.webhook_status(manager, job.id),
     })
 
 
@@ -286,6 +296,24 @@ def job_page(request: Request, job_id: str) -> Response:
 async def job_control(request: Request, job_id: str, action: str) -> Response:
     if action not in view.ACTION_LABELS:
         return error_page(request, 404, "Not found", f"There is no action {action!r}.")
+    checked = await admin_form(request)
+    if isinstance(checked, Response):
+        return checked
+    user, _form = checked
+    try:
+        target = await run_in_threadpool(_apply_action, request, user, job_id, action)
+    except JobNotFound:
+        return error_page(request, 404, "Job not found", f"There is no job with id {job_id}.")
+    except (IllegalTransition, JobValidationError) as exc:
+        security.flash(request, str(exc), "error")
+        target = f"/jobs/{job_id}"
+    return RedirectResponse(target, status_code=303)
+
+
+async def admin_form(request: Request) -> tuple[User, FormData] | Response:
+    """The user and form of a state-changing POST once the session, the admin
+    role (before the body is read) and the CSRF token are checked; otherwise
+    the page or redirect to answer with."""
     user = security.current_user(request)
     if user is None:
         return to_login(request)
@@ -297,14 +325,7 @@ async def job_control(request: Request, job_id: str, action: str) -> Response:
         return form
     if not security.csrf_ok(request, form):
         return error_page(request, 403, *FORM_EXPIRED)
-    try:
-        target = await run_in_threadpool(_apply_action, request, user, job_id, action)
-    except JobNotFound:
-        return error_page(request, 404, "Job not found", f"There is no job with id {job_id}.")
-    except (IllegalTransition, JobValidationError) as exc:
-        security.flash(request, str(exc), "error")
-        target = f"/jobs/{job_id}"
-    return RedirectResponse(target, status_code=303)
+    return user, form
 
 
 def _refuse_role(request: Request, user: User) -> tuple[str, str] | None:
@@ -325,10 +346,10 @@ def _apply_action(request: Request, user: User, job_id: str, action: str) -> str
     """Run the control action; return where to go next (retry: the new job)."""
     manager = _manager(request)
     if action == "retry":
-        new = manager.retry(job_id, created_by=user.username)
+        new = manager.retry(job_id, created_by=user.username, actor=user.actor)
         security.flash(request, f"Retry started as a new job (retry of {job_id}).")
         return f"/jobs/{new.id}"
-    job = manager.control(job_id, action)
+    job = manager.control(job_id, action, actor=user.actor)
     security.flash(request, _control_message(action, job.status.value))
     return f"/jobs/{job_id}"
 
@@ -359,8 +380,9 @@ def start_page(request: Request, slug: str) -> Response:
 
 
 def _start_context(spec: start.StartSpec, error: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"spec": spec, "formats": start.voter_formats(), "modes": start.VOTER_MODES,
-            "providers": start.PROVIDERS, "filters": start.GEOCODE_FILTERS, "error": error,
+    return {"spec": spec, "formats": start.voter_formats(), "modes": start.voter_modes(),
+            "providers": start.PROVIDERS, "provider_choices": start.provider_choices(),
+            "filters": start.GEOCODE_FILTERS, "error": error,
             "mapping": start.PARCEL_MAPPING,
             "registered": spec.job_type in all_job_types()}
 
@@ -412,11 +434,15 @@ async def _start_job(request: Request, spec: start.StartSpec, form: FormData, us
     """Build the job request from the form and create the job."""
     try:
         job_request = start.BUILDERS[spec.slug](form)
-        upload = _upload_source(form) if spec.needs_file else None
-        job = await run_in_threadpool(_manager(request).create, spec.job_type, job_request,
-                                      created_by=user.username, upload=upload)
+        if spec.needs_file:  # a .zip/.gz voter file is read as the API reads it (cocoa.api.unpacking)
+            create = create_unpacked if spec.job_type == "import_voters" else create_plain
+            job = await run_in_threadpool(create, _manager(request), spec.job_type, job_request,
+                                          _upload_source(form), created_by=user.username)
+        else:
+            job = await run_in_threadpool(_manager(request).create, spec.job_type, job_request,
+                                          created_by=user.username)
     except start.FormError as exc:
-        return 422, _error_body("invalid_form", exc.message, {"field": exc.field})
+        return 422, _error_body(exc.code, exc.message, {"field": exc.field})
     except JobValidationError as exc:
         return exc.status, _error_body(exc.code, exc.message, exc.details)
     except UploadTooLarge as exc:
@@ -427,7 +453,7 @@ async def _start_job(request: Request, spec: start.StartSpec, form: FormData, us
 def _upload_source(form: Any) -> UploadSource:
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
-        raise JobValidationError("Choose a file to upload.", code="file_required")
+        raise JobValidationError("Choose a file to upload.", code="file_required", status=400)
     return UploadSource(upload.file, upload.filename, upload.content_type)
 
 

@@ -10,23 +10,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-VOTER_FORMATS = ("auto", "nc_statewide", "oh_swvf", "contra_costa", "simple_csv")
-VOTER_MODES = ("full", "incremental")
-PROVIDERS = ("local", "census", "nominatim")
-GEOCODE_FILTERS = ("city", "state", "zip_code", "county", "precinct")
+from cocoa.jobtypes.requests import GEOCODE_FILTERS as GEOCODE_FILTER_FIELDS
+from cocoa.jobtypes.requests import (
+    IMPORT_VOTERS,
+    PARCEL_MAPPING_KEYS,
+    PROVIDER,
+    RequestError,
+    RequestField,
+)
+
+# The choices each page offers, from the job types' request schemas.
+VOTER_FORMAT = IMPORT_VOTERS.field("format")
+VOTER_MODE = IMPORT_VOTERS.field("mode")
+VOTER_MODES = VOTER_MODE.values
+PROVIDERS = PROVIDER.values
+GEOCODE_FILTERS = tuple(field.name for field in GEOCODE_FILTER_FIELDS)
 # The common column-mapping keys of parcel_import (the API accepts the full set as JSON).
-PARCEL_MAPPING = {"apn_field": "APN (parcel id) column", "address_field": "Situs address column",
-                  "city_field": "City column", "zip_field": "ZIP column",
-                  "state": "State of every parcel (e.g. NC)"}
+PARCEL_MAPPING = {choice.value: choice.description for choice in PARCEL_MAPPING_KEYS}
 
 
 class FormError(Exception):
-    """A form value outside its choices; shown like a job validation error."""
+    """A form value the page refuses; shown like a job validation error.
 
-    def __init__(self, message: str, field: str) -> None:
+    ``code`` is the request schema's for a value outside its choices (the
+    code the API gives the same mistake), else ``invalid_form``.
+    """
+
+    def __init__(self, message: str, field: str, code: str = "invalid_form") -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +61,18 @@ SPECS = {
 
 
 def voter_formats() -> list[tuple[str, str]]:
-    """(name, description) for the format picker; descriptions come from the
-    layouts module when it is present."""
-    try:
-        from cocoa.domain.voter_files import LAYOUTS
-    except ImportError:
-        LAYOUTS = {}  # noqa: N806 - same name as the import it stands in for
-    described = [("auto", "Detect the layout from the header row")]
-    for name in VOTER_FORMATS[1:]:
-        layout = LAYOUTS.get(name)
-        described.append((name, str(getattr(layout, "description", "")).split(". ")[0]))
-    return described
+    """(name, description) for the format picker: 'auto', then every layout."""
+    return [(choice.value, choice.description) for choice in VOTER_FORMAT.choices]
+
+
+def voter_modes() -> list[tuple[str, str]]:
+    """(name, what it does) for the mode buttons."""
+    return [(choice.value, choice.description) for choice in VOTER_MODE.choices]
+
+
+def provider_choices() -> list[tuple[str, str]]:
+    """(name, what it is) for the provider picker's help."""
+    return [(choice.value, choice.description) for choice in PROVIDER.choices]
 
 
 def _text(form: Any, name: str, limit: int = 200) -> str:
@@ -65,16 +80,20 @@ def _text(form: Any, name: str, limit: int = 200) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
-def _choice(form: Any, name: str, choices: tuple[str, ...], default: str) -> str:
-    value = _text(form, name) or default
-    if value not in choices:
-        raise FormError(f"{name} must be one of: {', '.join(choices)}.", name)
-    return value
+def _choice(form: Any, field: RequestField) -> str:
+    try:
+        return field.choose(_text(form, field.name))
+    except RequestError as exc:
+        raise FormError(exc.message, exc.field, exc.code) from None
 
 
 def voters_request(form: Any) -> dict[str, Any]:
-    return {"format": _choice(form, "format", VOTER_FORMATS, "auto"),
-            "mode": _choice(form, "mode", VOTER_MODES, "full")}
+    request = {"format": _choice(form, VOTER_FORMAT), "mode": _choice(form, VOTER_MODE)}
+    # JSON or a saved mapping's name; the job type checks it (issue 17).
+    mapping = _text(form, "mapping", IMPORT_VOTERS.field("mapping").max_length)
+    if mapping:
+        request["mapping"] = mapping
+    return request
 
 
 def parcels_request(form: Any) -> dict[str, Any]:
@@ -93,7 +112,7 @@ def parcels_request(form: Any) -> dict[str, Any]:
 
 def geocode_request(form: Any) -> dict[str, Any]:
     request: dict[str, Any] = {name: _text(form, name) for name in GEOCODE_FILTERS if _text(form, name)}
-    request["provider"] = _choice(form, "provider", PROVIDERS, "local")
+    request["provider"] = _choice(form, PROVIDER)
     request["only_missing"] = form.get("only_missing") in ("1", "on", "true")
     limit = _text(form, "limit")
     if limit:

@@ -84,6 +84,31 @@ def fmt_count(processed: int | None, total: int | None) -> str:
     return f"{done} / {fmt_number(total)}" if total is not None else f"{done} / ?"
 
 
+def fmt_input(data: dict[str, Any] | None) -> str:
+    """The job's file in one line after its name: ``12,345 bytes · zip ·
+    oh_swvf`` (``input`` of the job object), so two imports of two counties
+    look different in a list."""
+    if not data:
+        return "—"
+    parts = [f"{fmt_number(data.get('bytes'))} bytes"]
+    if data.get("compressed"):
+        parts.append(str(data["compressed"]))
+    if data.get("layout"):
+        parts.append(str(data["layout"]))
+    return " · ".join(parts)
+
+
+SHORT_ERROR = 80
+
+
+def short_error(message: str | None) -> str:
+    """A failure message cut for a table cell (the job page has it whole)."""
+    if not message:
+        return ""
+    line = " ".join(message.split())
+    return line if len(line) <= SHORT_ERROR else line[:SHORT_ERROR - 1].rstrip() + "…"
+
+
 def type_label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 

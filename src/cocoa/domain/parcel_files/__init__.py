@@ -8,7 +8,7 @@ works on an upload the client sent, so:
   name is only a hint for error messages;
 * GDAL reads a copy staged under a server-generated temporary name
   (:mod:`.staging`); a path inside a zip is only ever *read* through
-  ``/vsizip/`` after the zip directory passed :mod:`.zip_safety`;
+  ``/vsizip/`` after the zip directory passed :mod:`cocoa.domain.zip_safety`;
 * features are read in slices (:mod:`.slices`) so a batch never needs the
   whole file in memory, and the checkpoint is a feature index.
 
@@ -36,7 +36,7 @@ from cocoa.domain.parcel_files.slices import (
     read_slice,
 )
 from cocoa.domain.parcel_files.staging import StagedFile, scrub_paths, stage_upload
-from cocoa.domain.parcel_files.zip_safety import ZipLimits
+from cocoa.domain.zip_safety import ZipLimits
 
 __all__ = [
     "FORMATS", "RANDOM_ACCESS_FORMATS", "WGS84", "FeatureSlice", "ParcelFileInfo", "Situs",

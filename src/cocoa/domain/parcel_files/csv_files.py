@@ -116,7 +116,7 @@ def _geometry_column(header: Sequence[str], mapping: dict[str, Any] | None) -> i
         "The CSV has no geometry column: name it WKT (or geometry/geom/the_geom) holding WKT "
         "or GeoJSON, or send mapping 'geometry_field'. "
         f"Columns: {', '.join(header)}.",
-        code="csv_no_geometry", problem=Problem.BAD_REQUEST, details={"columns": list(header)})
+        code="csv_no_geometry", problem=Problem.UNPROCESSABLE, details={"columns": list(header)})
 
 
 def parse_text_geometries(values: Sequence[str | None]) -> np.ndarray:

@@ -19,8 +19,8 @@ from cocoa.domain.parcel_files.info import ParcelFileInfo, no_features, stored_l
 from cocoa.domain.parcel_files.mapping import resolve_mapping
 from cocoa.domain.parcel_files.sniffing import Located, head_of, locate_in_zip, sniff_format
 from cocoa.domain.parcel_files.staging import StagedFile, gdal_path, scrub_paths, stage_upload
-from cocoa.domain.parcel_files.zip_safety import DEFAULT_ZIP_LIMITS, ZipLimits, check_zip_safety
 from cocoa.domain.voter_files import MAX_HEADER_COLUMNS
+from cocoa.domain.zip_safety import DEFAULT_ZIP_LIMITS, ZipLimits, check_zip_safety
 
 
 def inspect_parcel_file(
@@ -44,9 +44,10 @@ def inspect_parcel_file(
             info = _inspect_gdal(staged, located, source_crs, mapping, layer)
     if info.feature_count > max_items:
         raise InputError(
-            f"The file has {info.feature_count:,} features; a job may hold at most "
-            f"{max_items:,}. Split the file (e.g. by county or area) and import the parts.",
-            code="too_many_items", problem=Problem.TOO_LARGE,
+            f"The file has {info.feature_count:,} features; one upload may hold at most "
+            f"{max_items:,} (COCOA_MAX_ITEMS_PER_GROUP). Split the file (e.g. by county or area) "
+            "and import the parts, or ask the administrator to raise the limit.",
+            code="too_many_items", problem=Problem.UNPROCESSABLE,
             details={"features": info.feature_count, "limit": max_items})
     if info.feature_count == 0:
         raise InputError("The file holds no features.", code="empty_file", problem=Problem.UNPROCESSABLE)

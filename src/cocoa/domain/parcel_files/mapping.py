@@ -109,7 +109,7 @@ def _explicit_columns(by_lower: dict[str, str], explicit: dict[str, Any]) -> dic
         raise InputError(
             f"The mapping names columns the file does not have: {', '.join(missing)}. "
             f"The file's columns are: {', '.join(by_lower.values())}.",
-            code="mapping_field_missing", problem=Problem.BAD_REQUEST,
+            code="mapping_field_missing", problem=Problem.UNPROCESSABLE,
             details={"missing": missing, "columns": list(by_lower.values())})
     return values
 
@@ -125,5 +125,5 @@ def _unknown_fields(fields: Sequence[str], explicit: dict[str, Any] | None) -> I
         f"Candidate id columns: {', '.join(apn) or 'none'}; "
         f"candidate address columns: {', '.join(addr) or 'none'}; "
         f"all columns: {', '.join(fields)}.",
-        code="unknown_parcel_fields", problem=Problem.BAD_REQUEST,
+        code="unknown_parcel_fields", problem=Problem.UNPROCESSABLE,
         details={"apn_candidates": apn, "address_candidates": addr, "columns": list(fields)})

@@ -1,7 +1,7 @@
 """The upload copied where GDAL can open it, under a server-generated name.
 
 A path inside a zip is only ever *read* through ``/vsizip/`` after the zip
-directory passed :func:`~.zip_safety.check_zip_safety`, and GDAL messages
+directory passed :func:`~cocoa.domain.zip_safety.check_zip_safety`, and GDAL messages
 are scrubbed of these server paths before a client sees them.
 """
 

@@ -11,7 +11,9 @@ One idea per module, in the order a file is read:
 * :mod:`.keys` - a row's household, and a voter key for files without an id;
 * :mod:`.records` - what a parsed row is;
 * :mod:`.row_reader` - one line into a row, or why not;
-* :mod:`.inspection` - the pre-flight check of an upload.
+* :mod:`.mapping` - which column feeds each field of a hand-made or vendor file;
+* :mod:`.inspection` - the pre-flight check of an upload;
+* :mod:`.preview` - what an import would store, before it starts.
 
 This package exports what the rest of the code base uses; tests of the
 internals import them from their module.
@@ -37,7 +39,13 @@ from cocoa.domain.voter_files.limits import (
     MAX_LINE_BYTES,
     too_many_columns,
 )
-from cocoa.domain.voter_files.lines import Line, count_data_lines, is_blank, iter_lines
+from cocoa.domain.voter_files.lines import (
+    Line,
+    count_data_lines,
+    is_blank,
+    iter_lines,
+    iter_records,
+)
 from cocoa.domain.voter_files.records import CANONICAL_FIELDS, PARSER_VERSION, VoterRecord
 from cocoa.domain.voter_files.row_reader import RowReader
 
@@ -45,6 +53,6 @@ __all__ = [
     "CANONICAL_FIELDS", "CONTRA_COSTA", "LAYOUTS", "MAX_HEADER_BYTES", "MAX_HEADER_COLUMNS",
     "MAX_LINE_BYTES", "NC_STATEWIDE", "OH_SWVF", "PARSER_VERSION", "SIMPLE_CSV", "Header",
     "Layout", "Line", "RowIssue", "RowReader", "VoterRecord", "count_data_lines", "get_layout",
-    "inspect_file", "is_blank", "iter_lines", "read_header_line", "resolve_layout",
+    "inspect_file", "is_blank", "iter_lines", "iter_records", "read_header_line", "resolve_layout",
     "too_many_columns",
 ]

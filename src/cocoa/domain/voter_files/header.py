@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from cocoa.domain.errors import InputError, Problem
-from cocoa.domain.voter_files.layouts import LAYOUTS, Layout
+from cocoa.domain.voter_files.layouts import LAYOUTS, SIMPLE_ALIASES, Layout
 from cocoa.domain.voter_files.limits import MAX_HEADER_COLUMNS, too_many_columns
 from cocoa.domain.voter_files.split import split_line
 
 UTF8_BOM = b"\xef\xbb\xbf"
 _HEADER_LOOSE = re.compile(r"[\s_\-]+")
-_DELIMITER_NAMES = {"\t": "tab", ",": "comma"}
+_DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}
+SNIFFED_DELIMITERS = (",", ";", "|", "\t")
 
 
 def _loose(name: str) -> str:
@@ -85,6 +86,38 @@ class Detection:
     layout: Layout
     header: Header
     reason: str
+    # our field -> the file's column it is read from (see :mod:`.mapping`)
+    columns_used: Mapping[str, str] = field(default_factory=dict)
+
+
+def sniff_delimiter(text: str) -> str:
+    """The delimiter of a hand-made or vendor header: whichever of comma,
+    semicolon, pipe and tab occurs most often outside quotes (comma on a tie
+    or when there is none: a one-column header)."""
+    outside = re.sub(r'"[^"]*"', "", text)
+    counts = {d: outside.count(d) for d in SNIFFED_DELIMITERS}
+    best = max(SNIFFED_DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
+def with_sniffed_delimiter(layout: Layout, text: str) -> Layout:
+    """``layout`` with the header's own delimiter when its columns are chosen
+    per file (the simple layout); the official layouts keep theirs."""
+    if not layout.bind:
+        return layout
+    delimiter = sniff_delimiter(text)
+    return layout if delimiter == layout.delimiter else replace(layout, delimiter=delimiter)
+
+
+def missing_required(header: Header, layout: Layout) -> list[str]:
+    """The required columns ``header`` lacks; for a per-file layout a
+    required field is present under any of its aliases (``First`` is a first
+    name)."""
+    if not layout.bind:
+        return header.missing(layout.required)
+    return [name for name in layout.required
+            if all(header.position(alias) is None
+                   for alias in SIMPLE_ALIASES.get(name, (name,)))]
 
 
 def detect_layout(header: str | bytes) -> Detection:
@@ -97,9 +130,10 @@ def detect_layout(header: str | bytes) -> Detection:
     text = decode_header(header)
     scored: list[tuple[int, int, Layout, Header]] = []
     notes: list[str] = []
-    for layout in LAYOUTS.values():
+    for known_layout in LAYOUTS.values():
+        layout = with_sniffed_delimiter(known_layout, text)
         parsed = parse_header(text, layout)
-        missing = parsed.missing(layout.required)
+        missing = missing_required(parsed, layout)
         if missing:
             notes.append(f"{layout.name}: missing {', '.join(missing)}")
             continue
@@ -108,7 +142,9 @@ def detect_layout(header: str | bytes) -> Detection:
     if not scored:
         raise InputError(
             "Could not recognise the voter file layout from its header ("
-            + "; ".join(notes) + "). Pick a format explicitly or fix the header.",
+            + "; ".join(notes) + "). Pick a format explicitly, name your columns with "
+            '`mapping` (e.g. {"first_name": "Given", "last_name": "Family", "street": '
+            '"Residence"}), or fix the header.',
             code="unknown_layout", problem=Problem.UNPROCESSABLE, details={"candidates": notes},
         )
     scored.sort(key=lambda s: (s[0], s[1]), reverse=True)

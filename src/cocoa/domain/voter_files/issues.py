@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cocoa.domain.voter_files.layouts import Layout
 from cocoa.domain.voter_files.limits import MAX_LINE_BYTES
 
 
@@ -23,10 +22,10 @@ MAX_ID_LENGTH = 128  # voters.external_id
 MAX_HOUSEHOLD_KEY = 400  # households.address_key
 
 
-def check_id(row: int, external_id: str, layout: Layout) -> RowIssue | None:
+def check_id(row: int, external_id: str, column: str | None) -> RowIssue | None:
     if not external_id:
         return RowIssue(row, "missing_id", f"row {row}: the voter id column "
-                        f"{layout.id_column!r} is empty; the row was skipped")
+                        f"{column!r} is empty; the row was skipped")
     if len(external_id) > MAX_ID_LENGTH:
         return RowIssue(row, "bad_id", f"row {row}: the voter id is {len(external_id)} "
                         f"characters long (at most {MAX_ID_LENGTH}); the row was skipped")
@@ -67,3 +66,25 @@ def stray_quote_kept(row: int) -> RowIssue:
     return RowIssue(row, "stray_quote",
                     f"row {row}: a double quote does not open or close a quoted field; "
                     "it was kept as part of the value", fatal=False)
+
+
+def missing_address(row: int) -> RowIssue:
+    """A file without an id keys voters by name and address; a row without an
+    address could only be keyed by name, which merges namesakes."""
+    return RowIssue(row, "missing_address",
+                    f"row {row}: no street address; without a voter id column a voter is "
+                    "identified by name and address, so the row was not imported. Fill in "
+                    "the address (or import the file with a voter id column)")
+
+
+def no_household(row: int) -> RowIssue:
+    return RowIssue(row, "no_address",
+                    f"row {row}: no street address; the voter was imported (by its id) "
+                    "without a household", fatal=False)
+
+
+def decoded_as_fallback(row: int, encoding: str) -> RowIssue:
+    return RowIssue(row, "not_utf8",
+                    f"row {row}: the text is not valid UTF-8 and was read as {encoding}; "
+                    "check its accented letters (save the file as UTF-8 to be sure)",
+                    fatal=False)

@@ -39,7 +39,7 @@ def residence(street: str | None, unit: str | None, city: str | None, state: str
 
 
 def simple_csv_key(first: str | None, last: str | None, household: str | None,
-                   email: str | None, phone: str | None) -> str:
+                   email: str | None, phone: str | None, born: str | None = None) -> str:
     """The stable voter key for files without a voter id.
 
     ``sc:`` + the first 32 hex digits of SHA-256 over the upper-cased,
@@ -47,11 +47,14 @@ def simple_csv_key(first: str | None, last: str | None, household: str | None,
     person at the same residence, however the address is spelled, is one
     voter). Without an address the lower-cased email stands in for the
     household, then the phone digits. Two different people with the same name
-    at the same address collapse into one; that is the price of having no id.
+    at the same address collapse into one unless the file has a date (or year)
+    of birth, which then joins the material (only then, so keys of files
+    without one stay stable); the import reports such repeats as warnings.
+    Rows without an address are refused by the importer (``missing_address``).
     """
     anchor = household or (email or "").strip().lower() or "".join(
         ch for ch in (phone or "") if ch.isdigit())
-    material = "|".join((_name_key(first), _name_key(last), anchor))
+    material = "|".join((_name_key(first), _name_key(last), anchor, *((born,) if born else ())))
     return "sc:" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 from cocoa.domain.errors import InputError, Problem
 
 Quoting = Literal["enclosed", "csv"]
-DateOrder = Literal["MDY", "YMD"]
+DateOrder = Literal["MDY", "YMD", "ANY"]  # ANY: YYYY-MM-DD or MM/DD/YYYY, by shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,16 @@ class Layout:
     residence: AddressSpec
     mailing: tuple[str, ...] = ()
     integers: tuple[str, ...] = ()
+    # Hand-made and vendor files (the simple layout) differ from file to file:
+    # each field's column is found per file among aliases (``SIMPLE_ALIASES``)
+    # or named by a ``mapping`` (see :mod:`.mapping`); ``id_aliases`` are the
+    # voter id spellings looked for when ``id_column`` is None.
+    id_aliases: tuple[str, ...] = ()
+    bind: bool = False  # columns are chosen per file (aliases / mapping)
+    multiline: bool = False  # quoted fields may span lines (Excel exports)
+    warn_fallback: bool = False  # a row decoded with a fallback encoding gets a warning
+    needs_address: bool = False  # without an id, a row needs an address to be keyed
+    record_width: int = 0  # the bound file's column count (0: unknown), for multi-line records
 
 
 def _cols(text: str) -> tuple[str, ...]:
@@ -209,27 +219,62 @@ CONTRA_COSTA = Layout(
              "MailState", "MailZip"),
 )
 
+SIMPLE_ALIASES: dict[str, tuple[str, ...]] = {
+    # Our field -> the header spellings it is read from, first match wins.
+    # Matched loosely (case, spaces, underscores, hyphens ignored), so
+    # "Street Address" finds street_address and "ZIP-Code" zip_code.
+    "voter_id": ("voter_id", "id", "ncid", "sos_voterid", "registrant_id", "state_voter_id",
+                 "voter_number", "registration_number", "voter_reg_num", "state_id",
+                 "voter_file_id", "van_id"),
+    "first_name": ("first_name", "first", "given_name", "forename", "fname"),
+    "middle_name": ("middle_name", "middle", "middle_initial", "mi"),
+    "last_name": ("last_name", "last", "surname", "family_name", "lname"),
+    "name_suffix": ("name_suffix", "suffix"),
+    "birth_date": ("birth_date", "dob", "date_of_birth", "birthdate", "birthday"),
+    "birth_year": ("birth_year", "year_of_birth", "yob"),
+    "party": ("party", "party_affiliation", "party_code", "party_cd", "party_name"),
+    "phone": ("phone", "phone_number", "telephone", "tel", "cell", "mobile", "full_phone_number"),
+    "email": ("email", "email_address", "e_mail"),
+    "precinct": ("precinct", "precinct_name", "precinct_code", "precinct_id"),
+    "county": ("county", "county_name"),
+    "status": ("status", "voter_status"),
+    "registration_date": ("registration_date", "registered", "reg_date"),
+    "street": ("address", "street", "street_address", "address1", "address_1", "address_line_1",
+               "addr", "addr1", "residential_address", "residential_address1",
+               "residence_address", "res_address", "res_street_address", "home_address"),
+    "unit": ("address2", "address_2", "address_line_2", "addr2", "apt", "apt_no", "apt_number",
+             "unit", "unit_number", "suite", "apartment", "apt_unit", "residential_secondary_addr"),
+    "city": ("city", "residential_city", "res_city", "town", "city_name"),
+    "state": ("state", "residential_state", "state_code", "st"),
+    "zip": ("zip", "zip_code", "zipcode", "postal_code", "postcode", "zip5", "residential_zip"),
+}
+
 SIMPLE_CSV = Layout(
     name="simple_csv",
-    description="Hand-made list: comma-delimited with first_name,last_name and optional "
-    "email,phone,address,city,state,zip. No voter id: voters are keyed by name + "
-    "household (or email/phone when there is no address).",
+    description="Hand-made list or vendor export: comma, semicolon, pipe or tab delimited "
+    "(sniffed), with first and last name and a street address, in generously spelled "
+    "columns (or named by a mapping). Voters are keyed by the id column when there is one "
+    "(Voter ID, voter_id, id, ncid ...), otherwise by name, address and date of birth.",
     delimiter=",",
     quoting="csv",
     encodings=("utf-8", "cp1252"),
     columns=("first_name", "last_name", "email", "phone", "address", "city", "state", "zip"),
     required=("first_name", "last_name"),
     id_column=None,
-    fields={
-        "first_name": "first_name", "last_name": "last_name",
-        "middle_name": ("middle_name",), "email": ("email", "email_address", "e_mail"),
-        "phone": ("phone", "phone_number", "telephone"),
-    },
-    dates={},
+    fields={name: SIMPLE_ALIASES[name] for name in (
+        "first_name", "middle_name", "last_name", "name_suffix", "birth_date", "birth_year",
+        "party", "phone", "email", "precinct", "county", "status", "registration_date")},
+    dates={"birth_date": "ANY", "registration_date": "ANY"},
+    integers=("birth_year",),
     residence=AddressSpec(
-        street=("address",), unit=(), city=("city",), state=("state",),
-        zip_code=("zip", "zip_code", "zipcode", "postal_code"),
+        street=SIMPLE_ALIASES["street"][:1], unit=(), city=SIMPLE_ALIASES["city"],
+        state=SIMPLE_ALIASES["state"], zip_code=SIMPLE_ALIASES["zip"],
     ),
+    id_aliases=SIMPLE_ALIASES["voter_id"],
+    bind=True,
+    multiline=True,
+    warn_fallback=True,
+    needs_address=True,
 )
 
 LAYOUTS: dict[str, Layout] = {

@@ -10,16 +10,20 @@ Why line by line on bytes, not ``csv.reader`` over a text stream:
   ``MUÑOZ`` in a UTF-8 file costs that line a fallback decode, not the file;
 * memory stays flat whatever the file size.
 
-Multi-line quoted fields are therefore not supported; none of the public
-layouts has them, and a row broken across lines is reported as ragged rather
-than silently merged. Row numbers are physical line numbers (the header is
+Multi-line quoted fields: none of the public layouts has them, and there a
+row broken across lines is reported as ragged rather than silently merged.
+Hand-made and vendor files (Excel) do have them; for a layout that says so
+(``multiline``), :func:`iter_records` joins the physical lines of one quoted
+record, strictly (see there). Row numbers are physical line numbers (the header is
 row 1, blank lines keep their number), which is what a person sees in an
 editor or spreadsheet.
 """
 
 from __future__ import annotations
 
+import csv
 import re
+from collections import deque
 from collections.abc import Iterator
 from functools import lru_cache, partial
 from typing import IO, NamedTuple
@@ -44,6 +48,7 @@ class Line(NamedTuple):
     start: int
     end: int
     raw: bytes
+    span: int = 1  # physical lines it covers (more than one: a multi-line record)
 
 
 def iter_lines(stream: IO[bytes], offset: int, number: int,
@@ -210,3 +215,94 @@ def is_blank(raw: bytes, layout: Layout) -> bool:
     """Blank lines, and lines of nothing but delimiters and quotes (what a
     spreadsheet writes for an empty row), are skipped without an error."""
     return not raw.strip(_filler(layout.delimiter))
+
+
+MAX_RECORD_LINES = 20  # physical lines one quoted record may span
+
+
+def iter_records(stream: IO[bytes], offset: int, number: int, layout: Layout,
+                 max_line: int = MAX_LINE_BYTES) -> Iterator[Line]:
+    """:func:`iter_lines`, but for a ``multiline`` layout a record whose
+    quoted field spans lines (Excel writes a line break in a cell that way)
+    comes as one :class:`Line`: the record's first line number, its start,
+    the last line's end, the lines joined by LF, and ``span``.
+
+    Strict, so a stray quote never swallows the rows after it: lines are
+    joined only when the first one ends inside a quoted field, the joined
+    text is valid CSV within :data:`MAX_RECORD_LINES` lines and ``max_line``
+    bytes, and (when the layout knows it) has exactly the header's number of
+    fields. Otherwise the first line stays alone (reported as it always was)
+    and the lines after it are read afresh.
+    """
+    lines = iter_lines(stream, offset, number, max_line)
+    if not layout.multiline:
+        yield from lines
+        return
+    delimiter = layout.delimiter
+    pending: deque[Line] = deque()
+    while True:
+        line = pending.popleft() if pending else next(lines, None)
+        if line is None:
+            return
+        if not _opens_quote(line.raw, delimiter):
+            yield line
+            continue
+        taken = [line]
+        joined: Line | None = None
+        while len(taken) < MAX_RECORD_LINES:
+            following = pending.popleft() if pending else next(lines, None)
+            if following is None:
+                break
+            taken.append(following)
+            raw = b"\n".join(t.raw for t in taken)
+            if len(raw) > max_line:
+                break
+            if _closes(raw, delimiter, layout.record_width):
+                joined = Line(line.number, line.start, following.end, raw, len(taken))
+                break
+        if joined is not None:
+            yield joined
+        else:
+            yield line
+            pending.extendleft(reversed(taken[1:]))
+
+
+def _opens_quote(raw: bytes, delimiter: str) -> bool:
+    """Does the line end inside a quoted field? (An odd number of quotes is
+    the cheap pre-check; only then is it parsed.)"""
+    if raw.count(b'"') % 2 == 0:
+        return False
+    try:
+        list(csv.reader([raw.decode("latin-1")], delimiter=delimiter, strict=True))
+    except csv.Error:
+        return True
+    return False
+
+
+def _closes(raw: bytes, delimiter: str, width: int) -> bool:
+    """Is ``raw`` one complete CSV record (of ``width`` fields when known)?"""
+    if raw.count(b'"') % 2:
+        return False
+    try:
+        rows = list(csv.reader([raw.decode("latin-1")], delimiter=delimiter, strict=True))
+    except csv.Error:
+        return False
+    return len(rows) == 1 and (not width or len(rows[0]) == width)
+
+
+def count_records_upto(stream: IO[bytes], offset: int, layout: Layout,
+                       stop_above: int | None) -> tuple[int, bool]:
+    """:func:`count_data_lines_upto` counting records (see :func:`iter_records`):
+    a line at a time, so only for the layouts whose records may span lines,
+    and only when the file has a quote at all (else every line is a record,
+    and the block-wise count is exact)."""
+    stream.seek(offset)
+    if not any(b'"' in block for block in iter(partial(stream.read, _READ_BLOCK), b"")):
+        return count_data_lines_upto(stream, offset, layout, stop_above)
+    count = 0
+    for line in iter_records(stream, offset, 1, layout):
+        if not is_blank(line.raw, layout):
+            count += 1
+            if stop_above is not None and count > stop_above:
+                return count, False
+    return count, True

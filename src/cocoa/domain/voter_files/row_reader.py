@@ -18,7 +18,10 @@ from cocoa.domain.voter_files.issues import (
     address_unplaced,
     bad_value,
     check_id,
+    decoded_as_fallback,
     line_too_long,
+    missing_address,
+    no_household,
     stray_quote_kept,
 )
 from cocoa.domain.voter_files.keys import Residence, residence, simple_csv_key
@@ -30,8 +33,9 @@ from cocoa.domain.voter_files.split import split_line
 
 _RESIDENCE_FIELDS = ("res_street", "res_city", "res_state", "res_zip", "mail_address")
 _SLOT = {name: i for i, name in enumerate(CANONICAL_FIELDS)}
-_FIRST_NAME, _LAST_NAME, _EMAIL, _PHONE = (
-    _SLOT["first_name"], _SLOT["last_name"], _SLOT["email"], _SLOT["phone"])
+_FIRST_NAME, _LAST_NAME, _EMAIL, _PHONE, _BIRTH_DATE, _BIRTH_YEAR = (
+    _SLOT["first_name"], _SLOT["last_name"], _SLOT["email"], _SLOT["phone"],
+    _SLOT["birth_date"], _SLOT["birth_year"])
 _RES_STREET, _RES_CITY, _RES_STATE, _RES_ZIP, _MAIL_ADDRESS = (_SLOT[n] for n in _RESIDENCE_FIELDS)
 
 ParsedRow = tuple[str, list[Any], list[str], "Residence | None", "list[RowIssue] | tuple[()]"]
@@ -66,7 +70,9 @@ class RowReader:
         self.header = header
         self.width = len(header.names)
         self.record_json = RecordJson(header.names)
-        self._id_pos = header.position(layout.id_column) if layout.id_column else None
+        self._id_name = layout.id_column or next(
+            (a for a in layout.id_aliases if header.position(a) is not None), None)
+        self._id_pos = header.position(self._id_name) if self._id_name else None
         fields = {name: self._locate(src) for name, src in layout.fields.items()}
         unknown = set(fields) - set(CANONICAL_FIELDS)
         if unknown:
@@ -103,7 +109,7 @@ class RowReader:
         self._ascii_first = _ascii_compatible(layout.encodings[0])
         self._homes: dict[str, Residence | None] = {}
         # Per date order: text -> its date (None if not one); dates repeat a lot.
-        self._parsed_dates: dict[str, dict[str, date | None]] = {"MDY": {}, "YMD": {}}
+        self._parsed_dates: dict[str, dict[str, date | None]] = {"MDY": {}, "YMD": {}, "ANY": {}}
 
     def residence(self, street: str | None, unit: str | None, city: str | None,
                   state: str | None, zip_code: str | None) -> Residence | None:
@@ -228,12 +234,17 @@ class RowReader:
         values, stray_quote = split_line(text, self.layout)
         if len(values) != self.width:
             return self._ragged(line.number, len(values), stray_quote)
+        source = values  # kept exactly as given
+        if line.span > 1:  # a multi-line record: line breaks in a cell are spaces in the fields
+            values = [" ".join(v.split()) for v in values]
         warnings: list[RowIssue] | tuple[()] = [stray_quote_kept(line.number)] if stray_quote else ()
+        if self.layout.warn_fallback and not line.raw.isascii() and not _utf8(line.raw):
+            warnings = [*warnings, decoded_as_fallback(line.number, self.layout.encodings[-1])]
         id_pos = self._id_pos
         if id_pos is not None:
             external_id = values[id_pos].strip()
             if not external_id or len(external_id) > MAX_ID_LENGTH:
-                return check_id(line.number, external_id, self.layout)  # type: ignore[return-value]
+                return check_id(line.number, external_id, self._id_name)  # type: ignore[return-value]
         cleaned = [(" ".join(text.split()) if "  " in text or "\t" in text else text.strip())
                    or None for text in self._pick(values)]
         cleaned.append(None)  # what the slots of fields the layout lacks get
@@ -250,16 +261,21 @@ class RowReader:
         row[_RES_ZIP] = zip_code = self._value(values, self._zip)
         row[_MAIL_ADDRESS] = _join_picked(self._mail_pick(values), ", ") if self._mail else None
         home = self.residence(street, unit, city, state, zip_code)
+        if home is None and self.layout.needs_address:
+            if id_pos is None:  # name alone would merge namesakes: refuse the row
+                return missing_address(line.number)
+            warnings = [*warnings, no_household(line.number)]
         if id_pos is None:
+            born = row[_BIRTH_DATE] or row[_BIRTH_YEAR]
             external_id = simple_csv_key(
                 _str(row[_FIRST_NAME]), _str(row[_LAST_NAME]), home.key if home else None,
-                _str(row[_EMAIL]), _str(row[_PHONE]))
+                _str(row[_EMAIL]), _str(row[_PHONE]), str(born) if born else None)
         if home is not None and (unplaced := unplaced_part(street, unit)):
             warnings = [*warnings, address_unplaced(line.number, unplaced)]
         if home is not None and len(home.key) > MAX_HOUSEHOLD_KEY:
             warnings = [*warnings, address_too_long(line.number, home.key)]
             home = None
-        return external_id, row, values, home, warnings
+        return external_id, row, source, home, warnings
 
     @staticmethod
     def _value(values: list[str], where: Const | tuple[int, ...]) -> str | None:
@@ -289,7 +305,7 @@ class RowReader:
                 if parsed is None:
                     warnings = [*warnings, bad_value(
                         row, "bad_date", name, text,
-                        "MM/DD/YYYY" if order == "MDY" else "YYYY-MM-DD")]
+                        _EXPECTED_DATE[order])]
         for slot, name in self._integers:
             text = values[slot]
             if isinstance(text, str):
@@ -298,6 +314,17 @@ class RowReader:
                     warnings = [*warnings, bad_value(row, "bad_number", name, text,
                                                       "a whole number")]
         return warnings
+
+
+_EXPECTED_DATE = {"MDY": "MM/DD/YYYY", "YMD": "YYYY-MM-DD", "ANY": "YYYY-MM-DD or MM/DD/YYYY"}
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _str(value: object) -> str | None:
@@ -346,6 +373,8 @@ def parse_date(text: str, order: DateOrder) -> date | None:
     """``MM/DD/YYYY`` or ``YYYY-MM-DD`` without ``strptime`` (which costs
     more than the rest of a row); a time part after a space is ignored."""
     text = text.split(" ", 1)[0]
+    if order == "ANY":
+        order = "YMD" if "-" in text else "MDY"
     parts = text.split("/" if order == "MDY" else "-")
     if len(parts) != 3 or not all(p.isdecimal() for p in parts):  # what int() takes; '²' is a digit
         return None

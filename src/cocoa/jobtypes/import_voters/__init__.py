@@ -15,6 +15,6 @@ its household key and the parser version; a row whose hash matches the
 stored one is ``unchanged`` and not written at all (``updated_at`` stays).
 """
 
-from cocoa.jobtypes.import_voters.job import MODES, ImportVoters
+from cocoa.jobtypes.import_voters.job import ImportVoters
 
-__all__ = ["MODES", "ImportVoters"]
+__all__ = ["ImportVoters"]

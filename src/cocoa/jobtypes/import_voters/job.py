@@ -22,25 +22,28 @@ helper cannot change what is stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
+from cocoa.db.driver import driver_for
 from cocoa.domain.voter_files import (
     Layout,
     count_data_lines,
     get_layout,
     inspect_file,
     is_blank,
-    iter_lines,
+    iter_records,
     read_header_line,
     resolve_layout,
 )
+from cocoa.jobs.groups import Part
 from cocoa.jobs.pipeline import Pipeline
 from cocoa.jobs.types import (
     Batch,
     Checkpoint,
     CreateContext,
+    ItemError,
     JobFailed,
     JobValidationError,
     Params,
@@ -50,10 +53,12 @@ from cocoa.jobs.types import (
 from cocoa.jobtypes.import_voters.lines import Lines, Position, batches_from, one_batch
 from cocoa.jobtypes.import_voters.parsed import Read
 from cocoa.jobtypes.import_voters.parsing import Parser
+from cocoa.jobtypes.import_voters.ranges import range_of, split_rows
+from cocoa.jobtypes.import_voters.saved_mappings import resolve_mapping
 from cocoa.jobtypes.import_voters.writing import Writer
-from cocoa.jobtypes.input_errors import domain_input
+from cocoa.jobtypes.input_errors import domain_input, request_input
+from cocoa.jobtypes.requests import VOTER_MODE
 
-MODES = ("full", "incremental")
 STATE = "import_voters"  # ctx.cache key of the run's _RunState
 AHEAD = "import_voters.ahead"  # ctx.cache key of the run's parse-ahead Pipeline
 
@@ -69,19 +74,32 @@ class ImportVoters:
 
     def validate(self, ctx: CreateContext) -> Params:
         requested = str(ctx.params.get("format") or "auto")
-        mode = str(ctx.params.get("mode") or "full")
-        if mode not in MODES:
-            raise JobValidationError(
-                f"Unknown import mode {mode!r}; valid modes: {', '.join(MODES)}",
-                code="unknown_mode", status=422, details={"mode": mode, "valid": list(MODES)})
+        with request_input():
+            mode = VOTER_MODE.choose(ctx.params.get("mode"))
         with domain_input():
             if requested != "auto":
                 get_layout(requested)
             if ctx.upload is None:
-                raise JobValidationError("A voter file is required.", code="file_required")
-            found = inspect_file(ctx.upload, requested, ctx.settings.max_items_per_job)
+                raise JobValidationError("A voter file is required.", code="file_required", status=400)
+            mapping, mapping_name = resolve_mapping(ctx.conn, ctx.params.get("mapping"))
+            # The whole upload is bounded by the group limit; above the per-job
+            # limit it becomes a group of jobs (see split).
+            found = inspect_file(ctx.upload, requested, ctx.settings.max_items_per_group, mapping)
         return {"format": found.layout.name, "requested_format": requested, "mode": mode,
-                "rows": found.rows, "detection": found.reason}
+                "rows": found.rows, "detection": found.reason,
+                **_mapping_params(mapping, mapping_name, found.columns_used)}
+
+    def split(self, ctx: CreateContext, params: Params, limit: int) -> list[Part] | None:
+        """Row ranges of at most ``limit`` rows (see :mod:`.ranges`); None when the file fits."""
+        rows = params.get("rows")
+        if not isinstance(rows, int) or rows <= limit or ctx.upload is None:
+            return None
+        with domain_input():
+            ctx.upload.seek(0)
+            header_line = read_header_line(ctx.upload)
+            assert header_line is not None  # validate read it
+            layout = resolve_layout(header_line, str(params["format"]), params.get("mapping")).layout
+            return split_rows(ctx.upload, params, layout, header_line.end, header_line.number + 1, limit)
 
     def plan(self, ctx: RunContext) -> int:
         rows = ctx.params.get("rows")
@@ -98,8 +116,8 @@ class ImportVoters:
     def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch:
         state = _run_state(ctx, checkpoint)
         read = _without_superseded(_parsed_batch(ctx, state, *_position(state, checkpoint)),
-                                   state.superseded)
-        writer = Writer(state.layout.name, str(ctx.params.get("mode", "full")), read.voters,
+                                   state.superseded, derived_keys=state.layout.id_column is None)
+        writer = Writer(state.layout.name, str(ctx.params.get("mode", VOTER_MODE.default)), read.voters,
                         read.homes)
         return Batch(
             checkpoint={"offset": read.offset, "row": read.row},
@@ -123,7 +141,9 @@ class _RunState:
     parser: Parser
     data_offset: int
     first_row: int
-    superseded: set[int] = field(default_factory=set)
+    superseded: dict[int, int] = field(default_factory=dict)  # row -> the later row that wins
+    start: Position | None = None  # a group's child: where its row range starts (.ranges)
+    end_row: int | None = None  # ... and the row where the next child's range starts
 
 
 def _run_state(ctx: RunContext, checkpoint: Checkpoint | None = None) -> _RunState:
@@ -138,10 +158,12 @@ def _run_state(ctx: RunContext, checkpoint: Checkpoint | None = None) -> _RunSta
             header_line = read_header_line(stream)
             if header_line is None:
                 raise JobFailed("The uploaded file is empty.")
-            detection = resolve_layout(header_line, str(ctx.params["format"]))
+            detection = resolve_layout(header_line, str(ctx.params["format"]),
+                                       ctx.params.get("mapping"))
             parser = Parser(detection.layout, detection.header, ctx.job_id,
-                            copy_text=ctx.engine.dialect.name == "postgresql")
+                            copy_text=driver_for(ctx.engine).supports_copy)
             state = _RunState(detection.layout, parser, header_line.end, header_line.number + 1)
+            state.start, state.end_row = range_of(ctx.params)
             _start_parse_ahead(ctx, state, checkpoint)
             state.superseded = _superseded_rows(stream, state)
     except JobValidationError as exc:  # the stored file no longer matches: job-level
@@ -172,17 +194,17 @@ def _start_parse_ahead(ctx: RunContext, state: _RunState, checkpoint: Checkpoint
 
 def _batches_from(ctx: RunContext, state: _RunState, offset: int, row: int,
                   ) -> Iterator[tuple[Position, Lines]]:
-    return batches_from(ctx.open_upload, offset, row, state.layout, ctx.batch_size)
+    return batches_from(ctx.open_upload, offset, row, state.layout, ctx.batch_size, state.end_row)
 
 
 def _position(state: _RunState, checkpoint: Checkpoint | None) -> Position:
     """(byte offset, row number) where the batch at ``checkpoint`` starts."""
     if checkpoint:
         return int(checkpoint["offset"]), int(checkpoint["row"])
-    return state.data_offset, state.first_row
+    return state.start or (state.data_offset, state.first_row)
 
 
-def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
+def _superseded_rows(stream: IO[bytes], state: _RunState) -> dict[int, int]:
     """Rows whose voter id appears again later in the file (last row wins).
 
     Mostly only the id bytes are looked at (see ``RowReader.voter_id``);
@@ -190,9 +212,9 @@ def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
     hand-made, small files).
     """
     last: dict[str, int] = {}
-    superseded: set[int] = set()
+    superseded: dict[int, int] = {}
     reader = state.parser.reader
-    for line in iter_lines(stream, state.data_offset, state.first_row):
+    for line in iter_records(stream, state.data_offset, state.first_row, state.layout):
         if is_blank(line.raw, state.layout):
             continue
         key = reader.voter_id(line)
@@ -200,7 +222,7 @@ def _superseded_rows(stream: IO[bytes], state: _RunState) -> set[int]:
             continue
         previous = last.get(key)
         if previous is not None:
-            superseded.add(previous)
+            superseded[previous] = line.number
         last[key] = line.number
     return superseded
 
@@ -217,7 +239,8 @@ def _parsed_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> R
     pipeline = ahead if isinstance(ahead, Pipeline) else None
     read: Read | None = pipeline.take((offset, row)) if pipeline else None
     if read is None:
-        lines: Lines = one_batch(ctx.open_upload, offset, row, state.layout, ctx.batch_size)
+        lines: Lines = one_batch(ctx.open_upload, offset, row, state.layout, ctx.batch_size,
+                                 state.end_row)
         if (pipeline and not pipeline.failed and not lines.done
                 and _rows_left(ctx, state, row) >= ctx.settings.parse_ahead_min_rows):
             pipeline.follow(_batches_from(ctx, state, lines.offset, lines.row))
@@ -227,21 +250,52 @@ def _parsed_batch(ctx: RunContext, state: _RunState, offset: int, row: int) -> R
     return read
 
 
-def _without_superseded(read: Read, superseded: set[int]) -> Read:
-    """The batch without the voters a later row of the file replaces."""
+def _without_superseded(read: Read, superseded: dict[int, int], *,
+                        derived_keys: bool = False) -> Read:
+    """The batch without the voters a later row of the file replaces.
+
+    With ``derived_keys`` (no id column: name + address [+ birth date]) a
+    repeat may be two different people, so each dropped row is reported as a
+    warning naming the row kept (issue 17: never merged silently).
+    """
     rows = read.voters.rows
-    if superseded.isdisjoint(rows):
+    if superseded.keys().isdisjoint(rows):
         return read
     keep = [i for i, number in enumerate(rows) if number not in superseded]
+    if derived_keys:
+        dropped = [number for number in rows if number in superseded]
+        read.errors.extend(same_person_warning(number, superseded[number]) for number in dropped)
+        read.warnings += len(dropped)
     read.superseded = len(rows) - len(keep)
     read.voters = read.voters.only(keep)
     return read
 
 
+def same_person_warning(row: int, kept: int) -> ItemError:
+    return ItemError(
+        item_ref=f"row {row}", item_index=row, severity="warning", code="same_voter_key",
+        message=f"row {row}: same name, address and birth date (where given) as row {kept}, "
+        f"so both are one voter and row {kept} was kept; if they are different people, "
+        "import the file with a voter id column (or a date of birth column)")
+
+
+def _mapping_params(mapping: dict[str, str | None] | None, name: str | None,
+                    columns: Mapping[str, str]) -> dict[str, Any]:
+    """What a job records of its columns: the mapping it was given (resolved,
+    so editing a saved mapping never changes it), and the columns used."""
+    params: dict[str, Any] = {"columns_used": dict(columns)}
+    if mapping:
+        params["mapping"] = mapping
+    if name:
+        params["mapping_name"] = name
+    return params
+
+
 def _rows_left(ctx: RunContext, state: _RunState, row: int) -> int:
     """About how many rows are left from ``row`` (blank lines count as rows)."""
     rows = ctx.params.get("rows")
-    return rows - (row - state.first_row) if isinstance(rows, int) else 0
+    first = state.start[1] if state.start else state.first_row
+    return rows - (row - first) if isinstance(rows, int) else 0
 
 
 def _result_fields(params: Params, layout: Layout) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
 
 from cocoa.db.copytext import copy_line, json_copy_text
 from cocoa.db.tables import voters
@@ -27,6 +26,7 @@ from cocoa.domain.voter_files import (
     RowIssue,
     RowReader,
 )
+from cocoa.domain.voter_files.limits import MAX_LINE_BYTES
 from cocoa.jobs.types import ItemError
 from cocoa.jobtypes.import_voters.lines import Lines
 from cocoa.jobtypes.import_voters.parsed import Read
@@ -83,7 +83,7 @@ class Parser:
             item = parse(Line(number, 0, 0, raw))
             if isinstance(item, RowIssue):
                 failed += 1
-                errors.append(item_error(item))
+                errors.append(item_error(item, self.original(number, raw)))
                 continue
             external_id, values, source_values, home, warnings = item
             if warnings:
@@ -115,6 +115,20 @@ class Parser:
         return out
 
 
+    def original(self, number: int, raw: bytes) -> str | None:
+        """A rejected row's line as text, for errors.csv: decoded as its row
+        would be (a line no layout encoding reads is decoded as UTF-8 with
+        replacement characters), without the line break; None for a line
+        over the length limit, whose text was never read whole. Rejected
+        rows are few, so this costs nothing on the rows that import."""
+        if len(raw) > MAX_LINE_BYTES:
+            return None
+        text = self.reader.decode(Line(number, 0, 0, raw))
+        if isinstance(text, RowIssue):
+            text = raw.decode("utf-8", errors="replace").replace("\x00", "")
+        return text.rstrip("\r\n")
+
+
 def _rebuild_parser(layout: Layout, header: Header, job_id: str, copy_text: bool) -> Parser:
     return Parser(layout, header, job_id, copy_text=copy_text)
 
@@ -134,21 +148,20 @@ def _truncate(values: list[Any]) -> None:
             values[i] = value[:size]
 
 
-def item_error(issue: RowIssue) -> ItemError:
+def item_error(issue: RowIssue, original: str | None = None) -> ItemError:
+    """``original``: the rejected row's line (warnings keep none: their row was imported)."""
     return ItemError(item_ref=f"row {issue.row}", code=issue.code, message=issue.message,
-                     item_index=issue.row, severity="error" if issue.fatal else "warning")
+                     item_index=issue.row, severity="error" if issue.fatal else "warning",
+                     original=original)
 
 
 class _DateText(dict[Any, Any]):
-    """date -> the ISO text both backends store (the SQLite Date type's own
-    bind processor; PostgreSQL reads the same text), memoised: a file has
-    few distinct dates."""
+    """date -> the ISO text (YYYY-MM-DD) both backends store for a date,
+    memoised: a file has few distinct dates."""
 
     def __init__(self) -> None:
         super().__init__({None: None})
-        dialect = sqlite.dialect()
-        self._process = voters.c.birth_date.type.dialect_impl(dialect).bind_processor(dialect)
 
     def __missing__(self, value: Any) -> Any:
-        text = self[value] = self._process(value) if self._process else value
+        text = self[value] = value.isoformat()
         return text

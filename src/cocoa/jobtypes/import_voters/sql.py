@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cocoa.db.bulk import POSTGRES, SQLITE, Bulk, PostgresBulk
+from cocoa.db.bulk import POSTGRES, SQLITE, Bulk
 from cocoa.jobtypes.import_voters.parsing import VOTER_COLUMNS
 
 WRITE_COLUMNS = (*VOTER_COLUMNS, "source", "external_id", "record", "record_hash",
@@ -41,48 +41,52 @@ class Statements:
     shift_counts: str
 
 
-def _statements(bulk: Bulk) -> Statements:
-    insert_households = (f"INSERT INTO households ({', '.join(HOUSEHOLD_COLUMNS)}) VALUES "
-                         f"({bulk.marks(HOUSEHOLD_COLUMNS)}) "
-                         "ON CONFLICT (address_key) DO NOTHING")
+def _inserts(bulk: Bulk) -> dict[str, str]:
+    """The statements both backends write alike (but for parameter markers)."""
     insert_voters = (f"INSERT INTO voters ({', '.join(WRITE_COLUMNS)}) VALUES "
                      f"({bulk.marks(WRITE_COLUMNS)})")
-    upsert_voters = f"{insert_voters} {VOTER_ON_CONFLICT}"
-    if isinstance(bulk, PostgresBulk):
-        # One index probe per id or key, whatever the statistics say: while a
-        # first import fills the tables they are stale, and ``column =
-        # ANY(...)`` was then planned as a scan of every row of the source
-        # with a linear search of the list for each (quadratic).
-        return Statements(
-            existing=("SELECT v.external_id, v.record_hash, v.household_id "
-                      "FROM json_array_elements_text(%(ids)s::json) AS k(id), LATERAL "
-                      "(SELECT external_id, record_hash, household_id FROM voters "
-                      "WHERE source = %(source)s AND external_id = k.id LIMIT 1) AS v"),
-            household_ids=("SELECT h.address_key, h.id "
-                           "FROM json_array_elements_text(%(keys)s::json) AS k(key), LATERAL "
-                           "(SELECT address_key, id FROM households "
-                           "WHERE address_key = k.key LIMIT 1) AS h"),
-            insert_households=insert_households, insert_voters=insert_voters,
-            upsert_voters=upsert_voters,
-            shift_counts=("UPDATE households SET voter_count = voter_count + d.delta::int, "
-                          "updated_at = %(now)s "
-                          "FROM json_each_text(%(deltas)s::json) AS d(id, delta) "
-                          "WHERE households.id = d.id::int"),
-        )
+    return {"insert_households": (f"INSERT INTO households ({', '.join(HOUSEHOLD_COLUMNS)}) VALUES "
+                                  f"({bulk.marks(HOUSEHOLD_COLUMNS)}) "
+                                  "ON CONFLICT (address_key) DO NOTHING"),
+            "insert_voters": insert_voters, "upsert_voters": f"{insert_voters} {VOTER_ON_CONFLICT}"}
+
+
+def _postgres_statements(bulk: Bulk) -> Statements:
+    # One index probe per id or key, whatever the statistics say: while a
+    # first import fills the tables they are stale, and ``column =
+    # ANY(...)`` was then planned as a scan of every row of the source
+    # with a linear search of the list for each (quadratic).
+    return Statements(
+        existing=("SELECT v.external_id, v.record_hash, v.household_id "
+                  "FROM json_array_elements_text(%(ids)s::json) AS k(id), LATERAL "
+                  "(SELECT external_id, record_hash, household_id FROM voters "
+                  "WHERE source = %(source)s AND external_id = k.id LIMIT 1) AS v"),
+        household_ids=("SELECT h.address_key, h.id "
+                       "FROM json_array_elements_text(%(keys)s::json) AS k(key), LATERAL "
+                       "(SELECT address_key, id FROM households "
+                       "WHERE address_key = k.key LIMIT 1) AS h"),
+        shift_counts=("UPDATE households SET voter_count = voter_count + d.delta::int, "
+                      "updated_at = %(now)s "
+                      "FROM json_each_text(%(deltas)s::json) AS d(id, delta) "
+                      "WHERE households.id = d.id::int"),
+        **_inserts(bulk),
+    )
+
+
+def _sqlite_statements(bulk: Bulk) -> Statements:
     return Statements(
         existing=("SELECT external_id, record_hash, household_id FROM voters "
                   "WHERE source = :source AND external_id IN (SELECT value FROM json_each(:ids))"),
         household_ids=("SELECT address_key, id FROM households "
                        "WHERE address_key IN (SELECT value FROM json_each(:keys))"),
-        insert_households=insert_households, insert_voters=insert_voters,
-        upsert_voters=upsert_voters,
         shift_counts=("UPDATE households SET voter_count = voter_count + d.value, "
                       "updated_at = :now FROM json_each(:deltas) AS d "
                       "WHERE households.id = CAST(d.key AS INTEGER)"),
+        **_inserts(bulk),
     )
 
 
-_BY_BACKEND = {SQLITE.name: _statements(SQLITE), POSTGRES.name: _statements(POSTGRES)}
+_BY_BACKEND = {SQLITE.name: _sqlite_statements(SQLITE), POSTGRES.name: _postgres_statements(POSTGRES)}
 
 
 def statements(bulk: Bulk) -> Statements:

@@ -69,7 +69,7 @@ class Writer:
         if not new and not changed:
             return counts
         now = utcnow()
-        copy = bulk if isinstance(bulk, PostgresBulk) else None
+        copy = bulk.copier()
         stamp = now if copy else bind(conn, households.c.created_at, now)
         ids, created = self._households(conn, sql, new + changed, stamp, copy, counts)
         counts["households_created"] = len(created)

@@ -203,9 +203,8 @@
   // ------------------------------------------------------------------ jobs list page
 
   function initJobsPage(main) {
-    var query = new URLSearchParams();
-    if (main.dataset.status) { query.set("status", main.dataset.status); }
-    if (main.dataset.type) { query.set("type", main.dataset.type); }
+    // The page's whole filter (statuses, type, creator, dates, search), as the API takes it.
+    var query = new URLSearchParams(main.dataset.query || "");
     query.set("limit", main.dataset.limit || "25");
     query.set("offset", main.dataset.offset || "0");
     var failures = 0;
@@ -239,16 +238,69 @@
     var started = job.started_at
       ? el("time", { datetime: job.started_at, text: fmtTime(job.started_at) }) : "—";
     return [
-      el("td", { "data-label": "Job" }, [el("a", { href: "/jobs/" + encodeURIComponent(job.id), "class": "mono", text: job.id.slice(0, 8) })]),
+      el("td", { "data-label": "Job" }, [el("a", { href: "/jobs/" + encodeURIComponent(job.id), "class": "mono", text: job.id.slice(0, 8) })]
+        .concat(job.kind === "group" ? [groupChildren(job)] : [])),
       el("td", { "data-label": "Type", text: job.type }),
       el("td", { "data-label": "Status" }, [statusBadge(job.status, job.requested_action)]),
       el("td", { "data-label": "Progress" }, [progressWidget(job, "Progress of job " + job.id.slice(0, 8))]),
       el("td", { "data-label": "Rate · ETA", text: rateEta(job) }),
       el("td", { "data-label": "Created" }, [el("time", { datetime: job.created_at, text: fmtTime(job.created_at) })]),
       el("td", { "data-label": "Started" }, [started]),
-      el("td", { "data-label": "Duration", text: fmtDuration(job.duration_seconds) }),
-      el("td", { "data-label": "Created by", text: job.created_by || "—" })
-    ];
+      el("td", { "data-label": "Duration", text: fmtDuration(job.elapsed_seconds) }),
+      el("td", { "data-label": "Created by", text: job.created_by || "—" }),
+      el("td", { "data-label": "File", "class": "job-input" }, inputParts(job.input)),
+      el("td", { "data-label": "Errors", "class": "job-errors" }, errorParts(job))
+    ].concat(selectCell(job));
+  }
+
+  /** A job group's row opens to its jobs (jobs.html's group_children). */
+  function groupChildren(job) {
+    var children = job.children || [];
+    return el("details", { "class": "group-children" }, [
+      el("summary", { text: "group of " + children.length + " jobs" }),
+      el("ol", { "class": "group-child-list" }, childItems(children))
+    ]);
+  }
+
+  function childItems(children) {
+    return children.map(function (child) {
+      var range = child.item_range || [];
+      return el("li", { "data-child-id": child.id }, [
+        el("a", { href: "/jobs/" + encodeURIComponent(child.id), "class": "mono", text: child.id.slice(0, 8) }), " ",
+        el("span", { "class": "muted", text: "rows " + fmtNumber(range[0]) + "–" + fmtNumber(range[1]) }), " ",
+        el("span", { "class": "badge status-" + child.status, text: child.status })
+      ]);
+    });
+  }
+
+  /** Admins' checkbox for "Cancel selected" (bulk-cancel-form, web/job_finder.py). */
+  function selectCell(job) {
+    if (!document.getElementById("bulk-cancel-form")) { return []; }
+    return [el("td", { "data-label": "Select", "class": "job-select" }, [el("input", {
+      type: "checkbox", name: "job_id", value: job.id, form: "bulk-cancel-form",
+      "aria-label": "Select job " + job.id.slice(0, 8)
+    })])];
+  }
+
+  /** The File cell: name, then "12,345 bytes · zip · layout" (view.fmt_input). */
+  function inputParts(input) {
+    if (!input) { return ["—"]; }
+    var facts = [fmtNumber(input.bytes) + " bytes"];
+    if (input.compressed) { facts.push(String(input.compressed)); }
+    if (input.layout) { facts.push(String(input.layout)); }
+    return [el("span", { "class": "input-name", text: input.filename || "(no name)" }), " ",
+            el("span", { "class": "muted input-facts", text: facts.join(" · ") })];
+  }
+
+  /** The Errors cell: item-error count, then the failure message cut short (view.short_error). */
+  function errorParts(job) {
+    var parts = [el("span", { "class": "error-count", text: fmtNumber(job.error_count || 0) })];
+    if (job.error) {
+      var line = String(job.error).split(/\s+/).join(" ").trim();
+      var short = line.length <= 80 ? line : line.slice(0, 79).replace(/\s+$/, "") + "…";
+      parts.push(" ", el("span", { "class": "job-failure", title: job.error, text: short }));
+    }
+    return parts;
   }
 
   /** Update rows in place when the set of jobs is unchanged, so keyboard
@@ -263,9 +315,15 @@
       return;
     }
     var focusedId = focusedJobId(body);
+    var checked = Array.prototype.map.call(body.querySelectorAll('input[name="job_id"]:checked'),
+                                           function (box) { return box.value; });
     var fresh = jobs.map(function (job) { return el("tr", { "data-job-id": job.id }, jobCells(job)); });
+    fresh.forEach(function (row) {
+      var box = row.querySelector('input[name="job_id"]');
+      if (box && checked.indexOf(box.value) !== -1) { box.checked = true; }
+    });
     if (!fresh.length) {
-      fresh = [el("tr", { "class": "empty" }, [el("td", { colspan: "9", text: "No jobs match." })])];
+      fresh = [el("tr", { "class": "empty" }, [el("td", { colspan: "11", text: "No jobs match." })])];
     }
     body.replaceChildren.apply(body, fresh);
     if (focusedId) {
@@ -287,7 +345,11 @@
     cells[4].textContent = rateEta(job);
     var started = job.started_at ? el("time", { datetime: job.started_at, text: fmtTime(job.started_at) }) : null;
     if (started && !cells[6].querySelector("time")) { cells[6].replaceChildren(started); }
-    cells[7].textContent = fmtDuration(job.duration_seconds);
+    cells[7].textContent = fmtDuration(job.elapsed_seconds);
+    var list = cells[0].querySelector(".group-child-list");  // kept open or closed as the user left it
+    if (list && job.children) { list.replaceChildren.apply(list, childItems(job.children)); }
+    if (cells[9]) { cells[9].replaceChildren.apply(cells[9], inputParts(job.input)); }
+    if (cells[10]) { cells[10].replaceChildren.apply(cells[10], errorParts(job)); }
   }
 
   // ------------------------------------------------------------------ one job page
@@ -371,7 +433,8 @@
     setText("p-phase", p.phase || "—");
     setText("t-started", fmtTime(job.started_at));
     setText("t-completed", fmtTime(job.completed_at));
-    setText("t-duration", fmtDuration(job.duration_seconds));
+    setText("t-duration", fmtDuration(job.elapsed_seconds));
+    setText("t-processing", fmtDuration(job.processing_seconds));
     setText("t-attempt", String(job.attempt));
     renderJobError(job.error);
     renderResult(state, job.result || {});
@@ -480,6 +543,11 @@
       if (file && file.required && !file.files.length) {
         showStartError({ message: "Choose a file to upload." });
         file.focus();
+        return;
+      }
+      // The voter page previews the file and starts only on confirmation (voter_preview.js).
+      if (form.dataset.preview && window.CocoaPreview) {
+        window.CocoaPreview.show(form, function () { send(form); }, showStartError);
         return;
       }
       send(form);

@@ -1,4 +1,9 @@
-"""Refusing zips that are bombs or try to escape with their paths."""
+"""Refusing zips that are bombs or try to escape with their paths.
+
+Shared by every upload that may be a zip: parcel datasets
+(:mod:`cocoa.domain.parcel_files`) and compressed voter files
+(:mod:`cocoa.domain.compressed`), so both refuse the same archives the same way.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ class ZipLimits:
     """Bounds that keep a hostile zip from exhausting memory or disk.
 
     Honest parcel zips hold a handful of files (a File Geodatabase a few
-    dozen) and compress 3-30:1; dBase files full of padding can reach ~100:1,
+    dozen) and compress 3-30:1, voter files (text) 5-15:1; dBase files full of padding can reach ~100:1,
     a zip bomb reaches 1000:1. Small entries are exempt from the ratio test
     because a few KB of zeros is harmless whatever its ratio.
     """
@@ -32,14 +37,15 @@ DEFAULT_ZIP_LIMITS = ZipLimits()
 def check_zip_safety(zf: zipfile.ZipFile, limits: ZipLimits = DEFAULT_ZIP_LIMITS) -> None:
     """Refuse archives that are bombs or try to escape with their paths.
 
-    Nothing is ever extracted to disk, but GDAL follows the directory, so a
+    Nothing is ever extracted to disk, but GDAL follows the directory (and
+    a voter upload names its member), so a
     ``..`` or absolute name is refused outright rather than trusted.
     """
     infos = zf.infolist()
     if len(infos) > limits.max_entries:
         raise _too_large(
             f"The zip has {len(infos)} entries; at most {limits.max_entries} are accepted. "
-            "Zip only the parcel dataset's own files.", code="zip_too_many_entries")
+            "Zip only the data file(s) themselves.", code="zip_too_many_entries")
     total = 0
     for info in infos:
         _check_zip_name(info)
