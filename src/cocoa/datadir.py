@@ -76,7 +76,16 @@ def record_data_dir(data_dir: Path) -> Path:
     text = f"# Written by `cocoa quickstart`: the data directory every cocoa command uses\n" \
            f"# unless COCOA_DATA_DIR or COCOA_DATABASE_URL says otherwise.\n" \
            f"data_dir = {json.dumps(str(data_dir.resolve()), ensure_ascii=False)}\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-")
+    replace_privately(path, text)
+    return path
+
+
+def replace_privately(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` all at once: a reader sees the old file or
+    the new one, never half of it, and the new file is the owner's alone
+    (mode 0600 from its creation, not chmod-ed afterwards: never readable by
+    others, not even briefly)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
@@ -84,7 +93,6 @@ def record_data_dir(data_dir: Path) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def data_dir_origin(given: bool) -> str:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cocoa.datadir import config_file
+from cocoa.datadir import config_file, replace_privately
 from cocoa.db.storage import private_dir
 
 
@@ -43,16 +42,7 @@ def save(credentials: Credentials) -> Path:
     private_dir(path.parent)
     body = json.dumps({"url": credentials.url, "token": credentials.token,
                        "username": credentials.username}, indent=2) + "\n"
-    # mkstemp creates the file O_EXCL with mode 0600: never readable by others, not even briefly.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".credentials-")
-    try:
-        os.fchmod(fd, 0o600)  # already 0600; said explicitly because this is the point
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_privately(path, body)  # 0600 from creation: never readable by others, not even briefly
     return path
 
 
