@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import tests.conftest as root
-from tests.browser.test_web import CHROMIUM, CHROMIUM_ARGS, XSS, log_in, require_chromium
+from tests.browser.test_web import XSS, log_in
 
 from cocoa import auth
 from cocoa.config import Settings
@@ -27,17 +27,6 @@ try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
 except ImportError:  # pragma: no cover - playwright is a test dependency
     sync_playwright = None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    assert sync_playwright is not None
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                              headless=True)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
