@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from cocoa.db.engine import reading
 from cocoa.db.tables import job_errors, jobs
 from cocoa.jobs import history, sql, webhooks
-from cocoa.jobs.history import Event
+from cocoa.jobs.history import Event, EventRow
 from cocoa.jobs.model import Control, Job, Status, utcnow
 from cocoa.jobs.store import JobStore, run_seconds
 from cocoa.jobs.types import Batch
@@ -170,15 +170,17 @@ class WorkerLeases(JobStore):
                 boundary = self._boundary_params(current, now)
             # LeaseLost rolls back the batch's writes too.
             decided = _fenced_update_row(conn, lease, values, boundary, returning=sql.DECIDED_AT_COMMIT)
-            _record_commit(conn, lease, batch.done, decided.status, now)
-            webhooks.enqueue(conn, lease.job_id, decided.status, self.settings)  # if it ended
+            events = _commit_events(lease, batch.done, decided.status, now)
+            if events:  # the run ended here
+                webhooks.enqueue(conn, lease.job_id, decided.status, self.settings)
             if claim_next and batch.done:
                 claimed = conn.execute(
                     sql.claim(frozenset(), frozenset({current.type}), self.driver.name),
                     self._claim_params(lease.owner, now),
                 ).one_or_none()
                 if claimed is not None:
-                    _record_claim(conn, claimed, lease.owner)
+                    events.append(_claim_event(claimed, lease.owner))
+            history.record_all(conn, events)  # the end and the next claim: one statement
         # No NOTIFY here when the job ends: the worker takes the next job of
         # this type itself, and announces the type free when it stops (see
         # announce_type_free) - one round trip less per job.
@@ -251,19 +253,26 @@ _RELEASE_EVENTS = {Status.CANCELLED: Event.CANCELLED, Status.PAUSED: Event.PAUSE
                    Status.PENDING: Event.RELEASED}
 
 
+def _claim_event(row: Any, owner: str) -> EventRow:
+    return (row.id, Event.CLAIMED, owner, f"attempt {row.attempt}", row.updated_at)
+
+
 def _record_claim(conn: sa.Connection, row: Any, owner: str) -> None:
-    history.record(conn, row.id, Event.CLAIMED, owner, f"attempt {row.attempt}", at=row.updated_at)
+    history.record_all(conn, [_claim_event(row, owner)])
 
 
-def _record_commit(conn: sa.Connection, lease: Lease, done: bool, status: str, now: Any) -> None:
-    """The history of a batch commit that ended the run: completed, or a
-    cancel / pause request honoured at this boundary."""
+def _commit_events(
+    lease: Lease, done: bool, status: str, now: Any,
+) -> list[EventRow]:
+    """The history of a batch commit that ended the run (completed, or a
+    cancel / pause request honoured at this boundary); empty if it goes on."""
     if done:
-        history.record(conn, lease.job_id, Event.COMPLETED, lease.owner, at=now)
-    elif status == Status.CANCELLED.value:
-        history.record(conn, lease.job_id, Event.CANCELLED, lease.owner, "at a batch boundary", at=now)
-    elif status == Status.PAUSED.value:
-        history.record(conn, lease.job_id, Event.PAUSED, lease.owner, "at a batch boundary", at=now)
+        return [(lease.job_id, Event.COMPLETED, lease.owner, None, now)]
+    if status == Status.CANCELLED.value:
+        return [(lease.job_id, Event.CANCELLED, lease.owner, "at a batch boundary", now)]
+    if status == Status.PAUSED.value:
+        return [(lease.job_id, Event.PAUSED, lease.owner, "at a batch boundary", now)]
+    return []
 
 
 def _fence_params(lease: Lease) -> dict[str, Any]:

@@ -22,6 +22,7 @@ have changed since.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -109,17 +110,28 @@ def enqueue(conn: sa.Connection, job_id: str, status: str, settings: Settings) -
     event = FINAL_EVENTS.get(str(status))
     if event is None:
         return
-    own = sa.select(job_webhooks.c.url).where(job_webhooks.c.job_id == job_id).scalar_subquery()
-    url = sa.func.coalesce(own, sa.literal(settings.webhook_url, sa.String)) if settings.webhook_url else own
-    now = utcnow()
+    params: dict[str, Any] = {"job_id": job_id, "event": event, "now": utcnow()}
+    if settings.webhook_url:
+        params["global_url"] = settings.webhook_url
+    conn.execute(_enqueue_statement(bool(settings.webhook_url)), params)
+
+
+@functools.cache
+def _enqueue_statement(with_global_url: bool) -> sa.Insert:
+    """Built once: every job that ends runs it, and building the construct
+    anew each time cost more than executing it."""
+    own = (sa.select(job_webhooks.c.url).where(job_webhooks.c.job_id == sa.bindparam("job_id"))
+           .scalar_subquery())
+    url = sa.func.coalesce(own, sa.bindparam("global_url", type_=sa.String)) if with_global_url else own
+    now = sa.bindparam("now", type_=webhook_deliveries.c.created_at.type)
     chosen = sa.select(
-        sa.literal(job_id, sa.String).label("job_id"), url.label("url"), sa.literal(event, sa.String).label("event"),
+        sa.bindparam("job_id", type_=sa.String).label("job_id"), url.label("url"),
+        sa.bindparam("event", type_=sa.String).label("event"),
         sa.literal("pending", sa.String).label("status"), sa.literal(0, sa.Integer).label("attempts"),
-        sa.literal(now, webhook_deliveries.c.created_at.type).label("next_attempt_at"),
-        sa.literal(now, webhook_deliveries.c.created_at.type).label("created_at"),
+        now.label("next_attempt_at"), now.label("created_at"),
     ).where(url.is_not(None))
-    conn.execute(webhook_deliveries.insert().from_select(
-        ["job_id", "url", "event", "status", "attempts", "next_attempt_at", "created_at"], chosen))
+    return webhook_deliveries.insert().from_select(
+        ["job_id", "url", "event", "status", "attempts", "next_attempt_at", "created_at"], chosen)
 
 
 # ---------------------------------------------------------------------- what is sent
