@@ -72,6 +72,41 @@ def test_a_run_records_created_claimed_completed(manager: JobManager) -> None:
     assert found[0].at <= found[1].at <= found[2].at and found[0].at.tzinfo is not None
 
 
+@pytest.mark.parametrize("global_url", [None, "https://hooks.example.org/all"])
+def test_a_last_commit_that_claims_the_next_job_records_both_and_queues_the_webhook(
+    db_engine: sa.Engine, settings: Settings, global_url: str | None,
+) -> None:
+    """The hand-over (one statement on PostgreSQL, several on SQLite): the
+    finished job's "completed" and outbox row, the next job's "claimed"."""
+    from cocoa.db.tables import webhook_deliveries
+
+    manager = JobManager(db_engine, settings.model_copy(update={"webhook_url": global_url}))
+    first = manager.create("noop", {"items": 1}, created_by="alice",
+                           webhook_url="https://hooks.example.org/own").id
+    second = noop(manager)
+    lease = claim(manager, "w1")
+    assert lease.job_id == first
+    done, claimed = manager.commit_last_batch(lease, Batch(checkpoint={"next": 1}, processed=1, done=True),
+                                              rate=None, current=manager.get(first))
+    assert done.status is Status.COMPLETED and claimed is not None and claimed.id == second
+    assert claimed.status is Status.PROCESSING and claimed.lease_owner == "w1" and claimed.attempt == 1
+    assert events(manager, first) == [("created", "alice"), ("claimed", "w1"), ("completed", "w1")]
+    assert events(manager, second) == [("created", "tester"), ("claimed", "w1")]
+    assert manager.history(second)[-1].detail == "attempt 1"
+    with db_engine.connect() as conn:
+        queued = conn.execute(sa.select(webhook_deliveries.c.job_id, webhook_deliveries.c.url,
+                                        webhook_deliveries.c.event)).all()
+    assert [tuple(row) for row in queued] == [(first, "https://hooks.example.org/own", "job.completed")]
+    # The second ends with nothing pending: no claim; its webhook is the global one, if any.
+    lease2 = Lease(second, "w1", 1)
+    _, none = manager.commit_last_batch(lease2, Batch(checkpoint={"next": 25}, processed=25, done=True),
+                                        rate=None, current=claimed)
+    assert none is None and events(manager, second)[-1] == ("completed", "w1")
+    with db_engine.connect() as conn:
+        urls = conn.execute(sa.select(webhook_deliveries.c.url).where(webhook_deliveries.c.job_id == second)).all()
+    assert [row.url for row in urls] == ([global_url] if global_url else [])
+
+
 def test_control_actions_record_their_actor(manager: JobManager) -> None:
     job_id = noop(manager)
     manager.control(job_id, "pause", actor="alice")

@@ -36,6 +36,7 @@ class Driver(Protocol):
     placeholder: ClassVar[str]  # the DB-API parameter marker for hand-written SQL
     supports_copy: ClassVar[bool]  # COPY FROM STDIN for bulk writes
     notifies: ClassVar[bool]  # LISTEN/NOTIFY wakes idle workers on other hosts
+    writable_ctes: ClassVar[bool]  # INSERT/UPDATE inside WITH: several writes in one round trip
 
     def insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT for ``table``, with ``on_conflict_do_*`` for upserts."""
@@ -105,6 +106,7 @@ class SqliteDriver:
     placeholder: ClassVar[str] = "?"
     supports_copy: ClassVar[bool] = False
     notifies: ClassVar[bool] = False
+    writable_ctes: ClassVar[bool] = False
 
     def insert(self, table: sa.Table) -> Any:
         return sqlite.insert(table)
@@ -178,6 +180,7 @@ class PostgresDriver:
     placeholder: ClassVar[str] = "%s"
     supports_copy: ClassVar[bool] = True
     notifies: ClassVar[bool] = True
+    writable_ctes: ClassVar[bool] = True
 
     def insert(self, table: sa.Table) -> Any:
         return postgresql.insert(table)

@@ -145,7 +145,6 @@ class WorkerLeases(JobStore):
     def _commit_batch(
         self, lease: Lease, batch: Batch, rate: float | None, current: Job, *, claim_next: bool,
     ) -> tuple[Job, Job | None]:
-        claimed = None
         with self.worker_engine.begin() as conn:
             counts = dict(batch.counts)
             if batch.write is not None:
@@ -170,23 +169,46 @@ class WorkerLeases(JobStore):
                 boundary = self._boundary_params(current, now)
             # LeaseLost rolls back the batch's writes too.
             decided = _fenced_update_row(conn, lease, values, boundary, returning=sql.DECIDED_AT_COMMIT)
-            events = _commit_events(lease, batch.done, decided.status, now)
-            if events:  # the run ended here
-                webhooks.enqueue(conn, lease.job_id, decided.status, self.settings)
-            if claim_next and batch.done:
-                claimed = conn.execute(
-                    sql.claim(frozenset(), frozenset({current.type}), self.driver.name),
-                    self._claim_params(lease.owner, now),
-                ).one_or_none()
-                if claimed is not None:
-                    events.append(_claim_event(claimed, lease.owner))
-            history.record_all(conn, events)  # the end and the next claim: one statement
+            claimed = self._after_commit(conn, lease, current.type, batch.done, decided.status, now,
+                                         claim_next=claim_next and batch.done)
         # No NOTIFY here when the job ends: the worker takes the next job of
         # this type itself, and announces the type free when it stops (see
         # announce_type_free) - one round trip less per job.
         known = {field.name: getattr(current, field.name) for field in dataclasses.fields(Job)}
         committed = Job.from_mapping(known | values | decided._asdict())
         return committed, Job.from_row(claimed) if claimed is not None else None
+
+    def _after_commit(
+        self, conn: sa.Connection, lease: Lease, type_name: str, done: bool, status: str, now: Any,
+        *, claim_next: bool,
+    ) -> Any:
+        """What a commit that ended the run writes besides the job row: its
+        history, its webhook outbox row and, with ``claim_next``, the claim
+        of the next job of its type and that claim's history. One statement
+        where the backend has writable CTEs; elsewhere up to three. Returns
+        the claimed row, if any."""
+        if claim_next and self.driver.writable_ctes:
+            return self._hand_over(conn, lease, type_name, now)
+        events = _commit_events(lease, done, status, now)
+        if events:
+            webhooks.enqueue(conn, lease.job_id, status, self.settings)  # if it ended for good
+        claimed = None
+        if claim_next:
+            claimed = conn.execute(sql.claim(frozenset(), frozenset({type_name}), self.driver.name),
+                                   self._claim_params(lease.owner, now)).one_or_none()
+            if claimed is not None:
+                events.append(_claim_event(claimed, lease.owner))
+        history.record_all(conn, events)
+        return claimed
+
+    def _hand_over(self, conn: sa.Connection, lease: Lease, type_name: str, now: Any) -> Any:
+        """The end of ``lease``'s job and the claim of the next of its type, one statement."""
+        statement = sql.hand_over(type_name, bool(self.settings.webhook_url), self.driver.name)
+        params = self._claim_params(lease.owner, now) | {
+            "job_id": lease.job_id, "event": webhooks.FINAL_EVENTS[Status.COMPLETED.value]}
+        if self.settings.webhook_url:
+            params["global_url"] = self.settings.webhook_url
+        return conn.execute(statement, params).one_or_none()
 
     def _boundary_params(self, current: Job, now: Any) -> dict[str, Any]:
         """Values for the batch-boundary CASE expressions (see

@@ -21,7 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from cocoa.db.driver import driver_for
-from cocoa.db.tables import job_errors, jobs
+from cocoa.db.tables import job_errors, job_events, jobs
+from cocoa.jobs import webhooks
+from cocoa.jobs.history import Event
 from cocoa.jobs.model import Control, Status
 from cocoa.jobs.types import all_job_types
 
@@ -197,6 +199,28 @@ def claim(excluded: frozenset[str], only: frozenset[str] | None, driver_name: st
             run_started_at=now, updated_at=now, batch_progress=0,
         ).returning(*jobs.c)
     )
+
+
+@functools.lru_cache(maxsize=64)
+def hand_over(type_name: str, with_global_url: bool, driver_name: str) -> sa.Select[Any]:
+    """A job's last commit passing its type to the next job, in one round
+    trip (backends with writable CTEs): :func:`claim` of the next pending
+    ``type_name`` job for ``:owner``, the history of both (``:job_id``
+    completed, the next claimed) and the finished job's webhook outbox row
+    (:func:`cocoa.jobs.webhooks.enqueue_statement`, ``:event``). Returns the
+    claimed row, if any. Elsewhere the same writes are separate statements
+    (see :meth:`cocoa.jobs.leases.WorkerLeases.commit_last_batch`)."""
+    claimed = claim(frozenset(), frozenset({type_name}), driver_name).cte("claimed")
+    now = sa.bindparam("now", type_=job_events.c.at.type)
+    owner = sa.bindparam("owner", type_=job_events.c.actor.type)
+    ended = sa.select(sa.bindparam("job_id", type_=jobs.c.id.type), now,
+                      sa.literal(Event.COMPLETED.value, sa.String), owner, sa.null())
+    next_claimed = sa.select(claimed.c.id, claimed.c.updated_at, sa.literal(Event.CLAIMED.value, sa.String),
+                             owner, sa.literal("attempt ", sa.String) + sa.cast(claimed.c.attempt, sa.String))
+    events = job_events.insert().from_select(
+        ["job_id", "at", "event", "actor", "detail"], sa.union_all(ended, next_claimed)).cte("events")
+    outbox = webhooks.enqueue_statement(with_global_url).cte("outbox")
+    return sa.select(claimed).add_cte(events, outbox)
 
 
 # ---------------------------------------------------------------------- maintenance

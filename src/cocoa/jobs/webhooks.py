@@ -113,13 +113,14 @@ def enqueue(conn: sa.Connection, job_id: str, status: str, settings: Settings) -
     params: dict[str, Any] = {"job_id": job_id, "event": event, "now": utcnow()}
     if settings.webhook_url:
         params["global_url"] = settings.webhook_url
-    conn.execute(_enqueue_statement(bool(settings.webhook_url)), params)
+    conn.execute(enqueue_statement(bool(settings.webhook_url)), params)
 
 
 @functools.cache
-def _enqueue_statement(with_global_url: bool) -> sa.Insert:
-    """Built once: every job that ends runs it, and building the construct
-    anew each time cost more than executing it."""
+def enqueue_statement(with_global_url: bool) -> sa.Insert:
+    """The outbox row of ``:job_id``'s ``:event`` at ``:now`` (URL: the
+    job's own, else ``:global_url``). Built once: every job that ends runs
+    it, and building the construct anew each time cost more than executing it."""
     own = (sa.select(job_webhooks.c.url).where(job_webhooks.c.job_id == sa.bindparam("job_id"))
            .scalar_subquery())
     url = sa.func.coalesce(own, sa.bindparam("global_url", type_=sa.String)) if with_global_url else own
