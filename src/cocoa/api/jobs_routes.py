@@ -67,19 +67,21 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, 1..{MAX
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 
 
-def _job_id(job_id: Annotated[str, Path(description="The job's id (a UUID), or a unique prefix of "
-                                               "it of at least 6 characters.")], manager: Manager) -> str:
+async def _job_id(job_id: Annotated[str, Path(description="The job's id (a UUID), or a unique prefix of "
+                                                     "it of at least 6 characters.")], manager: Manager) -> str:
     """Ids that cannot exist are a 404 without a query (and never reach the
     database, which rejects e.g. NUL characters with a 500-worthy error).
     A full id is taken as it is (no extra query on the most polled reads);
     anything else is resolved as an id prefix: a unique one names its job,
-    an ambiguous one is a 409 listing the jobs it could mean."""
+    an ambiguous one is a 409 listing the jobs it could mean. ``async``: a
+    full id needs no I/O, and a threadpool hop on every poll costs more than
+    the read behind it."""
     if len(job_id) > 64 or "\x00" in job_id:
         raise ApiError(404, f"No job with id {job_id[:64]!r}.", "job_not_found")
     if looks_like_full_id(job_id):
         return job_id
     try:
-        return manager.resolve(job_id)
+        return await run_in_threadpool(manager.resolve, job_id)
     except AmbiguousJobId as exc:
         raise ApiError(409, str(exc), "ambiguous_job_id", {"candidates": exc.candidates}) from None
 
