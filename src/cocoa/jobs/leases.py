@@ -169,17 +169,19 @@ class WorkerLeases(JobStore):
                 boundary = self._boundary_params(current, now)
             # LeaseLost rolls back the batch's writes too.
             decided = _fenced_update_row(conn, lease, values, boundary, returning=sql.DECIDED_AT_COMMIT)
-            claimed = self._after_commit(conn, lease, current.type, batch.done, decided.status, now,
+            claimed = self._after_commit(conn, lease, current.type, batch.done, decided, now,
                                          claim_next=claim_next and batch.done)
         # No NOTIFY here when the job ends: the worker takes the next job of
         # this type itself, and announces the type free when it stops (see
         # announce_type_free) - one round trip less per job.
         known = {field.name: getattr(current, field.name) for field in dataclasses.fields(Job)}
-        committed = Job.from_mapping(known | values | decided._asdict())
+        decided_values = decided._asdict()
+        del decided_values["webhook_url"]  # not a job field
+        committed = Job.from_mapping(known | values | decided_values)
         return committed, Job.from_row(claimed) if claimed is not None else None
 
     def _after_commit(
-        self, conn: sa.Connection, lease: Lease, type_name: str, done: bool, status: str, now: Any,
+        self, conn: sa.Connection, lease: Lease, type_name: str, done: bool, decided: Any, now: Any,
         *, claim_next: bool,
     ) -> Any:
         """What a commit that ended the run writes besides the job row: its
@@ -189,9 +191,9 @@ class WorkerLeases(JobStore):
         the claimed row, if any."""
         if claim_next and self.driver.writable_ctes:
             return self._hand_over(conn, lease, type_name, now)
-        events = _commit_events(lease, done, status, now)
-        if events:
-            webhooks.enqueue(conn, lease.job_id, status, self.settings)  # if it ended for good
+        events = _commit_events(lease, done, decided.status, now)
+        if events:  # if it ended for good and has a URL
+            webhooks.queue(conn, lease.job_id, decided.status, decided.webhook_url, self.settings)
         claimed = None
         if claim_next:
             claimed = conn.execute(sql.claim(frozenset(), frozenset({type_name}), self.driver.name),

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cocoa.db.driver import driver_for
-from cocoa.db.tables import job_errors, job_events, jobs
+from cocoa.db.tables import job_errors, job_events, job_webhooks, jobs
 from cocoa.jobs import webhooks
 from cocoa.jobs.history import Event
 from cocoa.jobs.model import Control, Status
@@ -112,11 +112,19 @@ FENCE = (
 A write that matches nothing means the lease is lost (see ``LeaseLost``)."""
 
 DECIDED_AT_COMMIT = ("status", "control", "lease_owner", "lease_expires_at", "completed_at",
-                     "processing_seconds", "run_started_at")
+                     "processing_seconds", "run_started_at", "webhook_url")
 """What a batch commit cannot know in advance: the :func:`boundary_expressions`
 decide it from the row's ``control``. Nothing else changes under a held lease,
 so a commit returns just these rather than the whole row (every column, JSON
-included, described and decoded on every batch)."""
+included, described and decoded on every batch). Plus the job's own
+``webhook_url``: a commit that ends the job then knows, without a statement
+of its own, whether there is a delivery to queue."""
+
+OWN_WEBHOOK_URL = (sa.select(job_webhooks.c.url).where(job_webhooks.c.job_id == jobs.c.id)
+                   .scalar_subquery().label("webhook_url"))
+"""The job's own webhook URL (None if it has none), as a returned column."""
+
+_RETURNABLE: dict[str, Any] = {column.name: column for column in jobs.c} | {"webhook_url": OWN_WEBHOOK_URL}
 
 
 @functools.cache
@@ -129,7 +137,7 @@ def fenced_update(columns: tuple[str, ...], at_boundary: bool, returning: tuple[
     }
     if at_boundary:
         values.update(boundary_expressions())
-    returned = [jobs.c[name] for name in returning] if returning else list(jobs.c)
+    returned = [_RETURNABLE[name] for name in returning] if returning else list(jobs.c)
     return jobs.update().where(*FENCE).values(**values).returning(*returned)
 
 

@@ -116,6 +116,18 @@ def enqueue(conn: sa.Connection, job_id: str, status: str, settings: Settings) -
     conn.execute(enqueue_statement(bool(settings.webhook_url)), params)
 
 
+def queue(conn: sa.Connection, job_id: str, status: str, own_url: str | None, settings: Settings) -> None:
+    """:func:`enqueue` when the job's own URL is known already (a worker's
+    commit returns it): no statement at all when there is no URL."""
+    event = FINAL_EVENTS.get(str(status))
+    url = own_url or settings.webhook_url
+    if event is None or not url:
+        return
+    now = utcnow()
+    conn.execute(webhook_deliveries.insert(), {"job_id": job_id, "url": url, "event": event, "status": "pending",
+                                               "attempts": 0, "next_attempt_at": now, "created_at": now})
+
+
 @functools.cache
 def enqueue_statement(with_global_url: bool) -> sa.Insert:
     """The outbox row of ``:job_id``'s ``:event`` at ``:now`` (URL: the
