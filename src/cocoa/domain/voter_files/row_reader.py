@@ -81,10 +81,6 @@ class RowReader:
         # C-level pick of their values, one comprehension to clean them, one
         # C-level spread of the results into their canonical slots.
         single = [(n, w[0]) for n, w in fields.items() if isinstance(w, tuple) and len(w) == 1]
-        self._pick = _picker([pos for _, pos in single])
-        names = [n for n, _ in single]
-        self._spread = _picker([names.index(n) if n in names else len(names)
-                                for n in CANONICAL_FIELDS])
         self._other = [(_SLOT[n], w) for n, w in fields.items()
                        if not (isinstance(w, tuple) and len(w) == 1)]
         # Conversions apply to layout fields only (``_convert`` looked them up
@@ -100,6 +96,7 @@ class RowReader:
         self._state = self._locate(res.state)
         self._zip = self._locate(res.zip_code)
         self._mail = [p for c in layout.mailing if (p := header.position(c)) is not None]
+        self._build_pick(single)
         self._mail_pick = _picker(self._mail)
         self._delimiter = layout.delimiter.encode("ascii")
         self._quoted_delimiter = b'"' + self._delimiter + b'"'
@@ -131,6 +128,33 @@ class RowReader:
                 self._homes.clear()  # bounded memory; rows with one address are close
             home = self._homes[key] = residence(street, unit, city, state, zip_code)
         return home
+
+    def _build_pick(self, single: list[tuple[str, int]]) -> None:
+        """The one C-level pick of ``parse_row``: the one-column fields, then
+        (when each is at most one column, as in every official layout) the
+        residence's street, unit, city, state and ZIP, which the same
+        comprehension cleans exactly as ``_join``/``_value`` would, so a row
+        makes no per-part call for them. ``_res_pick`` then reads the five
+        from the cleaned values (a missing part reads the trailing None)."""
+        positions = [pos for _, pos in single]
+        names = [n for n, _ in single]
+        parts = (self._street, self._unit, self._city, self._state, self._zip)
+        simple = all(isinstance(p, (list, tuple)) and len(p) <= 1 for p in parts)
+        self._res_pick: Callable[[list[Any]], tuple[Any, ...]] | None = None
+        if simple:
+            extra = [p[0] for p in parts if p]  # type: ignore[index]
+            sentinel = len(positions) + len(extra)
+            slots, i = [], len(positions)
+            for p in parts:
+                slots.append(i if p else sentinel)
+                i += bool(p)
+            positions += extra
+            self._res_pick = _picker(slots)
+        else:
+            sentinel = len(positions)
+        self._pick = _picker(positions)
+        self._spread = _picker([names.index(n) if n in names else sentinel
+                                for n in CANONICAL_FIELDS])
 
     def _locate(self, source: Source) -> Const | tuple[int, ...]:
         if isinstance(source, Const):
@@ -253,12 +277,14 @@ class RowReader:
             row[slot] = self._value(values, where)
         if self._dates or self._integers:
             warnings = self._convert(line.number, row, warnings)
-        street = _join(values, self._street)
-        unit = _join(values, self._unit)
+        if self._res_pick is not None:
+            street, unit, city, state, zip_code = self._res_pick(cleaned)
+        else:
+            street, unit = _join(values, self._street), _join(values, self._unit)
+            city, state = self._value(values, self._city), self._value(values, self._state)
+            zip_code = self._value(values, self._zip)
         row[_RES_STREET] = f"{street} {unit}" if street and unit else street
-        row[_RES_CITY] = city = self._value(values, self._city)
-        row[_RES_STATE] = state = self._value(values, self._state)
-        row[_RES_ZIP] = zip_code = self._value(values, self._zip)
+        row[_RES_CITY], row[_RES_STATE], row[_RES_ZIP] = city, state, zip_code
         row[_MAIL_ADDRESS] = _join_picked(self._mail_pick(values), ", ") if self._mail else None
         home = self.residence(street, unit, city, state, zip_code)
         if home is None and self.layout.needs_address:

@@ -6,7 +6,8 @@ read twice and none is skipped.
 
 Within one file the last row for a voter id wins, also across batches. A
 single pass over the ids (cheap: split and look at one column) before the
-first write of every run finds the rows a later row supersedes; those are
+first write of every run finds the rows a later row supersedes (in memory
+bounded whatever the file's size, see :mod:`.repeats`); those are
 dropped from each batch before it is written (a helper may parse the first
 batches while that pass runs). Writing them and then overwriting them would
 also end with the last row, but a re-import of the same file would then
@@ -54,6 +55,7 @@ from cocoa.jobtypes.import_voters.lines import Lines, Position, batches_from, on
 from cocoa.jobtypes.import_voters.parsed import Read
 from cocoa.jobtypes.import_voters.parsing import Parser
 from cocoa.jobtypes.import_voters.ranges import range_of, split_rows
+from cocoa.jobtypes.import_voters.repeats import superseded_rows
 from cocoa.jobtypes.import_voters.saved_mappings import resolve_mapping
 from cocoa.jobtypes.import_voters.writing import Writer
 from cocoa.jobtypes.input_errors import domain_input, request_input
@@ -205,26 +207,25 @@ def _position(state: _RunState, checkpoint: Checkpoint | None) -> Position:
 
 
 def _superseded_rows(stream: IO[bytes], state: _RunState) -> dict[int, int]:
-    """Rows whose voter id appears again later in the file (last row wins).
+    """Rows whose voter id appears again later in the file (last row wins),
+    in memory bounded whatever the file's size (see :mod:`.repeats`).
 
     Mostly only the id bytes are looked at (see ``RowReader.voter_id``);
     layouts without an id column need the full row for their key (those are
     hand-made, small files).
     """
-    last: dict[str, int] = {}
-    superseded: dict[int, int] = {}
+    return superseded_rows(_id_pairs(stream, state))
+
+
+def _id_pairs(stream: IO[bytes], state: _RunState) -> Iterator[tuple[str, int]]:
+    """(voter id, row number) of every row that has one, in file order."""
     reader = state.parser.reader
     for line in iter_records(stream, state.data_offset, state.first_row, state.layout):
         if is_blank(line.raw, state.layout):
             continue
         key = reader.voter_id(line)
-        if key is None:
-            continue
-        previous = last.get(key)
-        if previous is not None:
-            superseded[previous] = line.number
-        last[key] = line.number
-    return superseded
+        if key is not None:
+            yield key, line.number
 
 
 # --------------------------------------------------------------------------- batches

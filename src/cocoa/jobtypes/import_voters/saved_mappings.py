@@ -94,3 +94,18 @@ def _shown(row: Mapping[str, Any]) -> dict[str, Any]:
     updated = row["updated_at"]
     return {"name": row["name"], "mapping": row["mapping"], "created_by": row["created_by"],
             "updated_at": updated.isoformat() if updated else None}
+
+
+def delete_mapping(engine: sa.Engine, name: str) -> bool:
+    """Remove the saved mapping ``name``; False when there is none. Jobs
+    that used it are unaffected: each stored the mapping it resolved."""
+    with engine.begin() as conn:
+        deleted = conn.execute(saved_mappings.delete().where(saved_mappings.c.name == name.strip()))
+    return bool(deleted.rowcount)
+
+
+def saved_names(engine: sa.Engine) -> list[str]:
+    """The first 50 saved names, for a message that says what exists."""
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(saved_mappings.c.name)
+                                 .order_by(saved_mappings.c.name).limit(50)).scalars())
