@@ -30,7 +30,6 @@ A benchmark script, not a test: it prints a table and asserts nothing.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import statistics
 import sys
@@ -49,19 +48,9 @@ REPO = Path(__file__).resolve().parent.parent
 TARGET_P99_MS = 200.0
 CHUNK = 5000
 
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+import tests.conftest as support  # noqa: E402  (the one server launcher, shared with the tests)
 
-def load_test_support() -> Any:
-    """``tests/conftest.py`` has the one server launcher; load it by path."""
-    spec = importlib.util.spec_from_file_location("cocoa_bench_conftest", REPO / "tests" / "conftest.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-support = load_test_support()
-sys.path.insert(0, str(REPO / "bench"))
 from procstats import cpu_seconds, postgres_cpu_seconds  # noqa: E402
 
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -212,6 +213,16 @@ def stop_live_server(server: LiveServer) -> None:
         server.process.kill()
 
 
+def serving(db_url: str, data_dir: Path, *, worker: bool = True, **env: str) -> Iterator[LiveServer]:
+    """A live server for the length of a fixture (``yield from serving(...)``),
+    stopped however the test ends."""
+    server = start_live_server(db_url, data_dir, worker=worker, **env)
+    try:
+        yield server
+    finally:
+        stop_live_server(server)
+
+
 @pytest.fixture
 def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """The real app under Uvicorn on loopback, on each backend, with a worker."""
@@ -225,6 +236,27 @@ def sqlite_live_server(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_live_server(sqlite_url, tmp_path)
     yield server
     stop_live_server(server)
+
+
+@contextmanager
+def demo_server(db_url: str, data_dir: Path) -> Iterator[Any]:
+    """``cocoa serve --no-worker`` holding the demo town, loaded through the
+    real engine; ``server.engine`` is open on its database so that a test
+    computes its expectations from the data rather than from constants."""
+    from rich.console import Console
+
+    from cocoa.config import Settings
+    from cocoa.samples.demo import load_demo
+
+    server = start_live_server(db_url, data_dir, worker=False)
+    engine = make_engine(db_url)
+    try:
+        load_demo(JobManager(engine, Settings(database_url=db_url, data_dir=data_dir)), Console(quiet=True))
+        server.engine = engine
+        yield server
+    finally:
+        engine.dispose()
+        stop_live_server(server)
 
 
 # --------------------------------------------------------------------------- processes

@@ -7,13 +7,12 @@ root one by path under its own name instead of ``import conftest``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import tests.conftest as root  # noqa: E402  (pythonpath includes the repo root)
+from tests.polling import wait_for
 
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine
@@ -22,18 +21,6 @@ from cocoa.jobs.model import Job
 
 LiveServer = root.LiveServer
 T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def manager_for(server: Any, tmp_path: Path) -> JobManager:

@@ -22,9 +22,7 @@ def manager(live_server: Any, tmp_path: Path) -> Iterator[JobManager]:
 @pytest.fixture
 def idle_server(db_url: str, tmp_path: Path) -> Iterator[Any]:
     """The real app without a worker: jobs stay exactly where a test puts them."""
-    server = root.start_live_server(db_url, tmp_path, worker=False)
-    yield server
-    root.stop_live_server(server)
+    yield from root.serving(db_url, tmp_path, worker=False)
 
 
 @pytest.fixture
@@ -37,9 +35,7 @@ def idle_manager(idle_server: Any, tmp_path: Path) -> Iterator[JobManager]:
 @pytest.fixture
 def small_upload_server(db_url: str, tmp_path: Path) -> Iterator[Any]:
     """A server whose upload limit is 4 KiB, to exercise both 413 paths cheaply."""
-    server = root.start_live_server(db_url, tmp_path, COCOA_MAX_UPLOAD_BYTES=str(SMALL_UPLOAD_LIMIT))
-    yield server
-    root.stop_live_server(server)
+    yield from root.serving(db_url, tmp_path, COCOA_MAX_UPLOAD_BYTES=str(SMALL_UPLOAD_LIMIT))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

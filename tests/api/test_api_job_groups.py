@@ -75,6 +75,8 @@ def test_zipped_file_over_the_limit_runs_as_a_group(group_server: Any) -> None:
             f"row {r}" for r in generated.errors}
         child = viewer.get(f"/api/v1/jobs/{children[2]['id']}").json()
         assert child["parent_id"] == group_id and child["kind"] == "job" and child["item_range"] == [81, 120]
+        assert child["input"] == group["input"]  # a child shows which file it is a part of
+        assert all(c["input"] == group["input"] for c in children)
         listed = viewer.get("/api/v1/jobs").json()
         assert [j["id"] for j in listed["jobs"]] == [group_id]
 

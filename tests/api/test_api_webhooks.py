@@ -25,19 +25,11 @@ VOTER_CSV = b"first_name,last_name,address,city,state,zip\nAda,Lovelace,1 Main S
 
 
 @pytest.fixture
-def hook_server(db_url: str, tmp_path: Path) -> Iterator[Any]:
-    server = root.start_live_server(
-        db_url, tmp_path, COCOA_WEBHOOK_ALLOW_PRIVATE="true", COCOA_WEBHOOK_SECRET=SECRET,
-        COCOA_WEBHOOK_BACKOFF_SECONDS="0.2", COCOA_WEBHOOK_MAX_ATTEMPTS="3")
-    yield server
-    root.stop_live_server(server)
-
-
-@pytest.fixture
-def hook_manager(hook_server: Any, tmp_path: Path) -> Iterator[JobManager]:
-    manager = manager_for(hook_server, tmp_path)
-    yield manager
-    manager.engine.dispose()
+def live_server(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    """The shared ``live_server`` (and so ``manager``) with webhooks on: loopback
+    receivers allowed, a signing secret, a quick backoff, three attempts."""
+    yield from root.serving(db_url, tmp_path, COCOA_WEBHOOK_ALLOW_PRIVATE="true", COCOA_WEBHOOK_SECRET=SECRET,
+                            COCOA_WEBHOOK_BACKOFF_SECONDS="0.2", COCOA_WEBHOOK_MAX_ATTEMPTS="3")
 
 
 def deliveries(manager: JobManager, job_id: str) -> list[Any]:
@@ -51,12 +43,12 @@ def delivery_in(manager: JobManager, job_id: str, status: str) -> Any:
     return found[0] if found and found[0].status == status else None
 
 
-def test_signed_delivery_when_a_job_completes(hook_server: Any, hook_manager: JobManager) -> None:
+def test_signed_delivery_when_a_job_completes(live_server: Any, manager: JobManager) -> None:
     with receiving() as receiver:
-        job = hook_manager.create("noop", {"items": 3}, created_by="admin", webhook_url=receiver.url)
-        with hook_server.client() as client:
+        job = manager.create("noop", {"items": 3}, created_by="admin", webhook_url=receiver.url)
+        with live_server.client() as client:
             wait_status(client, job.id, "completed")
-        row = wait_for(lambda: delivery_in(hook_manager, job.id, "delivered"), what="delivery")
+        row = wait_for(lambda: delivery_in(manager, job.id, "delivered"), what="delivery")
         assert row.attempts == 1 and row.last_status == 200 and row.event == "job.completed"
         assert len(receiver.received) == 1
         got = receiver.received[0]
@@ -71,51 +63,51 @@ def test_signed_delivery_when_a_job_completes(hook_server: Any, hook_manager: Jo
         assert body["job"]["progress"]["processed"] == 3
 
 
-def test_a_500_is_retried_until_the_receiver_accepts(hook_server: Any, hook_manager: JobManager) -> None:
+def test_a_500_is_retried_until_the_receiver_accepts(live_server: Any, manager: JobManager) -> None:
     with receiving(statuses=[500, 200]) as receiver:
-        job = hook_manager.create("noop", {"items": 2}, created_by="admin", webhook_url=receiver.url)
-        row = wait_for(lambda: delivery_in(hook_manager, job.id, "delivered"), what="retried delivery")
+        job = manager.create("noop", {"items": 2}, created_by="admin", webhook_url=receiver.url)
+        row = wait_for(lambda: delivery_in(manager, job.id, "delivered"), what="retried delivery")
         assert row.attempts == 2 and row.last_status == 200 and row.last_error is None
         assert len(receiver.received) == 2
         first, second = (json.loads(r.body) for r in receiver.received)
         assert first == second and first["job"]["id"] == job.id
 
 
-def test_a_receiver_that_is_down_is_given_up_after_the_attempts(hook_server: Any,
-                                                                hook_manager: JobManager) -> None:
+def test_a_receiver_that_is_down_is_given_up_after_the_attempts(live_server: Any,
+                                                                manager: JobManager) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-    job = hook_manager.create("noop", {"items": 2}, created_by="admin", webhook_url=url)
-    with hook_server.client() as client:
+    job = manager.create("noop", {"items": 2}, created_by="admin", webhook_url=url)
+    with live_server.client() as client:
         wait_status(client, job.id, "completed")
-    row = wait_for(lambda: delivery_in(hook_manager, job.id, "failed"), what="given-up delivery")
+    row = wait_for(lambda: delivery_in(manager, job.id, "failed"), what="given-up delivery")
     assert row.attempts == 3 and row.last_status is None and "Connect" in row.last_error
 
 
-def test_a_slow_receiver_does_not_delay_the_next_job(hook_server: Any, hook_manager: JobManager) -> None:
+def test_a_slow_receiver_does_not_delay_the_next_job(live_server: Any, manager: JobManager) -> None:
     """The receiver holds the first delivery open; the job is completed
     already, and a second job runs to completion meanwhile."""
     with receiving(hold=True) as receiver:
-        first = hook_manager.create("noop", {"items": 2}, created_by="admin", webhook_url=receiver.url)
+        first = manager.create("noop", {"items": 2}, created_by="admin", webhook_url=receiver.url)
         assert receiver.arrived.wait(30), "the first delivery never arrived"
-        with hook_server.client() as client:
+        with live_server.client() as client:
             assert client.get(f"/api/v1/jobs/{first.id}").json()["status"] == "completed"
-            second = hook_manager.create("noop", {"items": 2}, created_by="admin")
+            second = manager.create("noop", {"items": 2}, created_by="admin")
             wait_status(client, second.id, "completed")
-        assert not receiver.release.is_set() and deliveries(hook_manager, first.id)[0].status == "pending"
+        assert not receiver.release.is_set() and deliveries(manager, first.id)[0].status == "pending"
         receiver.release.set()
-        wait_for(lambda: delivery_in(hook_manager, first.id, "delivered"), what="held delivery")
+        wait_for(lambda: delivery_in(manager, first.id, "delivered"), what="held delivery")
 
 
-def test_cancelling_a_pending_job_is_delivered(hook_server: Any, hook_manager: JobManager) -> None:
+def test_cancelling_a_pending_job_is_delivered(live_server: Any, manager: JobManager) -> None:
     with receiving() as receiver:
-        job = hook_manager.create("noop", {"items": 5000, "delay_ms": 2, "batch_size": 10}, created_by="admin",
+        job = manager.create("noop", {"items": 5000, "delay_ms": 2, "batch_size": 10}, created_by="admin",
                                   webhook_url=receiver.url)
-        with hook_server.client() as client:  # pending or running: cancelled now or at a batch boundary
+        with live_server.client() as client:  # pending or running: cancelled now or at a batch boundary
             assert client.post(f"/api/v1/jobs/{job.id}/cancel").status_code == 200
             wait_status(client, job.id, "cancelled")
-        wait_for(lambda: delivery_in(hook_manager, job.id, "delivered"), what="cancel delivery")
+        wait_for(lambda: delivery_in(manager, job.id, "delivered"), what="cancel delivery")
         assert json.loads(receiver.received[0].body)["event"] == "job.cancelled"
 
 
@@ -154,14 +146,14 @@ def test_webhook_url_checks_at_creation(module_server: Any) -> None:
         assert_error(viewer.post(GEOCODE, json={"webhook_url": "https://hooks.example.org/"}), 403)
 
 
-def test_an_import_takes_a_webhook_url(hook_server: Any, hook_manager: JobManager) -> None:
+def test_an_import_takes_a_webhook_url(live_server: Any, manager: JobManager) -> None:
     """The multipart endpoints take the field too (and keep it out of the job's params)."""
-    with receiving() as receiver, hook_server.client() as admin:
+    with receiving() as receiver, live_server.client() as admin:
         response = admin.post("/api/v1/voters/import", files={"file": ("v.csv", VOTER_CSV, "text/csv")},
                               data={"format": "simple_csv", "webhook_url": receiver.url})
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
         assert "webhook_url" not in json.dumps(response.json()["job"]["params"])
         wait_status(admin, job_id, "completed")
-        wait_for(lambda: delivery_in(hook_manager, job_id, "delivered"), what="import delivery")
+        wait_for(lambda: delivery_in(manager, job_id, "delivered"), what="import delivery")
         assert json.loads(receiver.received[0].body)["job"]["id"] == job_id

@@ -8,25 +8,15 @@ read from the database.
 from __future__ import annotations
 
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.conftest import free_port, migrated_manager
+from tests.polling import wait_for
 from tests.unit.cli_helpers import newcomer
 
 from cocoa.jobs.model import Status
-
-
-def wait_for(check: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)  # poll with a deadline
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def healthy(url: str) -> bool:
@@ -47,9 +37,9 @@ def test_sigterm_finishes_the_batch_hands_the_job_back_and_exits_zero(tmp_path: 
                         COCOA_DATABASE_URL=url, COCOA_DATA_DIR=str(tmp_path),
                         COCOA_POLL_SECONDS="0.1", COCOA_HEARTBEAT_SECONDS="0.5")
     try:
-        wait_for(lambda: healthy(f"http://127.0.0.1:{port}"), "the server to answer")
+        wait_for(lambda: healthy(f"http://127.0.0.1:{port}"), what="the server to answer")
         job = manager.create("noop", {"items": 400, "delay_ms": 20, "batch_size": 10}, created_by="t")
-        wait_for(lambda: manager.get(job.id).processed >= 10, "the first batch")
+        wait_for(lambda: manager.get(job.id).processed >= 10, what="the first batch")
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0, log.read_text()
     finally:

@@ -15,13 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from api_helpers import assert_error, root
-from rich.console import Console
 
-from cocoa.config import Settings
-from cocoa.db.engine import make_engine
 from cocoa.db.tables import geocode_selections, households, jobs, parcels, voters
-from cocoa.jobs.manager import JobManager
-from cocoa.samples.demo import load_demo
 
 EVERYWHERE = "-180,-90,180,90"
 
@@ -29,16 +24,8 @@ EVERYWHERE = "-180,-90,180,90"
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     data_dir = tmp_path_factory.mktemp("demo_server")
-    with root.module_database(request.param, data_dir) as url:
-        server = root.start_live_server(url, data_dir, worker=False)
-        engine = make_engine(url)
-        try:
-            load_demo(JobManager(engine, Settings(database_url=url, data_dir=data_dir)), Console(quiet=True))
-            server.engine = engine
-            yield server
-        finally:
-            engine.dispose()
-            root.stop_live_server(server)
+    with root.module_database(request.param, data_dir) as url, root.demo_server(url, data_dir) as server:
+        yield server
 
 
 def scalar(demo: Any, query: Any) -> Any:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tests.browser.test_web as web
 from tests import conftest as root
 from tests.browser.test_web import LIVE_TIMEOUT, log_in
 from tests.browser.test_web_job_files import wait_status
@@ -21,7 +20,6 @@ from cocoa.samples.voters import generate
 
 pytestmark = pytest.mark.browser
 HOSTILE = "<img src=x onerror=alert(1)>.zip"
-browser, context, dialogs, page = web.browser, web.context, web.dialogs, web.page
 
 with contextlib.suppress(ImportError):
     from playwright.sync_api import Page, expect
@@ -29,10 +27,7 @@ with contextlib.suppress(ImportError):
 
 @pytest.fixture
 def server(sqlite_url: str, tmp_path: Path) -> Iterator[Any]:
-    live = root.start_live_server(sqlite_url, tmp_path, COCOA_MAX_ITEMS_PER_JOB="40",
-                                  COCOA_VOTER_BATCH_SIZE="10")
-    yield live
-    root.stop_live_server(live)
+    yield from root.serving(sqlite_url, tmp_path, COCOA_MAX_ITEMS_PER_JOB="40", COCOA_VOTER_BATCH_SIZE="10")
 
 
 def zipped_group(server: Any, seed: int) -> dict[str, Any]:

@@ -5,49 +5,32 @@ assertions; nothing sleeps."""
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import tests.conftest as root
 from tests.browser.test_web import log_in
 
-from cocoa.config import Settings
-from cocoa.db.engine import make_engine
 from cocoa.jobs.manager import JobManager, Lease
 from cocoa.jobs.model import Job
 
 pytestmark = pytest.mark.browser
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - playwright is a test dependency
-    sync_playwright = None
+with contextlib.suppress(ImportError):  # without it the browser fixture skips (or fails in CI) first
+    from playwright.sync_api import Page, expect
 
 
 @pytest.fixture
-def server(sqlite_url: str, tmp_path: Path) -> Iterator[Any]:
-    live = root.start_live_server(sqlite_url, tmp_path, worker=False)
-    yield live
-    root.stop_live_server(live)
+def server(idle_server: Any) -> Any:
+    return idle_server
 
 
 @pytest.fixture
-def manager(server: Any) -> Iterator[JobManager]:
-    engine = make_engine(server.db_url)
-    yield JobManager(engine, Settings(database_url=server.db_url))
-    engine.dispose()
-
-
-@pytest.fixture
-def page(browser: Browser, server: Any) -> Iterator[Page]:
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-    ctx.set_default_timeout(10_000)
-    yield ctx.new_page()
-    ctx.close()
+def viewport() -> dict[str, int]:
+    """Wide enough for the filter bar and the bulk actions on one line."""
+    return {"width": 1400, "height": 900}
 
 
 def failed_noop(manager: JobManager, created_by: str = "admin") -> Job:

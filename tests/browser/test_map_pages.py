@@ -8,86 +8,35 @@ with a timeout; nothing sleeps.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import tests.conftest as root
-from rich.console import Console
+from tests.browser.test_web import log_in
 
-from cocoa.config import Settings
-from cocoa.db.engine import make_engine
 from cocoa.db.tables import households, jobs, parcels
-from cocoa.jobs.manager import JobManager
-from cocoa.samples.demo import load_demo
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - playwright is a test dependency
-    sync_playwright = None
-
-
-def require_chromium() -> None:
-    missing = None
-    if sync_playwright is None:
-        missing = "the playwright Python package is not installed"
-    elif not CHROMIUM.exists():
-        missing = f"Chromium not found at {CHROMIUM}"
-    if missing is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"Browser tests are required in CI: {missing}")
-    pytest.skip(f"{missing}; set CI=true to make this a failure")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
+with contextlib.suppress(ImportError):  # without it the browser fixture skips (or fails in CI) first
+    from playwright.sync_api import Page, expect
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     data_dir = tmp_path_factory.mktemp("map_pages")
-    url = f"sqlite:///{data_dir / 'cocoa.db'}"
-    server = root.start_live_server(url, data_dir, worker=False)
-    engine = make_engine(url)
-    try:
-        load_demo(JobManager(engine, Settings(database_url=url, data_dir=data_dir)), Console(quiet=True))
-        server.engine = engine
+    with root.demo_server(f"sqlite:///{data_dir / 'cocoa.db'}", data_dir) as server:
         yield server
-    finally:
-        engine.dispose()
-        root.stop_live_server(server)
 
 
 @pytest.fixture
-def page(browser: Browser, demo: Any) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
-
-
-def log_in(page: Page, server: Any, username: str) -> None:
-    page.goto(f"{server.url}/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(f"{username}-password")
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/jobs$"))
+def server(demo: Any) -> Any:
+    """The pages' ``context`` and ``page`` fixtures are on the demo town's server."""
+    return demo
 
 
 def scalar(demo: Any, query: Any) -> Any:

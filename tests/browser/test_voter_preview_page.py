@@ -9,18 +9,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.browser.test_web import (  # noqa: F401  (fixtures, used by name)
-    LIVE_TIMEOUT,
-    XSS,
-    browser,
-    context,
-    dialogs,
-    log_in,
-    manager,
-    page,
-    server,
-    status_badge,
-)
+from tests.browser.test_web import LIVE_TIMEOUT, XSS, log_in, status_badge
 
 from cocoa.jobs.manager import JobManager
 from cocoa.samples.vendor_export import generate_vendor
@@ -31,16 +20,16 @@ ODD = ("Given,Family,Residence,Flat,Town,Postcode\n"
        f"Ann,{XSS},5 Elm St,2,Durham,27701\nBo,Lee,5 Elm St,3,Durham,27701\n").encode()
 
 
-def voter_jobs(manager: JobManager) -> int:  # noqa: F811
+def voter_jobs(manager: JobManager) -> int:
     return manager.list_jobs(type_name="import_voters", limit=1)[1]
 
 
-def choose(page: Page, name: str, data: bytes) -> None:  # noqa: F811  (a helper, not the fixture)
+def choose(page: Page, name: str, data: bytes) -> None:
     page.get_by_label("Voter file").set_input_files({"name": name, "mimeType": "text/csv", "buffer": data})
 
 
-def test_preview_then_confirm(page: Page, server: Any, manager: JobManager,  # noqa: F811
-                              dialogs: list[str]) -> None:  # noqa: F811
+def test_preview_then_confirm(page: Page, server: Any, manager: JobManager,
+                              dialogs: list[str]) -> None:
     log_in(page, server)
     page.goto(f"{server.url}/start/voters")
     before = voter_jobs(manager)

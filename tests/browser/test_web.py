@@ -1,9 +1,5 @@
-"""The web Jobs pages in a real Chromium, against the real app under Uvicorn.
-
-Playwright drives Debian's ``/usr/bin/chromium`` (Playwright's own browser
-download is not used). Without that binary the tests skip on a developer
-machine and FAIL when ``CI`` is set, so a CI image that lost its browser
-cannot pass silently.
+"""The web Jobs pages in a real Chromium, against the real app under Uvicorn
+(the browser, server, manager and page fixtures are in ``conftest.py``).
 
 Every wait is one of Playwright's auto-waiting ``expect`` assertions with a
 timeout; nothing sleeps.
@@ -11,18 +7,15 @@ timeout; nothing sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from cocoa.config import Settings
-from cocoa.db.engine import make_engine
 from cocoa.db.tables import job_errors, jobs
 from cocoa.jobs.manager import JobManager
 from cocoa.jobs.model import utcnow
@@ -30,86 +23,12 @@ from cocoa.jobs.types import all_job_types
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 XSS = "<script>alert(1)</script>"
 LIVE_TIMEOUT = 20_000  # ms; a job of a few seconds plus SSE/polling latency
 
-try:
-    from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - playwright is a test dependency
-    sync_playwright = None
-
-
-def require_chromium() -> None:
-    """Fail in CI, skip elsewhere, when the browser (or Playwright) is missing."""
-    missing = None
-    if sync_playwright is None:
-        missing = "the playwright Python package is not installed"
-    elif not CHROMIUM.exists():
-        missing = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    if missing is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"Browser tests are required in CI: {missing}")
-    pytest.skip(f"{missing}; set CI=true to make this a failure")
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                              headless=True)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def server(sqlite_live_server: Any) -> Any:
-    return sqlite_live_server
-
-
-@pytest.fixture
-def manager(server: Any) -> Iterator[JobManager]:
-    engine = make_engine(server.db_url)
-    yield JobManager(engine, Settings())
-    engine.dispose()
-
-
-@pytest.fixture
-def context(browser: Browser, server: Any) -> Iterator[BrowserContext]:
-    """Depends on ``server`` so it closes first: an open event stream would
-    otherwise hold up the server's graceful shutdown."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.set_default_timeout(10_000)
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def dialogs() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def page(context: BrowserContext, dialogs: list[str]) -> Page:
-    """A page that records (and dismisses) any JavaScript dialog: none may appear."""
-    new = context.new_page()
-
-    def on_dialog(dialog: Any) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    new.on("dialog", on_dialog)
-    return new
+with contextlib.suppress(ImportError):  # without it the fixtures skip (or fail in CI) first
+    from playwright.sync_api import Browser, Page, expect
 
 
 # --------------------------------------------------------------------------- helpers

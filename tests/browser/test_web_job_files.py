@@ -16,15 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-import tests.browser.test_web as web
 from tests.browser.test_web import LIVE_TIMEOUT, log_in, noop_job
 
 from cocoa.jobs.manager import JobManager
 
 pytestmark = pytest.mark.browser
-# The fixtures of the Jobs pages' browser tests (one Chromium per module).
-browser, context, dialogs, page, server, manager = (
-    web.browser, web.context, web.dialogs, web.page, web.server, web.manager)
 
 with contextlib.suppress(ImportError):  # without it the fixtures skip (or fail in CI) first
     from playwright.sync_api import Page, expect

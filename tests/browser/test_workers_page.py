@@ -6,52 +6,33 @@ auto-waiting ``expect`` assertions."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import tests.conftest as root
 from tests.browser.test_web import XSS, log_in
 
 from cocoa import auth
-from cocoa.config import Settings
 from cocoa.db.engine import make_engine
 from cocoa.jobs import workers as registry
 from cocoa.jobs.manager import JobManager
 
 pytestmark = pytest.mark.browser
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - playwright is a test dependency
-    sync_playwright = None
+with contextlib.suppress(ImportError):  # without it the browser fixture skips (or fails in CI) first
+    from playwright.sync_api import Page, expect
 
 
 @pytest.fixture
-def server(sqlite_url: str, tmp_path: Path) -> Iterator[Any]:
-    live = root.start_live_server(sqlite_url, tmp_path, worker=False)
-    yield live
-    root.stop_live_server(live)
+def server(idle_server: Any) -> Any:
+    return idle_server
 
 
-@pytest.fixture
-def manager(server: Any) -> Iterator[JobManager]:
-    engine = make_engine(server.db_url)
-    yield JobManager(engine, Settings())
-    engine.dispose()
-
-
-@pytest.fixture
-def page(browser: Browser, server: Any) -> Iterator[Page]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.set_default_timeout(10_000)
-    new = ctx.new_page()
-    dialogs: list[str] = []
-    new.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    yield new
-    ctx.close()
+@pytest.fixture(autouse=True)
+def no_dialogs(dialogs: list[str]) -> Iterator[None]:
+    yield
     assert dialogs == []  # hostile text never ran as script
 
 

@@ -315,10 +315,11 @@ def test_empty_selection_is_a_422_that_says_so(db_engine: sa.Engine) -> None:
 def test_too_many_items_is_rejected_with_counts_unless_limited(db_engine: sa.Engine) -> None:
     with db_engine.begin() as conn:
         ids = [add_household(conn, f"{n} B ST") for n in range(5)]
-    settings = settings_for(max_items_per_job=3)
+    settings = settings_for(max_items_per_job=2, max_items_per_group=3)  # above the group limit
     error = rejected(db_engine, settings, {})
     assert (error.status, error.code) == (422, "too_many_items")
-    assert error.details == {"matched": 5, "max_items_per_job": 3}
+    assert error.details == {"matched": 5, "max_items_per_group": 3, "max_items_per_job": 2}
+    assert "COCOA_MAX_ITEMS_PER_GROUP" in error.message
     assert "5 households" in error.message and "limit" in error.message
     job_id = create(db_engine, settings, {"limit": 2})
     with db_engine.connect() as conn:

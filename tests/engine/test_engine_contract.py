@@ -4,7 +4,6 @@ SQLite and PostgreSQL alike (the ``db_engine`` fixture is parametrised)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from io import BytesIO
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from tests.polling import wait_for
 
 from cocoa.api.job_objects import JobObjects
 from cocoa.config import Settings
@@ -65,15 +65,6 @@ def commit(manager: JobManager, lease: Lease, batch: Batch, rate: float | None) 
 def item_rows(manager: JobManager, job_id: str) -> list[int]:
     with manager.engine.connect() as conn:
         return sorted(conn.execute(sa.select(noop_items.c.item).where(noop_items.c.job_id == job_id)).scalars())
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)  # poll with a deadline
-    raise AssertionError("condition not reached before the deadline")
 
 
 @pytest.fixture

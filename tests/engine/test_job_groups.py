@@ -6,12 +6,12 @@ the import ends exactly as one job over the whole file would."""
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.polling import wait_for
 
 from cocoa.api.job_objects import JobObjects
 from cocoa.config import Settings
@@ -28,15 +28,6 @@ def settings(**overrides: Any) -> Settings:
                               "lease_seconds": 5, "reaper_seconds": 0.2, "parse_ahead_min_rows": 10**9,
                               "max_items_per_job": 50}
     return Settings(**{**values, **overrides})
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)  # poll with a deadline
-    raise AssertionError("condition not reached before the deadline")
 
 
 @pytest.fixture

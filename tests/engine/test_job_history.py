@@ -7,13 +7,12 @@ one that rolls back leaves none - for every operation that writes them.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.polling import wait_for
 
 from cocoa.config import Settings
 from cocoa.db.tables import job_events, jobs, workers
@@ -48,15 +47,6 @@ def claim(manager: JobManager, owner: str = "w1") -> Lease:
 
 def events(manager: JobManager, job_id: str) -> list[tuple[str, str | None]]:
     return [(e.event, e.actor) for e in manager.history(job_id)]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)  # poll with a deadline
-    raise AssertionError("condition not reached before the deadline")
 
 
 def test_a_run_records_created_claimed_completed(manager: JobManager) -> None:

@@ -49,11 +49,9 @@ def test_group_killed_in_two_children_equals_one_clean_job(manager: JobManager, 
             wait_for(lambda p=point: manager.get(group_id).processed >= p, what=f"{point} rows")  # type: ignore[misc]
             proc.kill()
             proc.wait()
-        workers.start(**ENV)
-        wait_for(lambda: manager.get(group_id).is_terminal, what="group completion")
+        group = workers.run_to_end(manager, group_id, "group completion", **ENV)
     finally:
         workers.stop_all()
-    group = manager.get(group_id)
     assert group.status is Status.COMPLETED, group.error
     assert group.processed == group.total == generated.rows
     kids = manager.children([group_id])[group_id]
@@ -66,11 +64,9 @@ def test_group_killed_in_two_children_equals_one_clean_job(manager: JobManager, 
     clean_workers = Workers(clean_url, tmp_path / "clean")
     try:
         clean_id = import_once(clean, generated.data)  # default limit: one job
-        clean_workers.start(COCOA_VOTER_BATCH_SIZE="100")
-        wait_for(lambda: clean.get(clean_id).is_terminal, what="clean import")
+        one = clean_workers.run_to_end(clean, clean_id, "clean import", COCOA_VOTER_BATCH_SIZE="100")
     finally:
         clean_workers.stop_all()
-    one = clean.get(clean_id)
     assert one.kind == "job" and one.status is Status.COMPLETED
     assert voter_snapshot(manager.engine) == voter_snapshot(clean.engine)
     for counter in ("voters_created", "households_created", "rows_read", "rows_superseded"):

@@ -68,11 +68,9 @@ def test_voter_import_killed_mid_batch_equals_clean_run(manager: JobManager, db_
             proc.kill()
             proc.wait()
             wait_for(lambda h=helpers: not any(map(alive, h)), what="the helper to exit")  # type: ignore[misc]
-        group.start(**env)
-        wait_for(lambda: manager.get(job_id).is_terminal, what="import completion")
+        job = group.run_to_end(manager, job_id, "import completion", **env)
     finally:
         group.stop_all()
-    job = manager.get(job_id)
     assert job.status is Status.COMPLETED, job.error
     assert job.attempt == 3 and job.processed == job.total
 
@@ -82,11 +80,9 @@ def test_voter_import_killed_mid_batch_equals_clean_run(manager: JobManager, db_
     (tmp_path / "clean").mkdir()
     try:
         clean_id = import_once(clean, generated.data)
-        clean_group.start(COCOA_VOTER_BATCH_SIZE="100")
-        wait_for(lambda: clean.get(clean_id).is_terminal, what="clean import")
+        clean_job = clean_group.run_to_end(clean, clean_id, "clean import", COCOA_VOTER_BATCH_SIZE="100")
     finally:
         clean_group.stop_all()
-    clean_job = clean.get(clean_id)
     assert clean_job.status is Status.COMPLETED
     assert voter_snapshot(manager.engine) == voter_snapshot(clean.engine)
     for counter in ("voters_created", "households_created", "rows_read"):

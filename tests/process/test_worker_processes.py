@@ -9,13 +9,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from tests.conftest import REPO, cocoa_env, migrated_manager, proc_stat
+from tests.polling import wait_for
 
 from cocoa.config import Settings
 from cocoa.db.driver import POSTGRES
@@ -44,6 +44,13 @@ class Workers:
         self.procs.append(proc)
         return proc
 
+    def run_to_end(self, manager: JobManager, job_id: str, what: str, **env: str) -> Job:
+        """Start one more worker and return the job once it has ended (the
+        crash tests' last, clean run); the caller's ``finally`` stops them all."""
+        self.start(**env)
+        wait_for(lambda: manager.get(job_id).is_terminal, what=what)
+        return manager.get(job_id)
+
     def log(self, index: int) -> str:
         return (self.data_dir / f"worker-{index}.log").read_text()
 
@@ -68,15 +75,6 @@ def workers(db_url: str, tmp_path: Path) -> Iterator[Workers]:
     group = Workers(db_url, tmp_path)
     yield group
     group.stop_all()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)  # poll with a deadline
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 def freeze_between_transactions(proc: subprocess.Popen[bytes], manager: JobManager, job_id: str) -> None:

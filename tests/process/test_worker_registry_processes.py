@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from tests.conftest import REPO, LiveServer, cocoa_env, start_live_server, stop_live_server
+from tests.polling import wait_for
 
 from cocoa.config import Settings
 from cocoa.db.engine import make_engine
@@ -23,16 +24,6 @@ from cocoa.jobs.manager import JobManager
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float = 60.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)  # poll with a deadline
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 @pytest.fixture

@@ -9,16 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import migrated_manager
 from typer.testing import CliRunner
 
 from cocoa.cli.common import console
 from cocoa.cli.main import app
-from cocoa.config import get_settings
 from cocoa.db.tables import job_errors, jobs
 from cocoa.jobs.client import UploadSource
 from cocoa.jobs.manager import JobManager
@@ -30,21 +27,10 @@ FAILURE = ("The uploaded file is no longer readable: its blob was purged by rete
            "job ran; upload it again.")
 
 
-@pytest.fixture
-def local_db(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobManager]:
-    """A migrated database the in-process ``cocoa`` uses, and a console wide
-    enough that the table's cells are not wrapped."""
-    manager = migrated_manager(db_url)
-    monkeypatch.setenv("COCOA_DATABASE_URL", db_url)
-    monkeypatch.setenv("COCOA_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    monkeypatch.delenv("COCOA_URL", raising=False)
-    monkeypatch.delenv("COCOA_TOKEN", raising=False)
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A console wide enough that the table's cells are not wrapped (``local_db`` is in conftest.py)."""
     monkeypatch.setattr(console, "width", 250)
-    get_settings.cache_clear()
-    yield manager
-    get_settings.cache_clear()
-    manager.engine.dispose()
 
 
 def test_list_shows_file_errors_and_failure(local_db: JobManager) -> None:

@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import stat
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import typer
-from tests.conftest import migrated_manager
 from typer.testing import CliRunner
 
 from cocoa.cli import credentials
@@ -22,7 +20,6 @@ from cocoa.cli.backends import sse_events
 from cocoa.cli.connect import remote_target
 from cocoa.cli.main import app
 from cocoa.cli.summary import duration_text, progress_text, summary_lines
-from cocoa.config import get_settings
 from cocoa.db.tables import jobs
 from cocoa.jobs.manager import JobManager
 
@@ -122,21 +119,6 @@ def test_which_server_a_command_uses(config_home: Path) -> None:
 
 
 # --------------------------------------------------------------------------- prefixes, locally
-
-
-@pytest.fixture
-def local_db(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobManager]:
-    """A migrated database the in-process ``cocoa`` uses (no credentials stored)."""
-    manager = migrated_manager(db_url)
-    monkeypatch.setenv("COCOA_DATABASE_URL", db_url)
-    monkeypatch.setenv("COCOA_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    monkeypatch.delenv("COCOA_URL", raising=False)
-    monkeypatch.delenv("COCOA_TOKEN", raising=False)
-    get_settings.cache_clear()
-    yield manager
-    get_settings.cache_clear()
-    manager.engine.dispose()
 
 
 def _twins(manager: JobManager) -> tuple[str, list[str]]:

@@ -136,12 +136,14 @@ def _mount_web(app: FastAPI) -> None:
         from cocoa.web import browse as web_browse
         from cocoa.web import job_finder as web_job_finder
         from cocoa.web import routes as web_routes
+        from cocoa.web import voter_mappings as web_voter_mappings
         from cocoa.web import voter_preview as web_voter_preview
         from cocoa.web import workers_pages as web_workers
     except ImportError:  # the web layer is optional for API-only deployments
         return
     web_routes.mount(app)
     web_voter_preview.mount(app)  # the voter start page's preview (issue 17)
+    web_voter_mappings.mount(app)  # saved column mappings page (issue 17)
     web_browse.mount(app)  # households, map, job results (issue 20)
     web_workers.mount(app)  # workers page (issue 19)
     web_job_finder.mount(app)  # the Jobs page's bulk actions (issue 19)

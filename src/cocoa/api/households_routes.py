@@ -7,8 +7,10 @@ queries in its threadpool. Queries live in :mod:`cocoa.browse`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
 
 from cocoa.api.browse_schemas import FeatureCollection, HouseholdDetail, HouseholdList, VoterDetail, VoterList
@@ -20,6 +22,7 @@ from cocoa.browse import geojson
 from cocoa.browse.filters import HouseholdFilter, UnknownJob
 from cocoa.browse.households import household_detail, list_households, list_voters, voter_detail
 from cocoa.db.engine import reading
+from cocoa.jobs.manager import JobManager
 
 router = APIRouter(tags=["households"])
 
@@ -47,6 +50,16 @@ def household_filter(city: str | None, zip_code: str | None, precinct: str | Non
                            job_id=job_id)
 
 
+def one_or_404(manager: JobManager, fetch: Callable[[sa.Connection, int], dict[str, Any] | None], row_id: int,
+               noun: str) -> JSONBody:
+    """One row by id, or the 404 ``<noun>_not_found`` that names the id asked for."""
+    with reading(manager.engine) as conn:
+        found = fetch(conn, row_id)
+    if found is None:
+        raise ApiError(404, f"No {noun} with id {row_id}.", f"{noun}_not_found")
+    return JSONBody(found)
+
+
 def unknown_job(job_id: str | None) -> ApiError:
     return ApiError(422, f"job_id: there is no job {job_id!r}.", "unknown_job", {"job_id": job_id})
 
@@ -70,11 +83,7 @@ def households_list(
 @router.get("/households/{household_id}", response_model=HouseholdDetail, responses=errors(401, 404, 422))
 def household_get(_: CurrentUser, manager: Manager, household_id: HouseholdId) -> JSONBody:
     """One household: its voters, normalised address and key, parcel, coordinates, and the jobs that touched it."""
-    with reading(manager.engine) as conn:
-        found = household_detail(conn, household_id)
-    if found is None:
-        raise ApiError(404, f"No household with id {household_id}.", "household_not_found")
-    return JSONBody(found)
+    return one_or_404(manager, household_detail, household_id, "household")
 
 
 @router.get("/voters", response_model=VoterList, responses=errors(401, 422))
@@ -93,11 +102,7 @@ def voters_list(
 @router.get("/voters/{voter_id}", response_model=VoterDetail, responses=errors(401, 404, 422))
 def voter_get(_: CurrentUser, manager: Manager, voter_id: VoterId) -> JSONBody:
     """One voter with its full source record."""
-    with reading(manager.engine) as conn:
-        found = voter_detail(conn, voter_id)
-    if found is None:
-        raise ApiError(404, f"No voter with id {voter_id}.", "voter_not_found")
-    return JSONBody(found)
+    return one_or_404(manager, voter_detail, voter_id, "voter")
 
 
 def _bbox(text: str) -> geojson.BBox:

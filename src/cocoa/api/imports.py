@@ -299,7 +299,7 @@ class GeocodeRequest(BaseModel):
     # Strict: a JSON API takes numbers and booleans as such. Lax parsing let
     # "limit": "5" and "limit": true through as 5 and 1 - a client bug hidden.
     only_missing: StrictBool = Field(True, description=GEOCODE_HOUSEHOLDS.field("only_missing").description)
-    # No upper bound here: the real one is COCOA_MAX_ITEMS_PER_JOB, which the
+    # No upper bound here: the real one is COCOA_MAX_ITEMS_PER_GROUP, which the
     # job type checks with a message naming it (a static 2**31-1 bound told
     # clients a maximum that is not the one in force).
     limit: Annotated[StrictInt, Field(ge=1)] | None = Field(

@@ -50,7 +50,8 @@ def public_dict(job: Job, recent_errors: list[dict[str, Any]] | None = None,
 def child_summary(child: Job) -> dict[str, Any]:
     """A child as its group's object lists it."""
     return {"id": child.id, "status": child.status.value, "progress": child.progress(),
-            "item_range": item_range(child), "error": child.error, "error_count": child.error_count}
+            "item_range": item_range(child), "error": child.error, "error_count": child.error_count,
+            "input": public_input(child.params, child.result)}  # which file it is a part of
 
 
 class JobObjects:

@@ -65,6 +65,7 @@ class ChildJob(BaseModel):
     item_range: list[int] | None
     error: str | None
     error_count: int
+    input: JobInput | None = None
 
 
 class JobOut(BaseModel):

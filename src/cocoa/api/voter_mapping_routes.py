@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -37,7 +37,13 @@ from cocoa.config import Settings
 from cocoa.domain.errors import InputError
 from cocoa.domain.voter_files.mapping import MAPPABLE_FIELDS
 from cocoa.domain.voter_files.preview import preview_file
-from cocoa.jobtypes.import_voters.saved_mappings import list_mappings, resolve_mapping, save_mapping
+from cocoa.jobtypes.import_voters.saved_mappings import (
+    delete_mapping,
+    list_mappings,
+    resolve_mapping,
+    save_mapping,
+    saved_names,
+)
 from cocoa.jobtypes.input_errors import STATUS
 from cocoa.jobtypes.requests import IMPORT_VOTERS
 
@@ -157,3 +163,16 @@ def save_voter_mapping(body: SavedMappingBody, user: AdminUser, engine: Engine,
         return save_mapping(engine, body.name, body.mapping, user.username)
     except InputError as exc:
         raise _api_error(exc) from None
+
+
+@router.delete("/voters/mappings/{name}", status_code=204, response_class=Response,
+               responses=errors(401, 403, 404))
+def delete_voter_mapping(name: str, _: AdminUser, engine: Engine) -> Response:
+    """Delete a saved column mapping. Jobs already created with it are unaffected
+    (each stored the mapping itself)."""
+    if not delete_mapping(engine, name):
+        known = saved_names(engine)
+        raise ApiError(404, f"No saved mapping is called {name[:64]!r}. Saved mappings: "
+                       f"{', '.join(known) or 'none yet'}.", "unknown_mapping",
+                       {"mapping": name[:64], "saved": known})
+    return Response(status_code=204)

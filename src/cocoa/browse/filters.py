@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from cocoa.db.tables import geocode_selections, households, jobs, parcels, voters
+from cocoa.db.tables import households, jobs, parcels, voters
+from cocoa.jobtypes.geocode_selection import selected_households
 
 
 class UnknownJob(LookupError):
@@ -78,6 +79,5 @@ def touched_by(conn: sa.Connection, job_id: str) -> sa.ColumnElement[bool]:
         return households.c.parcel_id.in_(
             sa.select(parcels.c.id).where(parcels.c.import_job_id == job_id))
     if kind == "geocode_households":
-        return households.c.id.in_(
-            sa.select(geocode_selections.c.household_id).where(geocode_selections.c.job_id == job_id))
+        return households.c.id.in_(selected_households(conn, job_id))  # a group's: its children's
     return sa.false()

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from cocoa.browse.filters import job_type
 from cocoa.db.tables import geocode_selections, households, job_errors, parcels
+from cocoa.jobtypes.geocode_selection import selection_condition
 
 GEOCODE_KINDS = {"unmatched": ("no_match", "tie", "error"), "no_match": ("no_match",),
                  "tie": ("tie",), "error": ("error",)}
@@ -76,7 +77,7 @@ def _unmatched(conn: sa.Connection, job_id: str, statuses: tuple[str, ...], limi
     cond = status.in_(statuses) if len(statuses) == 1 else sa.or_(status.in_(statuses), status.is_(None))
     base = (sa.select(*(households.c[f] for f in HOUSEHOLD_FIELDS[:-1]))
             .join(geocode_selections, geocode_selections.c.household_id == households.c.id)
-            .where(geocode_selections.c.job_id == job_id, cond))
+            .where(selection_condition(conn, job_id), cond))  # a group's: its children's ranges
     total = int(conn.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0)
     rows = [dict(r._mapping) for r in conn.execute(_page(base.order_by(geocode_selections.c.seq), limit, offset))]
     messages = _error_messages(conn, job_id, [r["id"] for r in rows if r["geocode_status"] == "error"])

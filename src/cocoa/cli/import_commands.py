@@ -12,12 +12,14 @@ import typer
 from cocoa.cli.common import console, fail
 from cocoa.cli.connect import TokenOption, UrlOption, open_backend
 from cocoa.cli.jobs_commands import watch
+from cocoa.cli.mapping_commands import mappings_app
 from cocoa.cli.voter_preview import run_preview
 from cocoa.jobs.model import Status
 from cocoa.jobtypes.requests import IMPORT_VOTERS, PROVIDER, RequestField
 
 import_app = typer.Typer(help="Start import jobs.", no_args_is_help=True)
 VOTER_FORMAT, VOTER_MODE = IMPORT_VOTERS.field("format"), IMPORT_VOTERS.field("mode")
+import_app.add_typer(mappings_app, name="mappings")
 
 
 def _choices(field: RequestField, described: bool = True) -> str:
@@ -34,10 +36,18 @@ def create_and_maybe_watch(type_name: str, request: dict[str, Any], path: Path |
         if path is not None and not path.is_file():
             fail(f"No such file: {path}", 2)
         job = backend.create(type_name, request, path)
-        console.print(f"Created job {job['id']} ({type_name}).", highlight=False)
+        console.print(f"Created job {job['id']} ({type_name}){_group_note(job)}.", highlight=False)
         if watch_it:
             job = watch(backend, job["id"])
             sys.exit(0 if job["status"] == Status.COMPLETED.value else 1)
+
+
+def _group_note(job: dict[str, Any]) -> str:
+    """Over the per-job limit the job is a group: say so, and how it is cut."""
+    if job.get("kind") != "group":
+        return ""
+    kids = job.get("children") or []  # a local create lists none
+    return f", a group of {f'{len(kids)} ' if kids else ''}jobs over {job['progress']['total'] or 0:,} items"
 
 
 @import_app.command("voters")

@@ -21,6 +21,7 @@ from cocoa.cli.common import console
 from cocoa.cli.connect import TokenOption, UrlOption, open_backend
 from cocoa.cli.rejected_rows import rejected
 from cocoa.cli.summary import history_line, short_time, summary_lines
+from cocoa.display import cell_text
 from cocoa.jobs.model import Status
 
 jobs_app = typer.Typer(help="Inspect and control jobs.", no_args_is_help=True)
@@ -58,10 +59,7 @@ FAILURE_CHARS = 60
 
 def _failure_cell(error: str | None) -> str:
     """A failed job's message, cut short (``cocoa jobs show`` has it whole)."""
-    if not error:
-        return ""
-    line = " ".join(error.split())
-    return line if len(line) <= FAILURE_CHARS else line[:FAILURE_CHARS - 1].rstrip() + "…"
+    return cell_text(error, FAILURE_CHARS)
 
 
 @jobs_app.command("list")

@@ -7,8 +7,9 @@ printed whether the CLI reads the database or the HTTP API.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
+
+from cocoa.display import timestamp_text
 
 RESULT_SKIPPED = ("rows",)  # internal counters not worth a line
 
@@ -117,13 +118,7 @@ def history_line(event: dict[str, Any]) -> str:
 
 def short_time(value: str | None) -> str:
     """An ISO timestamp as ``2026-12-05 16:10:45 UTC`` (unparseable text as given)."""
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    return moment.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if moment.utcoffset() is not None else "")
+    return timestamp_text(value)
 
 
 def duration_text(seconds: float) -> str:

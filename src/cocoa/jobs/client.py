@@ -104,9 +104,13 @@ class JobClient(JobStore):
             with self.writer.begin() as conn:
                 self._insert_job(conn, {**row, "params": {}}, actor)
                 webhooks.subscribe(conn, job_id, webhook_url)
-                params = job_type.validate(self._create_context(conn, job_id, request, None, None))
+                context = self._create_context(conn, job_id, request, None, None)
+                params = job_type.validate(context)
                 created = Job.from_row(conn.execute(jobs.update().where(jobs.c.id == job_id)
                                                     .values(params=params).returning(*jobs.c)).one())
+                parts = groups.parts_for(job_type, context, params)  # a selection over the per-job limit
+                if parts:
+                    created = groups.make_group(conn, created, parts)
         self._wake_local()
         return created  # as created (pending), even if a worker claims it now
 

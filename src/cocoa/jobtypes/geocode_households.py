@@ -7,6 +7,10 @@ Shape of a run:
   household_id)``, so the total is exact and a resumed or retried attempt
   walks the same list even while imports change the households table
   (:mod:`cocoa.jobtypes.geocode_selection`).
+* Above ``max_items_per_job`` the selection is a job group (``split``): the
+  snapshot stays under the group's id and each child walks its ``item_range``
+  of it (see :func:`cocoa.jobtypes.geocode_selection.slice_of`); the memo
+  and its seeding are per child.
 * ``run_batch`` reads the next ``geocode_batch_size`` selection rows, asks the
   provider (chain) *outside* any transaction, and returns a Batch whose
   ``write`` stores the results; the engine commits it with checkpoint
@@ -48,6 +52,7 @@ from cocoa.db.engine import reading
 from cocoa.db.tables import geocode_selections, households
 from cocoa.domain import parcel_links as pl
 from cocoa.domain.addresses import building_household_key, normalize_address
+from cocoa.jobs.groups import Part
 from cocoa.jobs.types import (
     Batch,
     Checkpoint,
@@ -58,7 +63,15 @@ from cocoa.jobs.types import (
     RunContext,
     register,
 )
-from cocoa.jobtypes.geocode_selection import invalid, parse_params, select_households
+from cocoa.jobtypes.geocode_selection import (
+    SELECTION_OF,
+    invalid,
+    parse_params,
+    select_households,
+    selection_size,
+    slice_condition,
+    slice_of,
+)
 from cocoa.providers import (
     GeocodeRequest,
     GeocodeResult,
@@ -135,27 +148,29 @@ _COLUMNS = (households.c.id, households.c.address_key, households.c.street_line,
             households.c.unit, households.c.city, households.c.state, households.c.zip_code)
 
 
-def _load(engine: sa.Engine, job_id: str, start: int, count: int) -> list[Any]:
+def _load(engine: sa.Engine, owner: str, start: int, last: int | None, count: int) -> list[Any]:
+    """Up to ``count`` selection rows of ``owner``'s snapshot from seq ``start`` to ``last``."""
     query = (sa.select(geocode_selections.c.seq, *_COLUMNS)
              .join(households, households.c.id == geocode_selections.c.household_id)
-             .where(geocode_selections.c.job_id == job_id, geocode_selections.c.seq >= start)
+             .where(slice_condition(owner, start, last))
              .order_by(geocode_selections.c.seq).limit(count))
     with reading(engine) as conn:
         return list(conn.execute(query))
 
 
-def _seed(state: _RunState, engine: sa.Engine, job_id: str, before: int) -> None:
+def _seed(state: _RunState, engine: sa.Engine, owner: str, first: int, before: int) -> None:
     """After a resume, teach the memo what this job already stored for
-    earlier selection rows, so those addresses are not sent again."""
+    its earlier selection rows (seq ``first`` .. ``before - 1`` of
+    ``owner``'s snapshot), so those addresses are not sent again."""
     state.seeded = True
     remote = {s.name for s in state.chain.stages if getattr(s, "memoise", True)}
-    if before == 0 or not remote:
+    if before <= first or not remote:
         return
     query = (sa.select(*_COLUMNS, households.c.geocode_status, households.c.geocode_provider,
                        households.c.latitude, households.c.longitude,
                        households.c.geocode_quality, households.c.geocoded_address)
              .join(geocode_selections, households.c.id == geocode_selections.c.household_id)
-             .where(geocode_selections.c.job_id == job_id, geocode_selections.c.seq < before,
+             .where(slice_condition(owner, first, before - 1),
                     households.c.geocode_provider.in_(sorted(remote)),
                     households.c.geocode_status.in_(["matched", "no_match", "tie"])))
     with reading(engine) as conn:
@@ -272,34 +287,47 @@ class GeocodeHouseholds:
     uses_helpers: ClassVar[bool] = False
 
     def validate(self, ctx: CreateContext) -> Params:
-        params = parse_params(ctx.params, ctx.settings.max_items_per_job)
+        # The whole selection is bounded by the group limit; above the
+        # per-job limit it becomes a group of jobs (see split).
+        limit = ctx.settings.max_items_per_group
+        params = parse_params(ctx.params, limit)
         try:
             check_config(parse_chain(params["provider"]), ctx.settings)
         except ProviderConfigError as exc:
             raise invalid(str(exc), "provider_not_configured") from None
-        select_households(ctx.conn, ctx.job_id, params, ctx.settings.max_items_per_job)
+        select_households(ctx.conn, ctx.job_id, params, limit, ctx.settings.max_items_per_job)
         return params
+
+    def split(self, ctx: CreateContext, params: Params, limit: int) -> list[Part] | None:
+        """Seq ranges of at most ``limit`` households over the snapshot just
+        written under the group's id (``selection_of``); None when it fits."""
+        size = selection_size(ctx.conn, ctx.job_id)
+        if size <= limit:
+            return None
+        return [Part({**params, SELECTION_OF: ctx.job_id}, start + 1, min(start + limit, size))
+                for start in range(0, size, limit)]
 
     def plan(self, ctx: RunContext) -> int:
         query = (sa.select(sa.func.count()).select_from(geocode_selections)
-                 .where(geocode_selections.c.job_id == ctx.job_id))
+                 .where(slice_condition(*slice_of(ctx.job_id, ctx.params))))
         with reading(ctx.engine) as conn:
             return int(conn.scalar(query) or 0)
 
     def run_batch(self, ctx: RunContext, checkpoint: Checkpoint | None) -> Batch:
-        start = int((checkpoint or {}).get("seq", 0))
+        owner, first, last = slice_of(ctx.job_id, ctx.params)
+        start = int((checkpoint or {}).get("seq", first or 0))
         state = _state(ctx)
         if state.failure is not None:
             _release(ctx)
             raise JobFailed(state.failure)
         size = _batch_size(ctx.settings, state.chain)
-        rows = _load(ctx.engine, ctx.job_id, start, size + 1)
+        rows = _load(ctx.engine, owner, start, last, size + 1)
         more, rows = len(rows) > size, rows[:size]
         if not rows:
             _release(ctx)
             return Batch(checkpoint={"seq": start}, processed=0, done=True)
         if not state.seeded:
-            _seed(state, ctx.engine, ctx.job_id, start)
+            _seed(state, ctx.engine, owner, first or 0, start)
         return self._geocode(ctx, state, start, rows, more)
 
     def _geocode(self, ctx: RunContext, state: _RunState, start: int, rows: list[Any],

@@ -4,6 +4,14 @@ and the selection they choose fixed as ``geocode_selections`` rows.
 Fixing the selection at creation makes the total exact, and a resumed or
 retried attempt walks the same list even while imports change the
 households table (see :mod:`cocoa.jobtypes.geocode_households`).
+
+A selection above ``max_items_per_job`` (up to ``max_items_per_group``)
+becomes a job group (:mod:`cocoa.jobs.groups`). The snapshot is written once,
+under the group's id; each child walks its ``item_range`` (1-based, so seq
+``first-1 .. last-1``) of the snapshot its ``selection_of`` param names. A
+retried group's children keep that param, so they re-run their ranges of the
+original snapshot. :func:`slice_of` and :func:`selected_households` are the
+one place that knows this layout.
 """
 
 from __future__ import annotations
@@ -12,13 +20,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cocoa.db.tables import geocode_selections, households
+from cocoa.db.tables import geocode_selections, households, jobs
 from cocoa.jobs.types import JobValidationError, Params
 from cocoa.jobtypes.requests import GEOCODE_FILTERS, GEOCODE_HOUSEHOLDS
 from cocoa.providers import GeocodeStatus, ProviderConfigError, UnknownProvider, parse_chain
 
 FILTERS = tuple(field.name for field in GEOCODE_FILTERS)
 KNOWN_PARAMS = GEOCODE_HOUSEHOLDS.names
+SELECTION_OF = "selection_of"  # in a group child's params: the job that owns the snapshot
 
 
 def invalid(message: str, code: str, details: Any = None) -> JobValidationError:
@@ -27,7 +36,9 @@ def invalid(message: str, code: str, details: Any = None) -> JobValidationError:
 
 def parse_params(raw: dict[str, Any], max_items: int) -> Params:
     """Check and normalise the request body. The output is a valid input
-    again (the retry endpoint re-validates stored params)."""
+    again (the retry endpoint re-validates stored params). ``max_items``
+    bounds ``limit``: the whole request's limit (``max_items_per_group``),
+    since a selection above the per-job limit runs as a group."""
     unknown = sorted(set(raw) - set(KNOWN_PARAMS))
     if unknown:
         raise invalid(f"Unknown parameter(s): {', '.join(unknown)}; known: "
@@ -78,15 +89,13 @@ def _provider_spec(value: Any) -> str:
         raise invalid(str(exc), "invalid_provider") from None
 
 
-def _conditions(params: Params) -> list[sa.ColumnElement[bool]]:
+def _conditions(conn: sa.Connection, params: Params) -> list[sa.ColumnElement[bool]]:
     conds: list[sa.ColumnElement[bool]] = [
         sa.func.upper(households.c[name]) == sa.func.upper(sa.literal(params[name]))
         for name in FILTERS if params.get(name) is not None
     ]
     if params.get("unmatched_in_job"):
-        conds.append(households.c.id.in_(
-            sa.select(geocode_selections.c.household_id)
-            .where(geocode_selections.c.job_id == params["unmatched_in_job"])))
+        conds.append(households.c.id.in_(selected_households(conn, params["unmatched_in_job"])))
         conds.append(sa.or_(households.c.geocode_status.is_(None),
                             households.c.geocode_status != GeocodeStatus.MATCHED.value))
     if params["only_missing"]:
@@ -101,10 +110,12 @@ def _describe(params: Params) -> str:
     return ", ".join(parts)
 
 
-def select_households(conn: sa.Connection, job_id: str, params: Params, max_items: int) -> int:
-    """Insert the selection rows; returns how many. Refuses empty and
-    oversized selections before anything is written."""
-    conds = _conditions(params)
+def select_households(conn: sa.Connection, job_id: str, params: Params, max_items: int,
+                      per_job: int | None = None) -> int:
+    """Insert the selection rows; returns how many. Refuses empty selections
+    and, without ``limit``, those above ``max_items`` (the group limit)
+    before anything is written; ``per_job`` is only named in that message."""
+    conds = _conditions(conn, params)
     count = conn.scalar(sa.select(sa.func.count()).select_from(households).where(*conds)) or 0
     if count == 0:
         raise JobValidationError(
@@ -112,11 +123,16 @@ def select_households(conn: sa.Connection, job_id: str, params: Params, max_item
             code="empty_selection", status=422, details={"matched": 0})
     limit = params["limit"]
     if limit is None and count > max_items:
+        grouped = (f" (above {per_job:,} per job a selection runs as a group of jobs)"
+                   if per_job is not None and per_job < max_items else "")
         raise JobValidationError(
             f"The selection matches {count:,} households, more than the limit of "
-            f"{max_items:,} per job. Narrow the filters or pass 'limit' (1..{max_items:,}).",
+            f"{max_items:,} per request{grouped}. Narrow the filters, pass 'limit' "
+            f"(1..{max_items:,}) to take the first ones, or ask the administrator to raise "
+            "COCOA_MAX_ITEMS_PER_GROUP.",
             code="too_many_items", status=422,
-            details={"matched": count, "max_items_per_job": max_items})
+            details={"matched": count, "max_items_per_group": max_items,
+                     "max_items_per_job": per_job if per_job is not None else max_items})
     size = min(count, limit or max_items)
     seq = sa.func.row_number().over(order_by=households.c.id) - 1
     query = (sa.select(sa.literal(job_id, sa.String(36)), seq, households.c.id)
@@ -124,3 +140,50 @@ def select_households(conn: sa.Connection, job_id: str, params: Params, max_item
     conn.execute(sa.insert(geocode_selections).from_select(
         ["job_id", "seq", "household_id"], query))
     return size
+
+
+def selection_size(conn: sa.Connection, job_id: str) -> int:
+    """How many households ``job_id``'s own snapshot holds."""
+    return int(conn.scalar(sa.select(sa.func.count()).select_from(geocode_selections)
+                           .where(geocode_selections.c.job_id == job_id)) or 0)
+
+
+# --------------------------------------------------------------------------- slices
+
+
+def slice_of(job_id: str, params: Params) -> tuple[str, int | None, int | None]:
+    """The snapshot a (non-group) job walks: its owner and first/last seq
+    (inclusive; None: the whole snapshot)."""
+    owner = params.get(SELECTION_OF) or job_id
+    span = params.get("item_range")
+    if isinstance(span, list) and len(span) == 2:
+        return str(owner), int(span[0]) - 1, int(span[1]) - 1
+    return str(owner), None, None
+
+
+def slice_condition(owner: str, first: int | None, last: int | None) -> sa.ColumnElement[bool]:
+    cond = geocode_selections.c.job_id == owner
+    if first is not None:
+        cond = sa.and_(cond, geocode_selections.c.seq >= first)
+    if last is not None:
+        cond = sa.and_(cond, geocode_selections.c.seq <= last)
+    return cond
+
+
+def selection_condition(conn: sa.Connection, job_id: str) -> sa.ColumnElement[bool]:
+    """The ``geocode_selections`` rows a geocoding job covers: its own
+    snapshot, a group child's range of its group's, or, for a group, all its
+    children's (a retried group's children walk the original snapshot)."""
+    row = conn.execute(sa.select(jobs.c.kind, jobs.c.params).where(jobs.c.id == job_id)).first()
+    slices = [slice_of(job_id, {})]
+    if row is not None and row.kind == "group":
+        kids = conn.execute(sa.select(jobs.c.id, jobs.c.params).where(jobs.c.parent_id == job_id)).all()
+        slices = [slice_of(kid.id, kid.params or {}) for kid in kids] or slices
+    elif row is not None:
+        slices = [slice_of(job_id, row.params or {})]
+    return sa.or_(*(slice_condition(*piece) for piece in slices))
+
+
+def selected_households(conn: sa.Connection, job_id: str) -> sa.Select[Any]:
+    """The household ids a geocoding job covers (see :func:`selection_condition`)."""
+    return sa.select(geocode_selections.c.household_id).where(selection_condition(conn, job_id))

@@ -187,8 +187,8 @@ GEOCODE_HOUSEHOLDS = RequestSchema("geocode_households", (
     RequestField("unmatched_in_job", "Only the households this geocoding job left without a match "
                  "(no_match, tie, error): to try them with another provider.", max_length=64),
     RequestField("only_missing", "Skip households that already have coordinates.", "flag", True),
-    RequestField("limit", "At most this many households (1 .. the server's item limit per job).",
-                 "number"),
+    RequestField("limit", "At most this many households (1 .. the server's item limit per group; "
+                 "above the limit per job they run as a group of jobs).", "number"),
     PROVIDER,
 ))
 

@@ -15,6 +15,7 @@ needed, and the count shown is the one the server will act on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -27,7 +28,8 @@ from starlette.requests import Request
 
 from cocoa.api.errors import ApiError
 from cocoa.api.job_filters import build_filter, parse_when
-from cocoa.jobs.bulk import MAX_BULK, bulk_cancel, bulk_retry
+from cocoa.auth import User
+from cocoa.jobs.bulk import MAX_BULK, BulkOutcome, bulk_cancel, bulk_retry
 from cocoa.jobs.manager import JobManager
 from cocoa.jobs.search import MAX_QUERY, AmbiguousJobId, JobFilter, parse_statuses
 from cocoa.jobs.store import JobNotFound
@@ -102,6 +104,25 @@ async def _checked_form(request: Request) -> FormData | Response:
     return checked if isinstance(checked, Response) else checked[1]
 
 
+async def _confirmed_or_dry_run(request: Request, form: FormData, back: str,
+                                action: Callable[[JobManager, User, bool], BulkOutcome],
+                                done: str) -> BulkOutcome | Response:
+    """The step both bulk actions share. Without ``confirm=1`` the engine's dry
+    run, whose outcome the caller turns into the question; with it the action
+    itself, then back to the list with a notice (``done`` formatted with the
+    count) naming what was skipped."""
+    from cocoa.web import routes, security
+
+    user = security.current_user(request)
+    assert user is not None
+    confirmed = form.get("confirm") == "1"
+    outcome = await run_in_threadpool(action, routes._manager(request), user, not confirmed)
+    if not confirmed:
+        return outcome
+    security.flash(request, done.format(len(outcome.done)) + _skipped_text(outcome.skipped))
+    return RedirectResponse(back, status_code=303)
+
+
 @router.post("/web/bulk/cancel", response_class=HTMLResponse)
 async def bulk_cancel_page(request: Request) -> Response:
     from cocoa.web import routes, security
@@ -114,14 +135,13 @@ async def bulk_cancel_page(request: Request) -> Response:
     if not refs:
         security.flash(request, "Select the jobs to cancel first.", "error")
         return RedirectResponse(back, status_code=303)
-    user = security.current_user(request)
-    assert user is not None
-    confirmed = form.get("confirm") == "1"
-    outcome = await run_in_threadpool(bulk_cancel, routes._manager(request), refs, actor=user.actor,
-                                      dry_run=not confirmed)
-    if confirmed:
-        security.flash(request, f"Cancelled {len(outcome.done)} job(s)." + _skipped_text(outcome.skipped))
-        return RedirectResponse(back, status_code=303)
+
+    def cancel(manager: JobManager, user: User, dry_run: bool) -> BulkOutcome:
+        return bulk_cancel(manager, refs, actor=user.actor, dry_run=dry_run)
+
+    outcome = await _confirmed_or_dry_run(request, form, back, cancel, "Cancelled {} job(s).")
+    if isinstance(outcome, Response):
+        return outcome
     return routes.render(request, "bulk_confirm.html", {
         "action": "cancel", "count": len(outcome.matched), "job_ids": outcome.matched,
         "skipped": outcome.skipped, "back": back, "fields": [("job_id", i) for i in outcome.matched],
@@ -131,7 +151,7 @@ async def bulk_cancel_page(request: Request) -> Response:
 
 @router.post("/web/bulk/retry", response_class=HTMLResponse)
 async def bulk_retry_page(request: Request) -> Response:
-    from cocoa.web import routes, security
+    from cocoa.web import routes
 
     form = await _checked_form(request)
     if isinstance(form, Response):
@@ -141,14 +161,13 @@ async def bulk_retry_page(request: Request) -> Response:
     statuses = [s for s in found.statuses if s in ("failed", "cancelled")] or ["failed"]
     spec = found.spec.with_statuses(*statuses)
     back = "/jobs?" + found.query()
-    user = security.current_user(request)
-    assert user is not None
-    confirmed = form.get("confirm") == "1"
-    outcome = await run_in_threadpool(bulk_retry, routes._manager(request), spec, created_by=user.username,
-                                      dry_run=not confirmed)
-    if confirmed:
-        security.flash(request, f"Retried {len(outcome.done)} job(s) as new jobs." + _skipped_text(outcome.skipped))
-        return RedirectResponse(back, status_code=303)
+
+    def retry(manager: JobManager, user: User, dry_run: bool) -> BulkOutcome:
+        return bulk_retry(manager, spec, created_by=user.username, dry_run=dry_run)
+
+    outcome = await _confirmed_or_dry_run(request, form, back, retry, "Retried {} job(s) as new jobs.")
+    if isinstance(outcome, Response):
+        return outcome
     noun = " or ".join(statuses)
     fields = [("status", s) for s in statuses] + ([("type", spec.type_name)] if spec.type_name else [])
     fields += [(name, value) for name, value in found.values.items() if value]

@@ -29,7 +29,7 @@ GEOCODE_FILTERS = tuple(field.name for field in GEOCODE_FILTER_FIELDS)
 PARCEL_MAPPING = {choice.value: choice.description for choice in PARCEL_MAPPING_KEYS}
 
 
-class FormError(Exception):
+class FormError(RequestError):
     """A form value the page refuses; shown like a job validation error.
 
     ``code`` is the request schema's for a value outside its choices (the
@@ -37,10 +37,7 @@ class FormError(Exception):
     """
 
     def __init__(self, message: str, field: str, code: str = "invalid_form") -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.code = code
+        super().__init__(message, field, code, {})
 
 
 @dataclass(frozen=True, slots=True)

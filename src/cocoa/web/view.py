@@ -8,8 +8,9 @@ same. Keep the two in step.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
+
+from cocoa.display import cell_text, timestamp_text
 
 STATUSES = ("pending", "processing", "paused", "completed", "failed", "cancelled")
 ACTIVE = frozenset({"pending", "processing", "paused"})
@@ -36,13 +37,7 @@ def allowed_actions(job: dict[str, Any]) -> list[str]:
 def fmt_time(value: str | None) -> str:
     """ISO 8601 UTC -> ``2026-11-28 17:00:22 UTC``: unambiguous for a team
     spread over time zones, and identical to what app.js renders."""
-    if not value:
-        return "—"
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return timestamp_text(value, "—")
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -103,10 +98,7 @@ SHORT_ERROR = 80
 
 def short_error(message: str | None) -> str:
     """A failure message cut for a table cell (the job page has it whole)."""
-    if not message:
-        return ""
-    line = " ".join(message.split())
-    return line if len(line) <= SHORT_ERROR else line[:SHORT_ERROR - 1].rstrip() + "…"
+    return cell_text(message, SHORT_ERROR)
 
 
 def type_label(name: str) -> str:

@@ -5,12 +5,17 @@ shown before the user confirms it.
 mapping) and answers JSON - the same preview as ``POST
 /api/v1/voters/import/preview``, creating no job and storing nothing. The
 page's script shows it and starts the import only when the user confirms.
+Without JavaScript the page's *Preview* button posts the same form here and
+gets the preview as a page (``voter_preview.html``) whose confirm form
+starts the import: a browser cannot resend a chosen file, so that form asks
+for the file again and carries format, mapping and mode over.
 Same checks, in the same order, as the start POST: session, role (from the
 database), CSRF, then the size-limited body.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +32,7 @@ from cocoa.domain.errors import InputError
 from cocoa.domain.voter_files.preview import preview_file
 from cocoa.jobtypes.import_voters.saved_mappings import resolve_mapping
 from cocoa.jobtypes.input_errors import STATUS
-from cocoa.web import forms, security
+from cocoa.web import forms, routes, security, start
 
 router = APIRouter(include_in_schema=False)
 MAX_MAPPING_TEXT = 10_000
@@ -44,7 +49,27 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONRes
 
 @router.post("/start/voters/preview")
 async def voters_preview(request: Request) -> Response:
-    """JSON: the preview of the chosen voter file, or the error the import would give."""
+    """The preview of the chosen voter file, or the error the import would give:
+    JSON for the page's script, a page for a plain form post."""
+    if routes.wants_json(request):
+        return await _answer(request)
+    user = security.current_user(request)
+    if user is None:
+        return routes.to_login(request)
+    answer = await _answer(request)
+    return _as_page(request, answer)
+
+
+def _as_page(request: Request, answer: Response) -> Response:
+    """The JSON answer as the no-script preview page (same status)."""
+    body = json.loads(bytes(answer.body)) if isinstance(answer, JSONResponse) else {}
+    shown, error = (body, None) if answer.status_code == 200 else (None, body.get("error"))
+    return routes.render(request, "voter_preview.html", {
+        "shown": shown, "error": error, "modes": start.voter_modes(),
+        "chosen": getattr(request.state, "preview_choices", {})}, answer.status_code)
+
+
+async def _answer(request: Request) -> Response:
     user = security.current_user(request)
     if user is None:
         return _error(401, "unauthorized", "Your session ended; log in again.")
@@ -67,6 +92,10 @@ async def voters_preview(request: Request) -> Response:
             return _error(400, "file_required", "Choose a file to upload.")
         requested = _text(form.get("format"), 64) or "auto"
         mapping = _text(form.get("mapping"), MAX_MAPPING_TEXT) or None
+        # carried into the no-script page's confirm form
+        request.state.preview_choices = {"format": requested, "mapping": mapping or "",
+                                         "mode": _text(form.get("mode"), 64),
+                                         "filename": upload.filename[:200]}
         shown = await run_in_threadpool(_preview, engine, settings, upload.file, requested,
                                         mapping)
         return JSONResponse(shown, headers={"Cache-Control": "no-store"})
