@@ -38,8 +38,8 @@ def add_households(db_url: str, count: int) -> None:
 
 
 @pytest.fixture
-def server(sqlite_url: str, tmp_path: Path) -> Iterator[Any]:
-    yield from root.serving(sqlite_url, tmp_path, COCOA_MAX_ITEMS_PER_JOB="4", COCOA_MAX_ITEMS_PER_GROUP="20")
+def server(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    yield from root.serving(db_url, tmp_path, COCOA_MAX_ITEMS_PER_JOB="4", COCOA_MAX_ITEMS_PER_GROUP="20")
 
 
 def test_start_page_over_the_limit_lands_on_the_group(page: Page, server: Any) -> None:
@@ -50,11 +50,15 @@ def test_start_page_over_the_limit_lands_on_the_group(page: Page, server: Any) -
     expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
     group_id = page.url.rsplit("/", 1)[1]
     expect(page.locator("#group-parts li")).to_have_count(3)
+    expect(page.locator("#group-parts li").nth(1)).to_contain_text("households 5–8")  # not "rows"
     with server.client() as admin:
         group = wait_status(admin, group_id, "completed")
     assert group["kind"] == "group" and [c["item_range"] for c in group["children"]] == [
         [1, 4], [5, 8], [9, 10]]
     assert group["result"]["no_match"] == 10  # the offline provider knows no parcels here
+    page.goto(f"{server.url}/jobs")  # the list's row of the group, drawn and refreshed by app.js
+    first = group["children"][0]["id"]
+    expect(page.locator(f'#jobs-body li[data-child-id="{first}"]')).to_contain_text("households 1–4")
 
 
 def test_start_page_over_the_group_limit_says_what_to_do(page: Page, server: Any) -> None:

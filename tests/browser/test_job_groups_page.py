@@ -26,8 +26,8 @@ with contextlib.suppress(ImportError):
 
 
 @pytest.fixture
-def server(sqlite_url: str, tmp_path: Path) -> Iterator[Any]:
-    yield from root.serving(sqlite_url, tmp_path, COCOA_MAX_ITEMS_PER_JOB="40", COCOA_VOTER_BATCH_SIZE="10")
+def server(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    yield from root.serving(db_url, tmp_path, COCOA_MAX_ITEMS_PER_JOB="40", COCOA_VOTER_BATCH_SIZE="10")
 
 
 def zipped_group(server: Any, seed: int) -> dict[str, Any]:

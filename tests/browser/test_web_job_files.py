@@ -22,6 +22,12 @@ from cocoa.jobs.manager import JobManager
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture
+def server(live_server: Any) -> Any:
+    """Both backends (issue 17 asks each point of it on both)."""
+    return live_server
+
 with contextlib.suppress(ImportError):  # without it the fixtures skip (or fail in CI) first
     from playwright.sync_api import Page, expect
 

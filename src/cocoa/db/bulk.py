@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from cocoa import jsontext
-from cocoa.db.driver import PostgresDriver, SqliteDriver
+from cocoa.db.driver import PostgresDriver, SqliteDriver, driver_for
 
 IN_CHUNK = 5000  # ids per IN (...) list or JSON list: far below both backends' parameter limits
 COPY_PIECES = 1500  # pieces joined per COPY write: the server parses while the rest are joined
@@ -110,11 +110,7 @@ _BY_NAME: dict[str, Bulk] = {SQLITE.name: SQLITE, POSTGRES.name: POSTGRES}
 
 def bulk_for(bind: sa.Engine | sa.Connection | str) -> Bulk:
     """The bulk writer of an engine, a connection or a dialect name."""
-    name = bind if isinstance(bind, str) else bind.dialect.name
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise ValueError(f"Unsupported database {name!r}: Cocoa runs on SQLite or PostgreSQL.") from None
+    return _BY_NAME[driver_for(bind).name]  # driver_for refuses a database we do not run on
 
 
 _COMPILED: dict[tuple[int, str], Any] = {}

@@ -105,5 +105,13 @@ def type_label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
+RANGE_NOUNS = {"import_voters": "rows", "parcel_import": "features", "geocode_households": "households"}
+"""What a group child's item range counts, by job type (app.js keeps the same map)."""
+
+
+def range_noun(type_name: str) -> str:
+    return RANGE_NOUNS.get(type_name, "items")
+
+
 def page_count(total: int, per_page: int) -> int:
     return max(1, -(-total // per_page))

@@ -258,16 +258,20 @@
     var children = job.children || [];
     return el("details", { "class": "group-children" }, [
       el("summary", { text: "group of " + children.length + " jobs" }),
-      el("ol", { "class": "group-child-list" }, childItems(children))
+      el("ol", { "class": "group-child-list" }, childItems(children, job.type))
     ]);
   }
 
-  function childItems(children) {
+  /** What a child's item range counts (view.RANGE_NOUNS). */
+  var RANGE_NOUNS = { import_voters: "rows", parcel_import: "features", geocode_households: "households" };
+
+  function childItems(children, type) {
+    var noun = RANGE_NOUNS[type] || "items";
     return children.map(function (child) {
       var range = child.item_range || [];
       return el("li", { "data-child-id": child.id }, [
         el("a", { href: "/jobs/" + encodeURIComponent(child.id), "class": "mono", text: child.id.slice(0, 8) }), " ",
-        el("span", { "class": "muted", text: "rows " + fmtNumber(range[0]) + "–" + fmtNumber(range[1]) }), " ",
+        el("span", { "class": "muted", text: noun + " " + fmtNumber(range[0]) + "–" + fmtNumber(range[1]) }), " ",
         el("span", { "class": "badge status-" + child.status, text: child.status })
       ]);
     });
@@ -347,7 +351,7 @@
     if (started && !cells[6].querySelector("time")) { cells[6].replaceChildren(started); }
     cells[7].textContent = fmtDuration(job.elapsed_seconds);
     var list = cells[0].querySelector(".group-child-list");  // kept open or closed as the user left it
-    if (list && job.children) { list.replaceChildren.apply(list, childItems(job.children)); }
+    if (list && job.children) { list.replaceChildren.apply(list, childItems(job.children, job.type)); }
     if (cells[9]) { cells[9].replaceChildren.apply(cells[9], inputParts(job.input)); }
     if (cells[10]) { cells[10].replaceChildren.apply(cells[10], errorParts(job)); }
   }
