@@ -68,8 +68,8 @@ def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(time=view.fmt_time, duration=view.fmt_duration, rate=view.fmt_rate,
-                       number=view.fmt_number, value=view.fmt_value, type_label=view.type_label, range_noun=view.range_noun,
-                       input=view.fmt_input, short_error=view.short_error)
+                       number=view.fmt_number, value=view.fmt_value, type_label=view.type_label,
+                       range_noun=view.range_noun, input=view.fmt_input, short_error=view.short_error)
     env.globals.update(count=view.fmt_count, statuses=view.STATUSES, action_labels=view.ACTION_LABELS,
                        static=_static_url)
     return Jinja2Templates(env=env)
