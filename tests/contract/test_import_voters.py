@@ -563,3 +563,31 @@ def test_a_helper_ahead_of_another_checkpoint_is_not_used(db_engine: sa.Engine) 
             (second.write.voters, second.write.homes)) == (  # type: ignore[union-attr]
         expected[1][0], expected[1][4], expected[1][5])
     ctx.close()
+
+
+def test_a_write_between_validation_and_storing_does_not_refuse_the_upload(db_engine: sa.Engine,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation reads a saved mapping; if anyone writes before the upload is
+    stored, SQLite would refuse a deferred transaction's first write at once
+    ("database is locked", a 503) - seen in CI. The writes wait their turn."""
+    from cocoa.jobs import groups
+    from cocoa.jobs.manager import JobManager, UploadSource
+    from cocoa.jobtypes.import_voters.saved_mappings import save_mapping
+
+    mapping = {"first_name": "Given", "last_name": "Family", "street": "Residence", "city": "Town",
+               "zip": "Postcode", "voter_id": "Ref"}
+    save_mapping(db_engine, "odd", mapping, "tester")
+    other = make_engine(db_engine.url.render_as_string(hide_password=False))
+    real_parts_for = groups.parts_for
+
+    def parts_for_while_someone_writes(*args: Any, **kwargs: Any) -> Any:
+        save_mapping(other, f"other-{uuid.uuid4().hex[:6]}", mapping, "someone else")  # commits now
+        return real_parts_for(*args, **kwargs)
+
+    monkeypatch.setattr(groups, "parts_for", parts_for_while_someone_writes)
+    data = b"Given,Family,Residence,Town,Postcode,Ref\nAnn,Lee,5 Elm St,Durham,27701,R1\n"
+    job = JobManager(db_engine, Settings()).create(
+        "import_voters", {"mapping": "odd"}, created_by="tester",
+        upload=UploadSource(io.BytesIO(data), "odd.csv", "text/csv"))
+    assert job.status.value == "pending" and job.params["mapping"]["voter_id"] == "Ref"
+    other.dispose()

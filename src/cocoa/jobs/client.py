@@ -56,15 +56,15 @@ class JobClient(JobStore):
         upload: UploadSource | None = None, retry_of: str | None = None,
         upload_id: str | None = None, actor: str | None = None, webhook_url: str | None = None,
     ) -> Job:
-        """Validate and record a job in one transaction with its upload
-        (and its own ``webhook_url``, checked by the caller).
+        """Validate and record a job, its upload stored in the transaction
+        of its row (and its own ``webhook_url``, checked by the caller).
 
-        Two orders, one transaction each:
+        Two orders:
 
-        * a job with a file validates *first*, from the client's
-          spooled upload, before the transaction has written anything - on
-          SQLite a deferred transaction then holds no lock while a large file
-          is inspected - and only then stores the file and the job row;
+        * a job with a file validates *first*, from the client's spooled
+          upload, in a transaction that only reads - on SQLite it holds no
+          lock while a large file is inspected - and then stores the file and
+          the job row in a second one that takes the write lock at BEGIN;
         * a job without a file inserts the row first, because its
           validation may write rows that reference it (a fixed geocoding
           selection).
@@ -83,12 +83,17 @@ class JobClient(JobStore):
             "retry_of": retry_of, "created_by": created_by,
         }
         if upload is not None or upload_id is not None:
-            with self.engine.begin() as conn:
+            with self.engine.begin() as conn:  # reads only, so no lock is held while the file is inspected
                 stream = upload.stream if upload is not None else self._stored_upload(upload_id)
                 context = self._create_context(conn, job_id, request, stream, upload)
                 params = job_type.validate(context)
                 parts = groups.parts_for(job_type, context, params)  # over the per-job limit: a group
                 head = peek(stream)  # input.compressed (cocoa.jobs.inputs)
+            # The writes in a transaction of their own that takes SQLite's lock
+            # at BEGIN and waits its turn: if validation read a row (a saved
+            # mapping), a deferred transaction's first write would fail at once
+            # ("database is locked") whenever anyone wrote in the meantime.
+            with self.writer.begin() as conn:
                 if upload is not None:
                     upload.stream.seek(0)
                     upload_id = self._store(conn, upload, created_by)

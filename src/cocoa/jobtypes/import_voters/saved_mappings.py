@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cocoa.db.engine import writing
 from cocoa.db.tables import saved_mappings
 from cocoa.domain.errors import InputError, Problem
 from cocoa.domain.voter_files.mapping import parse_mapping
@@ -66,7 +67,7 @@ def save_mapping(engine: sa.Engine, name: object, mapping: object,
                          '{"street": "Street Address"}.', code="invalid_mapping",
                          problem=Problem.UNPROCESSABLE)
     now = datetime.now(UTC)
-    with engine.begin() as conn:
+    with writing(engine).begin() as conn:  # reads, then writes: take SQLite's lock first (see writing)
         exists = conn.execute(sa.select(saved_mappings.c.name)
                               .where(saved_mappings.c.name == clean_name)).first()
         if exists:
