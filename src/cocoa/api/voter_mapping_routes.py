@@ -42,7 +42,6 @@ from cocoa.jobtypes.import_voters.saved_mappings import (
     list_mappings,
     resolve_mapping,
     save_mapping,
-    saved_names,
 )
 from cocoa.jobtypes.input_errors import STATUS
 from cocoa.jobtypes.requests import IMPORT_VOTERS
@@ -170,9 +169,8 @@ def save_voter_mapping(body: SavedMappingBody, user: AdminUser, engine: Engine,
 def delete_voter_mapping(name: str, _: AdminUser, engine: Engine) -> Response:
     """Delete a saved column mapping. Jobs already created with it are unaffected
     (each stored the mapping itself)."""
-    if not delete_mapping(engine, name):
-        known = saved_names(engine)
-        raise ApiError(404, f"No saved mapping is called {name[:64]!r}. Saved mappings: "
-                       f"{', '.join(known) or 'none yet'}.", "unknown_mapping",
-                       {"mapping": name[:64], "saved": known})
+    try:
+        delete_mapping(engine, name)
+    except InputError as exc:  # no such name: here a 404, not the 422 of a request that uses it
+        raise ApiError(404, exc.message, exc.code, exc.details) from None
     return Response(status_code=204)

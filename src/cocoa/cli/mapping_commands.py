@@ -23,7 +23,6 @@ from cocoa.jobtypes.import_voters.saved_mappings import (
     delete_mapping,
     list_mappings,
     save_mapping,
-    saved_names,
 )
 
 MAPPINGS_PATH = "/voters/mappings"
@@ -87,8 +86,8 @@ def delete_command(name: str, url: UrlOption = None, token: TokenOption = None) 
         if isinstance(backend, HttpBackend):
             backend._call("DELETE", f"{MAPPINGS_PATH}/{quote(name, safe='')}")
         else:
-            engine = _local(backend).manager.engine
-            if not delete_mapping(engine, name):
-                raise BackendError(f"No saved mapping is called {name[:64]!r}. Saved mappings: "
-                                   f"{', '.join(saved_names(engine)) or 'none yet'}.", 4)
+            try:
+                delete_mapping(_local(backend).manager.engine, name)
+            except InputError as exc:
+                raise BackendError(exc.message, 4) from None
     console.print(f"Deleted mapping {name!r}.", highlight=False, markup=False)

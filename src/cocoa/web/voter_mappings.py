@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from cocoa.domain.errors import InputError
 from cocoa.domain.voter_files.mapping import MAPPABLE_FIELDS
 from cocoa.jobtypes.import_voters.saved_mappings import delete_mapping, list_mappings
 from cocoa.web import routes, security
@@ -54,9 +55,11 @@ async def delete_page_mapping(request: Request, name: str) -> Response:
     finally:
         await form.close()
     engine = request.app.state.manager.engine
-    if await run_in_threadpool(delete_mapping, engine, name):
-        security.flash(request, f"Deleted mapping {name[:64]!r}.")
-    else:
+    try:
+        await run_in_threadpool(delete_mapping, engine, name)
+    except InputError:
         security.flash(request, f"No saved mapping is called {name[:64]!r}; nothing was deleted.",
                        "error")
+    else:
+        security.flash(request, f"Deleted mapping {name[:64]!r}.")
     return RedirectResponse(PAGE, status_code=303)

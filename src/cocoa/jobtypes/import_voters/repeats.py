@@ -39,31 +39,29 @@ def superseded_rows(pairs: Iterable[tuple[str, int]]) -> dict[int, int]:
     with its last row) and all the pairs after them go to the partitions,
     which keeps each id's pairs in file order.
     """
+    iterator = iter(pairs)
     last: dict[str, int] = {}
     superseded: dict[int, int] = {}
-    iterator = iter(pairs)
-    for key, row in iterator:
-        previous = last.get(key)
-        if previous is not None:
-            superseded[previous] = row
-        last[key] = row
-        if len(last) > IN_MEMORY_IDS:
-            spilled = list(last.items())
-            last.clear()
-            superseded.update(_partitioned(spilled, iterator))
-            break
+    if _scan(iterator, last, superseded, bound=IN_MEMORY_IDS):
+        spilled = list(last.items())
+        last.clear()
+        superseded.update(_partitioned(spilled, iterator))
     return superseded
 
 
-def _in_memory(pairs: Iterable[tuple[str, int]]) -> dict[int, int]:
-    last: dict[str, int] = {}
-    superseded: dict[int, int] = {}
+def _scan(pairs: Iterable[tuple[str, int]], last: dict[str, int], superseded: dict[int, int],
+          bound: int | None = None) -> bool:
+    """Record in ``superseded`` each row a later row of its id replaces,
+    ``last`` holding each id's latest row; True if it stopped early because
+    ``last`` grew past ``bound`` (the rest of ``pairs`` is still unread)."""
     for key, row in pairs:
         previous = last.get(key)
         if previous is not None:
             superseded[previous] = row
         last[key] = row
-    return superseded
+        if bound is not None and len(last) > bound:
+            return True
+    return False
 
 
 def _partitioned(first: list[tuple[str, int]], rest: Iterable[tuple[str, int]]) -> dict[int, int]:
@@ -90,7 +88,7 @@ def _partitioned(first: list[tuple[str, int]], rest: Iterable[tuple[str, int]]) 
                 marshal.dump(buffer, file)
             buffer.clear()
             file.seek(0)
-            superseded.update(_in_memory(_read_back(file)))
+            _scan(_read_back(file), {}, superseded)
         return superseded
 
 

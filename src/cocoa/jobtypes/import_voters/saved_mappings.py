@@ -45,14 +45,8 @@ def resolve_mapping(conn: sa.Connection, value: object) -> tuple[dict[str, str |
         row = conn.execute(sa.select(saved_mappings.c.mapping)
                            .where(saved_mappings.c.name == name)).first()
         if row is None:
-            known: list[str] = list(conn.execute(sa.select(saved_mappings.c.name)
-                                      .order_by(saved_mappings.c.name).limit(50)).scalars())
-            raise InputError(
-                f"No saved mapping is called {name[:64]!r}. Saved mappings: "
-                f"{', '.join(known) or 'none yet'} (save one with POST /api/v1/voters/mappings, "
-                "or send the mapping itself as a JSON object).",
-                code="unknown_mapping", problem=Problem.UNPROCESSABLE,
-                details={"mapping": name[:64], "saved": known})
+            raise unknown_mapping(conn, name, " (save one with POST /api/v1/voters/mappings, "
+                                  "or send the mapping itself as a JSON object)")
         return parse_mapping(row.mapping), name
     return parse_mapping(value), None
 
@@ -97,16 +91,19 @@ def _shown(row: Mapping[str, Any]) -> dict[str, Any]:
             "updated_at": updated.isoformat() if updated else None}
 
 
-def delete_mapping(engine: sa.Engine, name: str) -> bool:
-    """Remove the saved mapping ``name``; False when there is none. Jobs
-    that used it are unaffected: each stored the mapping it resolved."""
+def delete_mapping(engine: sa.Engine, name: str) -> None:
+    """Remove the saved mapping ``name`` (:func:`unknown_mapping` if there is
+    none). Jobs that used it are unaffected: each stored the mapping it resolved."""
     with engine.begin() as conn:
-        deleted = conn.execute(saved_mappings.delete().where(saved_mappings.c.name == name.strip()))
-    return bool(deleted.rowcount)
+        if not conn.execute(saved_mappings.delete().where(saved_mappings.c.name == name.strip())).rowcount:
+            raise unknown_mapping(conn, name.strip())
 
 
-def saved_names(engine: sa.Engine) -> list[str]:
-    """The first 50 saved names, for a message that says what exists."""
-    with engine.connect() as conn:
-        return list(conn.execute(sa.select(saved_mappings.c.name)
-                                 .order_by(saved_mappings.c.name).limit(50)).scalars())
+def unknown_mapping(conn: sa.Connection, name: str, hint: str = "") -> InputError:
+    """The error for a name no mapping has, listing the first 50 that exist."""
+    known: list[str] = list(conn.execute(sa.select(saved_mappings.c.name)
+                                         .order_by(saved_mappings.c.name).limit(50)).scalars())
+    return InputError(f"No saved mapping is called {name[:64]!r}. Saved mappings: "
+                      f"{', '.join(known) or 'none yet'}{hint}.",
+                      code="unknown_mapping", problem=Problem.UNPROCESSABLE,
+                      details={"mapping": name[:64], "saved": known})
