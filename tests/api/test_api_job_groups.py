@@ -122,3 +122,22 @@ def test_cli_watch_follows_the_group(group_server: Any, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"Job {group_id} completed" in run.stdout and "group, part" in run.stdout
     assert run.stdout.count('"status": "completed"') == 4  # every child, listed at the end
+
+
+def test_cli_imports_a_zipped_file_over_the_limit_as_a_group(group_server: Any, tmp_path: Path) -> None:
+    """Item 1 from the command line, as a user would: ``cocoa import voters
+    ncvoter10.zip --watch`` against the server, one group over the file."""
+    from test_cli_remote import remote
+    from tests.unit.cli_helpers import newcomer
+
+    gen = generate("nc_statewide", ROWS, mess_rate=0.0, seed=8)
+    path = tmp_path / "ncvoter10.zip"
+    path.write_bytes(zipped("ncvoter10.txt", gen.data))
+    run = remote(newcomer(tmp_path), group_server, "import", "voters", str(path), "--watch")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "a group of 4 jobs over 130 items" in run.stdout
+    with group_server.client() as admin:
+        listed = admin.get("/api/v1/jobs", params={"type": "import_voters", "limit": 5}).json()["jobs"]
+        group = next(job for job in listed if job.get("kind") == "group")
+        assert group["status"] == "completed" and group["progress"]["succeeded"] == gen.rows
+        assert group["input"]["filename"] == "ncvoter10.zip" and group["input"]["compressed"] == "zip"
