@@ -101,6 +101,7 @@ class Worker:
             self._drain()
             self._exited.set()
             self._registry_call(worker_registry.deregister, self.manager.engine, self.id)
+            _join_all(helpers, HELPER_EXIT_SECONDS)
         log.info("worker %s stopped", self.id)
 
     def _registry_call(self, operation: Callable[..., None], *args: object) -> None:
@@ -416,3 +417,17 @@ def _smoothed_rate(previous: float | None, items: int, seconds: float) -> float 
     if previous is None:
         return current
     return RATE_SMOOTHING * current + (1 - RATE_SMOOTHING) * previous
+
+
+HELPER_EXIT_SECONDS = 5.0
+
+
+def _join_all(threads: list[threading.Thread], seconds: float) -> None:
+    """Give the helper threads a moment to leave their loops (each watches a
+    stop event) before the interpreter finalises: a daemon thread still
+    inside a C library then - libpq, the fork server starting up - can
+    corrupt the heap ("free(): corrupted unsorted chunks", SIGABRT, seen
+    when a worker was stopped just after it started)."""
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
