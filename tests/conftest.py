@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from cocoa.db.engine import make_engine
+from cocoa.db.tables import jobs, uploads
 from cocoa.jobs.manager import JobManager
 from cocoa.jobtypes.builtin import register_builtin_types
 
@@ -153,6 +154,18 @@ def cocoa_env(db_url: str, data_dir: Path, **overrides: str) -> dict[str, str]:
     })
     env.update(overrides)
     return env
+
+
+def stray_uploads(db_url: str) -> int:
+    """Stored uploads no job refers to: what a refused or abandoned request
+    must not leave behind (cocoa.jobs.uploads.UploadSink)."""
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(uploads).where(uploads.c.id.not_in(
+                sa.select(jobs.c.upload_id).where(jobs.c.upload_id.is_not(None))))).scalar_one())
+    finally:
+        engine.dispose()
 
 
 @dataclass

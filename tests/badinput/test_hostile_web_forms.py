@@ -358,6 +358,7 @@ def test_admin_upload_over_the_limit_is_cut_off(web: Web, with_length: bool) -> 
     assert response.status_code == 413, response.text[:300]
     assert response.json()["error"]["code"] == "file_too_large"
     assert largest <= UPLOAD_LIMIT + UPLOAD_SLACK, f"spooled {largest:,} bytes"
+    assert root.stray_uploads(web.server.db_url) == 0  # nothing stored while it streamed is kept
 
 
 def test_plain_html_forms_still_work_with_the_token_in_the_body(web: Web) -> None:

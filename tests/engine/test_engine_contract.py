@@ -3,6 +3,7 @@ SQLite and PostgreSQL alike (the ``db_engine`` fixture is parametrised)."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from cocoa.db.tables import job_errors, jobs, noop_items, upload_chunks, uploads
 from cocoa.jobs.manager import JobManager, JobNotFound, Lease, LeaseLost, UploadSource
 from cocoa.jobs.model import IllegalTransition, Job, Status, utcnow
 from cocoa.jobs.types import Batch, ItemError, JobValidationError
-from cocoa.jobs.uploads import UploadTooLarge, open_upload
+from cocoa.jobs.uploads import StoredUpload, UploadTooLarge, open_upload
 from cocoa.jobs.worker import Worker
 
 
@@ -376,6 +377,74 @@ def test_retention_archives_old_finished_jobs_and_purges_their_uploads(manager: 
         assert conn.execute(sa.select(uploads.c.purged_at)).scalar_one() is not None
     with pytest.raises(JobValidationError, match="purged"):
         manager.retry(old, created_by="t")
+
+
+def roomy(manager: JobManager) -> JobManager:
+    """``manager`` with a 10,000-byte upload limit (chunks stay 1,024 bytes)."""
+    return JobManager(manager.engine, manager.settings.model_copy(update={"max_upload_bytes": 10_000}))
+
+
+def sink_upload(manager: JobManager, data: bytes, pieces: int = 7) -> StoredUpload:
+    """``data`` through an UploadSink in ``pieces`` writes, finished."""
+    sink = manager.upload_sink("t")
+    step = -(-len(data) // pieces)
+    for start in range(0, len(data), step):
+        sink.write(data[start:start + step])
+        if sink.ready:
+            sink.flush()
+    stored = sink.finish("f.csv", "text/csv")
+    assert stored is not None
+    return stored
+
+
+def test_an_upload_stored_as_it_arrives_is_the_file_and_the_job_refers_to_it(manager: JobManager) -> None:
+    data = bytes(range(256)) * 13  # 3,328 bytes: three full 1,024-byte chunks and a short one
+    manager = roomy(manager)
+    stored = sink_upload(manager, data)
+    upload_id = stored.id
+    assert open_upload(manager.engine, upload_id).read() == data
+    job = manager.create("noop", {"items": 1}, created_by="t",
+                         upload=UploadSource(BytesIO(data), "f.csv", "text/csv", stored=stored))
+    assert job.upload_id == upload_id
+    with manager.engine.connect() as conn:
+        row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).one()
+    assert (row.size, row.chunk_count, row.filename) == (len(data), 4, "f.csv")
+    assert row.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_sink_refuses_past_the_limit_and_discards_what_it_stored(manager: JobManager) -> None:
+    sink = roomy(manager).upload_sink("t")
+    sink.write(b"x" * 4096)
+    sink.flush()
+    with pytest.raises(UploadTooLarge):
+        sink.write(b"x" * 6000)
+    sink.discard()
+    with manager.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(uploads)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(upload_chunks)).scalar_one() == 0
+
+
+def test_a_sink_keeps_only_what_its_first_bytes_allow(manager: JobManager) -> None:
+    sink = roomy(manager).upload_sink("t", keep=lambda head: not head.startswith(b"PK"))
+    sink.write(b"PK\x03\x04" + b"z" * 3000)
+    assert not sink.ready
+    assert sink.finish("a.zip", None) is None
+    with manager.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(uploads)).scalar_one() == 0
+
+
+def test_maintenance_removes_uploads_no_job_took_after_a_day(manager: JobManager) -> None:
+    manager = roomy(manager)
+    abandoned, young = sink_upload(manager, b"a" * 3000).id, sink_upload(manager, b"b" * 3000).id
+    used = manager.create("noop", {"items": 1}, created_by="t",
+                          upload=UploadSource(BytesIO(b"c" * 3000), "c.csv", None)).upload_id
+    with manager.engine.begin() as conn:
+        conn.execute(uploads.update().where(uploads.c.id.in_([abandoned, used]))
+                     .values(created_at=utcnow() - timedelta(days=2)))
+    assert manager.remove_abandoned_uploads() == 1
+    with manager.engine.connect() as conn:
+        assert set(conn.execute(sa.select(uploads.c.id)).scalars()) == {young, used}
+        assert set(conn.execute(sa.select(upload_chunks.c.upload_id).distinct()).scalars()) == {young, used}
 
 
 # ------------------------------------------------------------------ the worker, in process

@@ -20,16 +20,21 @@ into its JSON error shape and the web pages into a page or JSON.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
-from starlette.datastructures import FormData, Headers
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Scope, Send
 
 from cocoa.api.errors import ApiError
+from cocoa.jobs.uploads import UploadSink, UploadTooLarge
 
 MULTIPART = "multipart/form-data"
 URLENCODED = "application/x-www-form-urlencoded"
@@ -106,8 +111,12 @@ def counting_receive(receive: Receive, limit: int, too_large: Callable[[], Excep
     return wrapped
 
 
-async def read_form(request: Request, limits: FormLimits) -> FormData:
+async def read_form(request: Request, limits: FormLimits, file_sink: UploadSink | None = None) -> FormData:
     """The parsed form, within ``limits``; the caller must ``close()`` it.
+
+    With ``file_sink``, the bytes of the part named ``file`` also go to the
+    sink as they arrive (it stores the upload while it streams in); the
+    caller finishes or discards the sink.
 
     Starlette's own 400s (too many files or fields, a malformed body) become
     an ``ApiError`` with a message that says what to send instead.
@@ -115,10 +124,50 @@ async def read_form(request: Request, limits: FormLimits) -> FormData:
     check_headers(request, limits)
     limited = Request(request.scope, counting_receive(request.receive, limits.max_body, limits.too_large))
     try:
-        return await limited.form(max_files=limits.max_files, max_fields=limits.max_fields)
-    except HTTPException as exc:
-        raise ApiError(exc.status_code, _parse_message(str(exc.detail), limits), "malformed_form",
+        if file_sink is None:
+            return await limited.form(max_files=limits.max_files, max_fields=limits.max_fields)
+        async with aclosing(limited.stream()) as stream:
+            parser = _SinkingParser(limited.headers, stream, file_sink, max_files=limits.max_files,
+                                    max_fields=limits.max_fields)
+            return await parser.parse()
+    except UploadTooLarge:
+        raise limits.too_large() from None
+    except (HTTPException, MultiPartException) as exc:
+        detail = str(exc.detail) if isinstance(exc, HTTPException) else exc.message
+        raise ApiError(400, _parse_message(detail, limits), "malformed_form",
                        {"max_files": limits.max_files, "max_fields": limits.max_fields}) from None
+
+
+class _SinkingParser(MultiPartParser):
+    """Starlette's multipart parser, with the first file part named ``file``
+    also written to an :class:`UploadSink`."""
+
+    def __init__(self, headers: Headers, stream: AsyncGenerator[bytes, None], sink: UploadSink,
+                 **limits: Any) -> None:
+        super().__init__(headers, stream, **limits)
+        self._sink: UploadSink | None = sink
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        part = self._current_part
+        if self._sink is not None and part.file is not None and part.field_name == "file":
+            part.file = _SinkingFile(part.file, self._sink)
+            self._sink = None
+
+
+class _SinkingFile(UploadFile):
+    """A spooled file part whose bytes are also written to a sink: buffered
+    on the event loop, stored a whole chunk at a time in a thread."""
+
+    def __init__(self, spooled: UploadFile, sink: UploadSink) -> None:
+        super().__init__(spooled.file, size=spooled.size, filename=spooled.filename, headers=spooled.headers)
+        self._sink = sink
+
+    async def write(self, data: bytes) -> None:
+        await super().write(data)
+        self._sink.write(data)
+        if self._sink.ready:
+            await run_in_threadpool(self._sink.flush)
 
 
 def _parse_message(detail: str, limits: FormLimits) -> str:

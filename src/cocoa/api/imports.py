@@ -34,12 +34,13 @@ from cocoa.api.bodies import read_form, upload_limits
 from cocoa.api.deps import AdminUser, CurrentUser, Objects
 from cocoa.api.errors import ApiError
 from cocoa.api.schemas import ErrorBody, JobAccepted, VoterFormatList, errors, text
-from cocoa.api.unpacking import create_plain, create_unpacked
+from cocoa.api.unpacking import create_plain, create_unpacked, finish_upload, storing, upload_sink
 from cocoa.api.webhook_fields import DESCRIPTION as WEBHOOK_DESCRIPTION
 from cocoa.api.webhook_fields import OPENAPI_PROPERTY as WEBHOOK_PROPERTY
 from cocoa.api.webhook_fields import checked_webhook_url
 from cocoa.auth import User
 from cocoa.jobs.client import UploadSource
+from cocoa.jobs.uploads import UploadSink
 from cocoa.jobs.webhooks import MAX_URL
 from cocoa.jobtypes.requests import (
     GEOCODE_HOUSEHOLDS,
@@ -64,9 +65,9 @@ UPLOAD_ERRORS = errors(400, 401, 403, 413, 415, 422)
 # ----------------------------------------------------------------------------- machinery
 
 
-async def read_upload_form(request: Request, limit: int) -> FormData:
+async def read_upload_form(request: Request, limit: int, file_sink: UploadSink | None = None) -> FormData:
     """The parsed multipart form, within the size limit (see :mod:`cocoa.api.bodies`)."""
-    return await read_form(request, upload_limits(limit, MAX_FORM_FILES, MAX_FORM_FIELDS))
+    return await read_form(request, upload_limits(limit, MAX_FORM_FILES, MAX_FORM_FIELDS), file_sink)
 
 
 def form_file(form: FormData, limit: int) -> UploadFile:
@@ -128,20 +129,24 @@ async def create_upload_job(
     """Read the form, validate its fields, then create the job in the threadpool
     (``unpack``: a .zip/.gz upload is read as the data file inside it)."""
     limit = objects.jobs.settings.max_upload_bytes
-    form = await read_upload_form(request, limit)
-    try:
-        upload = form_file(form, limit)
-        check_field_names(form, (*fields, "webhook_url"))
-        job_request = build_request(form)
-        webhook_url = await run_in_threadpool(checked_webhook_url, form_text(form, "webhook_url", None, MAX_URL),
-                                              objects.jobs.settings)
-        source = UploadSource(upload.file, _printable(upload.filename), _printable(upload.content_type))
-        job = await run_in_threadpool(create_unpacked if unpack else create_plain, objects.jobs,
-                                      type_name, job_request, source, created_by=user.username,
-                                      actor=user.actor, webhook_url=webhook_url)
-        return await run_in_threadpool(accepted, objects, job, response)
-    finally:
-        await form.close()
+    sink = upload_sink(objects.jobs, user.username, unpack=unpack)
+    async with storing(sink):
+        form = await read_upload_form(request, limit, sink)
+        try:
+            upload = form_file(form, limit)
+            check_field_names(form, (*fields, "webhook_url"))
+            job_request = build_request(form)
+            webhook_url = await run_in_threadpool(checked_webhook_url,
+                                                  form_text(form, "webhook_url", None, MAX_URL),
+                                                  objects.jobs.settings)
+            source = await finish_upload(sink, UploadSource(upload.file, _printable(upload.filename),
+                                                            _printable(upload.content_type)))
+            job = await run_in_threadpool(create_unpacked if unpack else create_plain, objects.jobs,
+                                          type_name, job_request, source, created_by=user.username,
+                                          actor=user.actor, webhook_url=webhook_url)
+        finally:
+            await form.close()
+    return await run_in_threadpool(accepted, objects, job, response)
 
 
 def multipart_body(properties: dict[str, Any]) -> dict[str, Any]:

@@ -46,8 +46,16 @@ def sniff_compression(stream: IO[bytes]) -> str | None:
     """"zip" or "gzip" from the first bytes (the name is only a hint); the
     stream is left at its start."""
     stream.seek(0)
-    head = stream.read(4)
+    head = stream.read(MAGIC_BYTES)
     stream.seek(0)
+    return compression_of(head)
+
+
+MAGIC_BYTES = 4  # enough of a file's start for compression_of
+
+
+def compression_of(head: bytes) -> str | None:
+    """"zip" or "gzip" from a file's first :data:`MAGIC_BYTES` bytes, else None."""
     if head.startswith(ZIP_MAGIC):
         return "zip"
     if head.startswith(GZIP_MAGIC):

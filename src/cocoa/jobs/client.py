@@ -23,7 +23,7 @@ from cocoa.jobs.model import RETRYABLE, TERMINAL, IllegalTransition, Job, Status
 from cocoa.jobs.search import JobFilter, filter_where, resolve_job_id
 from cocoa.jobs.store import JobNotFound, JobStore, get_job
 from cocoa.jobs.types import CreateContext, JobValidationError, all_job_types, get_job_type
-from cocoa.jobs.uploads import UploadPurged, open_upload, store_upload
+from cocoa.jobs.uploads import StoredUpload, UploadPurged, UploadSink, open_upload, store_upload
 
 RECENT_ERRORS = 5  # item errors shown with a job object
 
@@ -36,6 +36,8 @@ class UploadSource:
     filename: str | None
     content_type: str | None
     compression: str | None = None  # "zip" | "gzip": what the client sent (uploads.compression)
+    # Already in the database: stored as it streamed in (cocoa.jobs.uploads.UploadSink).
+    stored: StoredUpload | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,9 @@ class JobClient(JobStore):
 
         * a job with a file validates *first*, from the client's spooled
           upload, in a transaction that only reads - on SQLite it holds no
-          lock while a large file is inspected - and then stores the file and
-          the job row in a second one that takes the write lock at BEGIN;
+          lock while a large file is inspected - and then stores the file
+          (unless ``upload.stored`` says it already is) and the job row in a
+          second one that takes the write lock at BEGIN;
         * a job without a file inserts the row first, because its
           validation may write rows that reference it (a fixed geocoding
           selection).
@@ -95,8 +98,7 @@ class JobClient(JobStore):
             # ("database is locked") whenever anyone wrote in the meantime.
             with self.writer.begin() as conn:
                 if upload is not None:
-                    upload.stream.seek(0)
-                    upload_id = self._store(conn, upload, created_by)
+                    upload_id = upload.stored.id if upload.stored else self._store(conn, upload, created_by)
                 assert upload_id is not None
                 described = {INPUT_KEY: describe_upload(conn, upload_id, params, head,
                                                         upload.compression if upload else None)}
@@ -150,6 +152,7 @@ class JobClient(JobStore):
         return data
 
     def _store(self, conn: sa.Connection, upload: UploadSource, created_by: str | None) -> str:
+        upload.stream.seek(0)
         return store_upload(
             conn, upload.stream, filename=upload.filename, content_type=upload.content_type,
             created_by=created_by, chunk_bytes=self.settings.upload_chunk_bytes,
@@ -158,6 +161,11 @@ class JobClient(JobStore):
                        else self.settings.max_upload_bytes),
             compression=upload.compression,
         ).id
+
+    def upload_sink(self, created_by: str | None, keep: Callable[[bytes], bool] | None = None) -> UploadSink:
+        """A sink that stores a plain upload while it streams in (see :class:`UploadSink`)."""
+        return UploadSink(self.writer, chunk_bytes=self.settings.upload_chunk_bytes,
+                          max_bytes=self.settings.max_upload_bytes, created_by=created_by, keep=keep)
 
     def _stored_upload(self, upload_id: str | None) -> IO[bytes]:
         """The file of an earlier job (for retry)."""

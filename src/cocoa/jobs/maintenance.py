@@ -22,6 +22,7 @@ from cocoa.jobs import workers as worker_registry
 from cocoa.jobs.history import SYSTEM, Event
 from cocoa.jobs.model import TERMINAL, Control, Job, Status, utcnow
 from cocoa.jobs.store import JobStore, run_seconds
+from cocoa.jobs.uploads import delete_uploads
 
 log = logging.getLogger("cocoa.jobs")
 
@@ -107,6 +108,28 @@ class Maintenance(JobStore):
         log.info("retention: archived %d finished jobs older than %s days", len(ids),
                  self.settings.retention_days)
         return len(ids)
+
+    def remove_abandoned_uploads(self) -> int:
+        """Uploads no job refers to, a day after they began: files stored as
+        they streamed in (:class:`cocoa.jobs.uploads.UploadSink`) whose
+        request died with its server before the job was created or the file
+        discarded. A day, so no upload still arriving is touched."""
+        cutoff = utcnow() - ABANDONED_UPLOAD_AGE
+        with self.writer.begin() as conn:
+            abandoned: list[str] = list(conn.execute(sa.select(uploads.c.id).where(
+                uploads.c.created_at < cutoff,
+                # NOT IN, not NOT EXISTS: the ids are gathered once (jobs.upload_id has no index)
+                uploads.c.id.not_in(sa.select(jobs.c.upload_id).where(jobs.c.upload_id.is_not(None))),
+            )).scalars())
+            if abandoned:
+                delete_uploads(conn, abandoned)
+        if abandoned:
+            log.warning("removed %d abandoned uploads (no job, older than %s)", len(abandoned),
+                        ABANDONED_UPLOAD_AGE)
+        return len(abandoned)
+
+
+ABANDONED_UPLOAD_AGE = timedelta(days=1)
 
 
 def _record_reaped(conn: sa.Connection, job: Job, values: dict[str, Any], now: Any) -> None:

@@ -353,6 +353,7 @@ class Worker:
                 self.manager.prune_dead_workers()
                 if time.monotonic() - last_archive > 60:
                     self.manager.archive_finished()
+                    self.manager.remove_abandoned_uploads()
                     last_archive = time.monotonic()
             except sa.exc.OperationalError as exc:
                 log.warning("worker %s: maintenance skipped, database unavailable: %s", self.id, exc)

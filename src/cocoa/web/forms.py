@@ -21,6 +21,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from cocoa.api.bodies import SMALL_FORM, FormLimits, read_form, upload_limits
+from cocoa.jobs.uploads import UploadSink
 from cocoa.web import security
 
 
@@ -32,7 +33,8 @@ def csrf_fails_unread(request: Request) -> bool:
     return bool(request.headers.get(security.CSRF_HEADER)) and not security.csrf_ok(request)
 
 
-async def read_checked_form(request: Request, limits: FormLimits = SMALL_FORM) -> FormData:
+async def read_checked_form(request: Request, limits: FormLimits = SMALL_FORM,
+                            file_sink: UploadSink | None = None) -> FormData:
     """The form of a POST whose session and role were checked already.
 
     Raises :class:`~cocoa.api.errors.ApiError` (413, 415, 400) for a body
@@ -41,7 +43,7 @@ async def read_checked_form(request: Request, limits: FormLimits = SMALL_FORM) -
     """
     if csrf_fails_unread(request):
         return FormData()
-    return await read_form(request, limits)
+    return await read_form(request, limits, file_sink)
 
 
 def start_limits(needs_file: bool, max_upload_bytes: int) -> FormLimits:

@@ -27,12 +27,12 @@ from starlette.templating import Jinja2Templates
 
 from cocoa.api.errors import ApiError
 from cocoa.api.job_objects import JobObjects, public_dict
-from cocoa.api.unpacking import create_plain, create_unpacked
+from cocoa.api.unpacking import create_plain, create_unpacked, finish_upload, storing, upload_sink
 from cocoa.auth import User, get_user
 from cocoa.jobs.manager import JobManager, JobNotFound, UploadSource
 from cocoa.jobs.model import IllegalTransition, Job
 from cocoa.jobs.types import JobValidationError, all_job_types
-from cocoa.jobs.uploads import UploadTooLarge
+from cocoa.jobs.uploads import UploadSink, UploadTooLarge
 from cocoa.login_guard import LoginRefused
 from cocoa.web import forms, job_finder, security, start, view, workers_pages
 
@@ -417,30 +417,19 @@ async def _start_outcome(request: Request, spec: start.StartSpec) -> Response | 
     if refused is not None:
         return 403, _error_body("forbidden", refused[1])
     limits = forms.start_limits(spec.needs_file, _manager(request).settings.max_upload_bytes)
+    sink = upload_sink(_manager(request), user.username, unpack=spec.job_type == "import_voters") \
+        if spec.needs_file else None
     try:
-        form = await forms.read_checked_form(request, limits)
+        async with storing(sink):  # a refusal leaves no stored file behind
+            form = await forms.read_checked_form(request, limits, sink)
+            try:
+                if not security.csrf_ok(request, form):
+                    raise ApiError(403, FORM_EXPIRED[1], "csrf_failed")
+                job = await _start_job(request, spec, form, user, sink)
+            finally:
+                await form.close()
     except ApiError as exc:
         return exc.status, _error_body(exc.code, exc.message, exc.details)
-    try:
-        if not security.csrf_ok(request, form):
-            return 403, _error_body("csrf_failed", FORM_EXPIRED[1])
-        return await _start_job(request, spec, form, user)
-    finally:
-        await form.close()
-
-
-async def _start_job(request: Request, spec: start.StartSpec, form: FormData, user: User
-                     ) -> tuple[int, dict[str, Any]]:
-    """Build the job request from the form and create the job."""
-    try:
-        job_request = start.BUILDERS[spec.slug](form)
-        if spec.needs_file:  # a .zip/.gz voter file is read as the API reads it (cocoa.api.unpacking)
-            create = create_unpacked if spec.job_type == "import_voters" else create_plain
-            job = await run_in_threadpool(create, _manager(request), spec.job_type, job_request,
-                                          _upload_source(form), created_by=user.username)
-        else:
-            job = await run_in_threadpool(_manager(request).create, spec.job_type, job_request,
-                                          created_by=user.username)
     except start.FormError as exc:
         return 422, _error_body(exc.code, exc.message, {"field": exc.field})
     except JobValidationError as exc:
@@ -448,6 +437,19 @@ async def _start_job(request: Request, spec: start.StartSpec, form: FormData, us
     except UploadTooLarge as exc:
         return 413, _error_body("file_too_large", str(exc), {"limit_bytes": exc.limit})
     return 202, {"job_id": job.id, "url": f"/jobs/{job.id}", "status": job.status.value}
+
+
+async def _start_job(request: Request, spec: start.StartSpec, form: FormData, user: User,
+                     sink: UploadSink | None) -> Job:
+    """Build the job request from the form and create the job."""
+    job_request = start.BUILDERS[spec.slug](form)
+    if sink:  # a .zip/.gz voter file is read as the API reads it (cocoa.api.unpacking)
+        create = create_unpacked if spec.job_type == "import_voters" else create_plain
+        source = await finish_upload(sink, _upload_source(form))
+        return await run_in_threadpool(create, _manager(request), spec.job_type, job_request,
+                                       source, created_by=user.username)
+    return await run_in_threadpool(_manager(request).create, spec.job_type, job_request,
+                                   created_by=user.username)
 
 
 def _upload_source(form: Any) -> UploadSource:
